@@ -1,0 +1,56 @@
+"""Error codes and the error body every surface of the canonical API returns."""
+
+from enum import StrEnum
+from typing import Any
+
+
+class ErrorCode(StrEnum):
+    """Machine-readable error codes of the canonical (v2) API."""
+
+    UNAUTHORIZED = "unauthorized"
+    NOT_FOUND = "not_found"
+    VALIDATION_ERROR = "validation_error"
+    INVALID_JSON = "invalid_json"
+    INVALID_STRATEGY = "invalid_strategy"
+    UNSUPPORTED_ASSET = "unsupported_asset"
+    UNSUPPORTED_RESOLUTION = "unsupported_resolution"
+    INVALID_DATE_RANGE = "invalid_date_range"
+    RUN_NOT_FINISHED = "run_not_finished"
+    RUN_FINISHED = "run_finished"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    TIMEOUT = "timeout"
+    CANCELLED = "cancelled"
+    ENGINE_ERROR = "engine_error"
+    WORKER_LOST = "worker_lost"
+    INTERNAL_ERROR = "internal_error"
+
+
+class ApiError(Exception):
+    """An error that becomes a JSON response: status, code, message and the offending field."""
+
+    def __init__(
+        self,
+        status: int,
+        code: ErrorCode,
+        message: str,
+        *,
+        field: str | None = None,
+        details: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+        self.details = details
+        self.headers = headers
+
+    def body(self) -> dict[str, Any]:
+        """Return the wire form: `{"error": {"code", "message", "field"?, "details"?}}`."""
+        err: dict[str, Any] = {"code": str(self.code), "message": self.message}
+        if self.field is not None:
+            err["field"] = self.field
+        if self.details:
+            err["details"] = self.details
+        return {"error": err}

@@ -1,0 +1,71 @@
+"""Response bodies of the canonical v2 API."""
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from protocol.enums import RunState
+
+
+class RunError(BaseModel):
+    """Why a run failed."""
+
+    code: str
+    message: str
+
+
+class RunStatus(BaseModel):
+    """The run status object returned by create, get and list."""
+
+    run_id: str
+    state: RunState
+    progress: float
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: RunError | None
+    config: dict[str, Any]
+    archived: bool = False
+    archived_at: datetime | None = None
+
+
+class RunList(BaseModel):
+    """A page of runs, newest first, with the total and the cursor of the next page."""
+
+    items: list[RunStatus]
+    total: int
+    next_cursor: str | None
+
+
+class Trade(BaseModel):
+    """One fill."""
+
+    symbol: str
+    timestamp: datetime
+    side: str
+    quantity: float
+    price: float
+    commission: float
+
+
+class EquityPoint(BaseModel):
+    """Portfolio value at one time."""
+
+    timestamp: datetime
+    equity: float
+    cash: float
+    positions: float
+
+
+class Results(BaseModel):
+    """`GET /api/v2/backtests/{run_id}/results`."""
+
+    run_id: str
+    metrics: dict[str, float | None]
+    equity: list[EquityPoint]
+    trades: list[Trade]
+    round_trips: list[dict[str, Any]]
+    open_positions: list[dict[str, Any]]
+    exposure: list[dict[str, Any]]
+    logs: list[dict[str, Any]]

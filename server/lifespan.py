@@ -1,0 +1,63 @@
+"""Start-up and shut-down, in order: database, first key, data, workers, hub, dispatcher."""
+
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+
+from engine.data.demo import ensure_demo_data
+from engine.data.store import BarStore
+from server.auth import ensure_first_user
+from server.db.pool import Database
+from server.hub import Hub
+from server.jobs import Dispatcher
+from server.stream import Streams
+from server.workers import WorkerPool
+
+log = logging.getLogger("barstream")
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    """Bring every part up before the first request and down after the last."""
+    settings = app.state.settings
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings)
+    pool = await db.open()
+    async with pool.acquire() as conn:
+        key = await ensure_first_user(conn)
+    if key is not None:
+        # Printed, never logged: this is the only time the key exists in clear.
+        print(f"barstream: created user 'local'; its API key (shown once): {key}", flush=True)
+    store = BarStore(settings.bars_dir)
+    written = await asyncio.to_thread(ensure_demo_data, store, days=settings.demo_days)
+    if written:
+        log.info("generated synthetic demo data: %s", ", ".join(written))
+    workers = WorkerPool(settings.workers)
+    await workers.start()
+    hub = Hub(db.dsn)
+    await hub.start()
+    if db.embedded is not None:
+        # An embedded database has one server: runs it left running were orphaned by its exit.
+        await pool.execute("UPDATE runs SET lease_expires_at = now() WHERE state = 'running'")
+    dispatcher = Dispatcher(settings, pool, workers)
+    hub.on_cancel(dispatcher.cancel)
+    streams = Streams()
+    app.state.pool, app.state.store, app.state.workers = pool, store, workers
+    app.state.hub, app.state.dispatcher, app.state.streams = hub, dispatcher, streams
+    app.state.dsn = db.dsn
+    dispatcher.start()
+    log.info("barstream ready with %d workers", workers.size)
+    try:
+        yield
+    finally:
+        streams.shutdown()
+        await streams.wait_closed()
+        await dispatcher.stop()
+        await hub.stop()
+        await workers.close()
+        await db.close()
+        print("barstream: stopped", file=sys.stderr, flush=True)

@@ -1,0 +1,144 @@
+"""The canonical v2 runs API: create, list, get, results, cancel."""
+
+import asyncio
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from protocol.enums import RunState
+from protocol.errors import ApiError, ErrorCode
+from server import runs
+from server.auth import require_user
+from server.events import iso
+from server.responses import JSON
+from server.translate import build_config
+
+_STATES = {s.value for s in RunState}
+
+
+def _not_found(run_id: str) -> ApiError:
+    return ApiError(404, ErrorCode.NOT_FOUND, f"backtest {run_id} not found", field="run_id")
+
+
+async def create(request: Request) -> Response:
+    """Validate and queue a run; 201 with its status."""
+    user = await require_user(request)
+    body = await request.body()
+    store = request.app.state.store
+    config = await asyncio.to_thread(build_config, body, store)
+    async with request.app.state.pool.acquire() as conn:
+        row = await runs.create(conn, user.id, config)
+    request.app.state.dispatcher.wake()
+    status = runs.status(row)
+    return JSON(
+        status, status_code=201, headers={"Location": f"/api/v2/backtests/{status['run_id']}"}
+    )
+
+
+def _limit(request: Request) -> int:
+    raw = request.query_params.get("limit", "50")
+    try:
+        limit = int(raw)
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= 200:
+        raise ApiError(
+            422, ErrorCode.VALIDATION_ERROR, "limit must be an integer from 1 to 200", field="limit"
+        )
+    return limit
+
+
+async def list_runs(request: Request) -> Response:
+    """The caller's runs, newest first, paged by cursor, with the total count."""
+    user = await require_user(request)
+    q = request.query_params
+    state = q.get("state") or None
+    if state is not None and state not in _STATES:
+        raise ApiError(
+            422,
+            ErrorCode.VALIDATION_ERROR,
+            f"state must be one of {', '.join(sorted(_STATES))}",
+            field="state",
+        )
+    cursor = None
+    if q.get("cursor"):
+        try:
+            cursor = runs.decode_cursor(q["cursor"])
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ApiError(
+                422, ErrorCode.VALIDATION_ERROR, "cursor is not valid", field="cursor"
+            ) from exc
+    archived = q.get("include_archived", "false").lower() in ("1", "true", "yes")
+    rows, total, nxt = await runs.page(
+        request.app.state.pool,
+        user.id,
+        state=state,
+        limit=_limit(request),
+        cursor=cursor,
+        include_archived=archived,
+    )
+    return JSON({"items": [runs.status(r) for r in rows], "total": total, "next_cursor": nxt})
+
+
+async def get_run(request: Request) -> Response:
+    """One run's status."""
+    user = await require_user(request)
+    run_id = request.path_params["run_id"]
+    row = await runs.get(request.app.state.pool, run_id, user.id)
+    if row is None:
+        raise _not_found(run_id)
+    return JSON(runs.status(row))
+
+
+async def results(request: Request) -> Response:
+    """Metrics, equity, trades, exposure and logs of a completed run; 409 before."""
+    user = await require_user(request)
+    run_id = request.path_params["run_id"]
+    pool = request.app.state.pool
+    row = await runs.get(pool, run_id, user.id)
+    if row is None:
+        raise _not_found(run_id)
+    if row["state"] != RunState.COMPLETED:
+        raise ApiError(
+            409,
+            ErrorCode.RUN_NOT_FINISHED,
+            f"backtest {run_id} is {row['state']}; results exist only once it is completed",
+            field="run_id",
+        )
+    body = await pool.fetchval("SELECT body::text FROM results WHERE run_id = $1", row["id"])
+    logs = await pool.fetch(
+        "SELECT ts, data FROM events WHERE run_id = $1 AND type = 'log' ORDER BY id", row["id"]
+    )
+    head = {"run_id": run_id, "logs": [{"timestamp": iso(r["ts"]), **r["data"]} for r in logs]}
+    return Response(orjson.dumps({**head, **orjson.loads(body)}), media_type="application/json")
+
+
+async def cancel(request: Request) -> Response:
+    """Cancel a queued run now or a running one between chunks; 202 with its status."""
+    user = await require_user(request)
+    run_id = request.path_params["run_id"]
+    pool = request.app.state.pool
+    row = await runs.get(pool, run_id, user.id)
+    if row is None:
+        raise _not_found(run_id)
+    if RunState(row["state"]).terminal:
+        raise ApiError(
+            409,
+            ErrorCode.RUN_FINISHED,
+            f"backtest {run_id} is already {row['state']}",
+            field="run_id",
+        )
+    async with pool.acquire() as conn:
+        row = await runs.request_cancel(conn, row["id"])
+    return JSON(runs.status(row), status_code=202)
+
+
+routes = [
+    Route("/api/v2/backtests", create, methods=["POST"]),
+    Route("/api/v2/backtests", list_runs, methods=["GET"]),
+    Route("/api/v2/backtests/{run_id}", get_run, methods=["GET"]),
+    Route("/api/v2/backtests/{run_id}/results", results, methods=["GET"]),
+    Route("/api/v2/backtests/{run_id}/cancel", cancel, methods=["POST"]),
+]

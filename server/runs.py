@@ -1,0 +1,142 @@
+"""The runs table: create, read, list, and the state transitions, each with its events."""
+
+import base64
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from protocol.enums import RunState
+from server import events
+from server.events import CANCEL_CHANNEL, iso
+
+_COLUMNS = (
+    "id, state, progress, config, created_at, started_at, finished_at, error, archived, archived_at"
+)
+
+
+def status(row: asyncpg.Record) -> dict[str, Any]:
+    """Return the wire form of a run status object."""
+    return {
+        "run_id": str(row["id"]),
+        "state": row["state"],
+        "progress": row["progress"],
+        "created_at": iso(row["created_at"]),
+        "started_at": iso(row["started_at"]),
+        "finished_at": iso(row["finished_at"]),
+        "error": row["error"],
+        "config": row["config"],
+        "archived": row["archived"],
+        "archived_at": iso(row["archived_at"]),
+    }
+
+
+async def create(
+    conn: asyncpg.Connection, user_id: uuid.UUID, config: dict[str, Any]
+) -> asyncpg.Record:
+    """Insert a queued run and its first event (`state: queued`) in one transaction."""
+    run_id = uuid.uuid4()
+    async with conn.transaction():
+        row = await conn.fetchrow(
+            f"INSERT INTO runs (id, user_id, state, config) VALUES ($1, $2, 'queued', $3)"
+            f" RETURNING {_COLUMNS}",
+            run_id,
+            user_id,
+            config,
+        )
+        await events.append(conn, run_id, [("state", {"state": "queued", "previous_state": None})])
+    return row
+
+
+async def get(
+    conn: asyncpg.Connection | asyncpg.Pool, run_id: str, user_id: uuid.UUID
+) -> asyncpg.Record | None:
+    """Return the caller's run, or None when it does not exist or belongs to someone else."""
+    try:
+        rid = uuid.UUID(run_id)
+    except ValueError:
+        return None
+    return await conn.fetchrow(
+        f"SELECT {_COLUMNS} FROM runs WHERE id = $1 AND user_id = $2", rid, user_id
+    )
+
+
+def _encode_cursor(created_at: datetime, run_id: uuid.UUID) -> str:
+    raw = f"{created_at.timestamp():.6f}|{run_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """Parse a listing cursor; ValueError when it is not one of ours."""
+    raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    ts, _, rid = raw.partition("|")
+    return datetime.fromtimestamp(float(ts), UTC), uuid.UUID(rid)
+
+
+async def page(
+    conn: asyncpg.Pool,
+    user_id: uuid.UUID,
+    *,
+    state: str | None,
+    limit: int,
+    cursor: tuple[datetime, uuid.UUID] | None,
+    include_archived: bool,
+) -> tuple[list[asyncpg.Record], int, str | None]:
+    """Return one page of the caller's runs newest first, the total, and the next cursor."""
+    where = ["user_id = $1", "($2::text IS NULL OR state = $2)"]
+    if not include_archived:
+        where.append("NOT archived")
+    total = await conn.fetchval(
+        f"SELECT count(*) FROM runs WHERE {' AND '.join(where)}", user_id, state
+    )
+    args: list[Any] = [user_id, state, limit + 1]
+    if cursor is not None:
+        where.append("(created_at, id) < ($4, $5)")
+        args += list(cursor)
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM runs WHERE {' AND '.join(where)}"
+        " ORDER BY created_at DESC, id DESC LIMIT $3",
+        *args,
+    )
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = _encode_cursor(rows[-1]["created_at"], rows[-1]["id"])
+    return rows, total, next_cursor
+
+
+async def request_cancel(conn: asyncpg.Connection, run_id: uuid.UUID) -> asyncpg.Record:
+    """Cancel a queued run at once, or flag a running one for its runner; return the new row."""
+    async with conn.transaction():
+        state = await conn.fetchval("SELECT state FROM runs WHERE id = $1 FOR UPDATE", run_id)
+        if state == RunState.QUEUED:
+            await finish(conn, run_id, RunState.CANCELLED, previous=RunState.QUEUED)
+        elif state == RunState.RUNNING:
+            await conn.execute("UPDATE runs SET cancel_requested = true WHERE id = $1", run_id)
+            await conn.execute("SELECT pg_notify($1, $2)", CANCEL_CHANNEL, str(run_id))
+        return await conn.fetchrow(f"SELECT {_COLUMNS} FROM runs WHERE id = $1", run_id)
+
+
+async def finish(
+    conn: asyncpg.Connection,
+    run_id: uuid.UUID,
+    state: RunState,
+    *,
+    previous: RunState,
+    error: dict[str, str] | None = None,
+    extra: list[tuple[str, dict[str, Any]]] = (),  # type: ignore[assignment]
+) -> None:
+    """Move a run to a terminal state, appending `extra` events and then the state event."""
+    await conn.execute(
+        "UPDATE runs SET state = $2, finished_at = now(), error = $3, lease_owner = NULL,"
+        " lease_expires_at = NULL, progress = CASE WHEN $2 = 'completed' THEN 1 ELSE progress END"
+        " WHERE id = $1",
+        run_id,
+        state.value,
+        error,
+    )
+    data: dict[str, Any] = {"state": state.value, "previous_state": previous.value}
+    if error is not None:
+        data["error"] = error
+    await events.append(conn, run_id, [*extra, ("state", data)])

@@ -1,0 +1,50 @@
+"""Server settings, read once from arguments and the environment."""
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server needs to start; defaults give a working local server."""
+
+    data_dir: Path = field(
+        default_factory=lambda: Path(os.environ.get("BARSTREAM_DATA_DIR", ".barstream"))
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+    database_url: str | None = field(default_factory=lambda: os.environ.get("DATABASE_URL") or None)
+    workers: int = field(default_factory=lambda: _env_int("BARSTREAM_WORKERS", os.cpu_count() or 1))
+    max_run_seconds: float = field(
+        default_factory=lambda: _env_float("BARSTREAM_MAX_RUN_SECONDS", 3600.0)
+    )
+    max_body_bytes: int = field(
+        default_factory=lambda: _env_int("BARSTREAM_MAX_BODY_BYTES", 1 << 20)
+    )
+    max_attempts: int = 3
+    lease_seconds: float = field(
+        default_factory=lambda: _env_float("BARSTREAM_LEASE_SECONDS", 30.0)
+    )
+    poll_seconds: float = 1.0
+    ws_ping_seconds: float = 20.0
+    demo_days: int = field(default_factory=lambda: _env_int("BARSTREAM_DEMO_DAYS", 731))
+    node_id: str = field(default_factory=lambda: f"{os.uname().nodename}:{os.getpid()}")
+
+    @property
+    def bars_dir(self) -> Path:
+        return self.data_dir / "bars"
+
+    @property
+    def pg_dir(self) -> Path:
+        return self.data_dir / "pg"

@@ -1,0 +1,166 @@
+"""The one place that knows both the wire and the engine: a v2 request becomes a run config."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+from pydantic import ValidationError
+
+from engine.data.store import BarStore
+from engine.strategy.compile import StrategyError, compile_strategy
+from protocol.enums import RESOLUTIONS
+from protocol.errors import ApiError, ErrorCode
+from protocol.requests import BacktestCreate
+
+_NS = 1_000_000_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_ns(ts: datetime) -> int:
+    """Exact nanoseconds since the epoch of an aware datetime."""
+    return (ts - _EPOCH) // timedelta(microseconds=1) * 1000
+
+
+def validation_error(exc: ValidationError) -> ApiError:
+    """Turn pydantic's errors into a 422 naming the first field (all of them in `details`)."""
+    details = []
+    for err in exc.errors(include_url=False, include_input=False):
+        loc = ".".join(str(p) for p in err["loc"]) or "body"
+        details.append({"field": loc, "message": err["msg"]})
+    first = details[0]
+    return ApiError(
+        422,
+        ErrorCode.VALIDATION_ERROR,
+        f"{first['field']}: {first['message']}",
+        field=first["field"],
+        details=details,
+    )
+
+
+def _aware(ts: datetime, tz: str) -> datetime:
+    """A naive timestamp is read in the request's time zone; an aware one keeps its offset."""
+    return ts.replace(tzinfo=ZoneInfo(tz)) if ts.tzinfo is None else ts
+
+
+def _iso(ts: datetime) -> str:
+    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _strategy(req: BacktestCreate) -> dict[str, Any]:
+    if req.strategy_id is not None:
+        raise ApiError(
+            404, ErrorCode.NOT_FOUND, f"strategy {req.strategy_id!r} not found", field="strategy_id"
+        )
+    if req.strategy_json is not None:
+        try:
+            spec = orjson.loads(req.strategy_json)
+        except orjson.JSONDecodeError as exc:
+            raise ApiError(
+                400,
+                ErrorCode.INVALID_STRATEGY,
+                f"strategy_json is not valid JSON: {exc}",
+                field="strategy_json",
+            ) from exc
+        if not isinstance(spec, dict):
+            raise ApiError(
+                400,
+                ErrorCode.INVALID_STRATEGY,
+                "strategy_json must encode a JSON object",
+                field="strategy_json",
+            )
+        return spec
+    assert req.strategy is not None
+    return req.strategy.model_dump(exclude_none=True)
+
+
+def _check_strategy(spec: dict[str, Any], source: str) -> None:
+    try:
+        compile_strategy(spec)
+    except StrategyError as exc:
+        field = f"{source}.{exc.path}" if exc.path else source
+        raise ApiError(
+            400, ErrorCode.INVALID_STRATEGY, f"{field}: {exc.message}", field=field
+        ) from exc
+
+
+def _symbols(store: BarStore, names: list[str], start_ns: int, end_ns: int) -> list[str]:
+    resolved = []
+    for i, name in enumerate(names):
+        info = store.resolve(name)
+        if info is None:
+            raise ApiError(
+                400,
+                ErrorCode.UNSUPPORTED_ASSET,
+                f"unknown symbol {name!r}; GET /api/v2/symbols lists them",
+                field=f"symbols.{i}",
+            )
+        if start_ns < info.first_ts or end_ns > info.last_ts:
+            first = datetime.fromtimestamp(info.first_ts / _NS, UTC)
+            last = datetime.fromtimestamp(info.last_ts / _NS, UTC)
+            raise ApiError(
+                400,
+                ErrorCode.INVALID_DATE_RANGE,
+                f"{info.name} has data from {_iso(first)} to {_iso(last)}; the requested range is outside it",
+                field="start" if start_ns < info.first_ts else "end",
+            )
+        resolved.append(info.name)
+    return resolved
+
+
+def build_config(body: bytes, store: BarStore) -> dict[str, Any]:
+    """Validate a v2 create body; return the fully resolved config, or raise ApiError."""
+    try:
+        req = BacktestCreate.model_validate_json(body or b"{}")
+    except ValidationError as exc:
+        if any(e["type"] == "json_invalid" for e in exc.errors()):
+            raise ApiError(
+                400, ErrorCode.INVALID_JSON, "the request body is not valid JSON"
+            ) from exc
+        raise validation_error(exc) from exc
+    start, end = _aware(req.start, req.timezone), _aware(req.end, req.timezone)
+    if start >= end:
+        raise ApiError(422, ErrorCode.VALIDATION_ERROR, "start must be before end", field="start")
+    interval = RESOLUTIONS[req.resolution]
+    if interval is None:
+        raise ApiError(
+            400,
+            ErrorCode.UNSUPPORTED_RESOLUTION,
+            f"no {req.resolution} data is stored; available resolutions: 1m, 5m, 15m, 1h, 4h, 1d",
+            field="resolution",
+        )
+    source = "strategy" if req.strategy is not None else "strategy_json"
+    spec = _strategy(req)
+    _check_strategy(spec, source)
+    start_ns, end_ns = to_ns(start), to_ns(end)
+    symbols = _symbols(store, req.symbols, start_ns, end_ns)
+    return {
+        "name": req.name,
+        "symbols": symbols,
+        "start": _iso(start),
+        "end": _iso(end),
+        "resolution": req.resolution,
+        "interval": interval,
+        "capital": req.capital,
+        "currency": req.currency,
+        "timezone": req.timezone,
+        "strategy": spec,
+        "execution": req.execution.model_dump(),
+    }
+
+
+def job_from_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Return what a worker needs to run a stored config."""
+
+    def ns(ts: str) -> int:
+        return to_ns(datetime.fromisoformat(ts))
+
+    return {
+        "symbols": config["symbols"],
+        "resolution": config["interval"],
+        "start_ns": ns(config["start"]),
+        "end_ns": ns(config["end"]),
+        "strategy": config["strategy"],
+        "execution": config["execution"],
+        "capital": config["capital"],
+    }

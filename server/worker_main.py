@@ -1,0 +1,133 @@
+"""The body of a pool worker process: compile kernels once, then run jobs sent over a pipe."""
+
+import logging
+import os
+import traceback
+from datetime import UTC, datetime
+from multiprocessing.connection import Connection
+from typing import Any
+
+_NS = 1_000_000_000
+_INTERVAL_NS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "4h": 14400, "1d": 86400}
+
+
+def _iso_ns(ns: int) -> str:
+    return (
+        datetime.fromtimestamp(ns / _NS, UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
+
+
+def _wire(output: Any) -> dict[str, Any]:
+    """Turn an engine output into the JSON-ready results body (timestamps as ISO 8601)."""
+
+    def conv(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> list[dict[str, Any]]:
+        out = []
+        for row in rows:
+            row = dict(row)
+            for k in keys:
+                if row.get(k) is not None:
+                    row[k] = _iso_ns(int(row[k]))
+            out.append(row)
+        return out
+
+    return {
+        "metrics": output.metrics,
+        "equity": conv(output.equity, ("timestamp",)),
+        "trades": conv(output.trades, ("timestamp",)),
+        "round_trips": conv(output.round_trips, ("entry_time", "exit_time")),
+        "open_positions": conv(getattr(output, "open_positions", []), ("entry_time",)),
+        "exposure": conv(output.exposure, ("timestamp",)),
+        "engine_logs": list(output.logs),
+        "bars": output.bars,
+    }
+
+
+def _warmup_bars(strategy: dict[str, Any], execution: dict[str, Any]) -> int:
+    """Bars of history loaded before the start so indicators are settled when trading begins."""
+    longest = int(execution.get("atr_period") or 14)
+    for sig in [*strategy.get("entry", []), *strategy.get("exit", [])]:
+        for value in (sig.get("params") or {}).values():
+            if isinstance(value, int) and not isinstance(value, bool):
+                longest = max(longest, value)
+    return 3 * longest + 10
+
+
+class _Cancelled(Exception):
+    pass
+
+
+def _run(conn: Connection, job: dict[str, Any]) -> None:
+    from engine.data.store import BarStore
+    from engine.run import Cancelled, Execution, run_backtest
+    from engine.strategy.compile import compile_strategy
+
+    def send(*msg: Any) -> None:
+        conn.send(msg)
+
+    def cancelled() -> bool:
+        while conn.poll():
+            if conn.recv()[0] == "cancel":
+                return True
+        return False
+
+    send("progress", "load", 0, 1, {})
+    store = BarStore(job["bars_dir"])
+    step = _INTERVAL_NS[job["resolution"]] * _NS
+    warm = _warmup_bars(job["strategy"], job["execution"]) * step
+    bars = {
+        s: store.load(s, job["resolution"], job["start_ns"] - warm, job["end_ns"])
+        for s in job["symbols"]
+    }
+    for s, b in bars.items():
+        send("log", "info", f"loaded {len(b)} {job['resolution']} bars of {s}")
+    if cancelled():
+        raise _Cancelled
+    send("progress", "prepare", 0, 1, {})
+    strategy = compile_strategy(job["strategy"])
+
+    def on_progress(p: Any) -> bool:
+        send("progress", "simulate", p.bars_done, p.bars_total, dict(p.metrics))
+        return not cancelled()
+
+    try:
+        output = run_backtest(
+            bars,
+            strategy,
+            Execution(**job["execution"]),
+            job["capital"],
+            job["start_ns"],
+            on_progress=on_progress,
+        )
+    except Cancelled as exc:
+        raise _Cancelled from exc
+    send("progress", "metrics", 1, 1, {})
+    send("done", _wire(output))
+
+
+def main(conn: Connection) -> None:
+    """Warm the kernels, then serve jobs until told to stop or the pipe closes."""
+    logging.basicConfig(level=logging.WARNING)
+    from engine.run import warm_up
+
+    warm_up()
+    conn.send(("ready", os.getpid()))
+    while True:
+        try:
+            msg = conn.recv()
+        except EOFError:
+            return
+        if msg[0] == "stop":
+            return
+        if msg[0] != "job":
+            continue  # a cancel for a job that already ended
+        try:
+            _run(conn, msg[1])
+        except _Cancelled:
+            conn.send(("cancelled",))
+        except Exception as exc:
+            code = "invalid_strategy" if type(exc).__name__ == "StrategyError" else "engine_error"
+            conn.send(
+                ("failed", code, f"{type(exc).__name__}: {exc}", traceback.format_exc(limit=5))
+            )

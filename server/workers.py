@@ -1,0 +1,138 @@
+"""A pool of worker processes, one per core, each running one job at a time.
+
+Each worker is a spawned process with a duplex pipe. A job's messages (progress, logs, the
+result) come back over the pipe; a cancel goes the other way and is read between chunks.
+"""
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing as mp
+import os
+import threading
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from multiprocessing.connection import Connection
+from typing import Any
+
+from server import worker_main
+
+log = logging.getLogger("barstream.workers")
+
+
+class WorkerLost(Exception):
+    """The worker process died while running a job."""
+
+
+class Worker:
+    """One worker process and the parent's end of its pipe."""
+
+    def __init__(self, ctx: Any) -> None:
+        self.conn, child = ctx.Pipe(duplex=True)
+        self.process = ctx.Process(target=worker_main.main, args=(child,), daemon=True)
+        self.process.start()
+        child.close()
+        self.send_lock = threading.Lock()
+
+    def send(self, msg: tuple[Any, ...]) -> None:
+        with self.send_lock:
+            self.conn.send(msg)
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError, BrokenPipeError):
+            self.send(("stop",))
+        self.process.join(timeout=5)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(timeout=5)
+        self.conn.close()
+
+
+def _recv(conn: Connection) -> tuple[Any, ...]:
+    try:
+        return conn.recv()
+    except (EOFError, OSError) as exc:
+        raise WorkerLost(str(exc)) from exc
+
+
+class WorkerPool:
+    """Hands jobs to idle workers and streams their messages back to the event loop."""
+
+    def __init__(self, size: int) -> None:
+        self.size = max(1, size)
+        self._ctx = mp.get_context("spawn")
+        self._idle: asyncio.Queue[Worker] = asyncio.Queue()
+        self._all: list[Worker] = []
+        self._threads = ThreadPoolExecutor(self.size + 1, thread_name_prefix="worker-pipe")
+
+    async def start(self) -> None:
+        """Start every worker and wait until each has compiled its kernels."""
+        await asyncio.gather(*(self._spawn() for _ in range(self.size)))
+
+    async def _spawn(self) -> None:
+        loop = asyncio.get_running_loop()
+        worker = await loop.run_in_executor(self._threads, Worker, self._ctx)
+        msg = await loop.run_in_executor(self._threads, _recv, worker.conn)
+        if msg[0] != "ready":
+            raise RuntimeError(f"worker did not start: {msg!r}")
+        self._all.append(worker)
+        self._idle.put_nowait(worker)
+        log.info("worker %s ready", worker.process.pid)
+
+    def idle(self) -> int:
+        """Return how many workers are free."""
+        return self._idle.qsize()
+
+    def alive(self) -> bool:
+        """Return whether every worker process is running."""
+        return bool(self._all) and all(w.process.is_alive() for w in self._all)
+
+    async def run(
+        self, job: dict[str, Any], cancel: asyncio.Event
+    ) -> AsyncIterator[tuple[Any, ...]]:
+        """Run `job` on an idle worker, yielding its messages until a terminal one."""
+        loop = asyncio.get_running_loop()
+        worker = await self._idle.get()
+        lost = False
+        try:
+            worker.send(("job", job))
+            watcher = asyncio.create_task(self._forward_cancel(worker, cancel))
+            try:
+                while True:
+                    msg = await loop.run_in_executor(self._threads, _recv, worker.conn)
+                    yield msg
+                    if msg[0] in ("done", "failed", "cancelled"):
+                        return
+            finally:
+                watcher.cancel()
+        except WorkerLost:
+            lost = True
+            raise
+        finally:
+            if lost or not worker.process.is_alive():
+                await self._replace(worker)
+            else:
+                self._idle.put_nowait(worker)
+
+    async def _forward_cancel(self, worker: Worker, cancel: asyncio.Event) -> None:
+        await cancel.wait()
+        with contextlib.suppress(OSError, BrokenPipeError):
+            worker.send(("cancel",))
+
+    async def _replace(self, worker: Worker) -> None:
+        log.warning("worker %s lost; starting a new one", worker.process.pid)
+        self._all.remove(worker)
+        await asyncio.get_running_loop().run_in_executor(self._threads, worker.stop)
+        await self._spawn()
+
+    async def close(self) -> None:
+        """Stop every worker."""
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*(loop.run_in_executor(self._threads, w.stop) for w in self._all))
+        self._all.clear()
+        self._threads.shutdown(wait=False, cancel_futures=True)
+
+
+def default_size() -> int:
+    """One worker per core."""
+    return os.cpu_count() or 1
