@@ -164,7 +164,13 @@ class Runner:
             cancel.set()
 
     async def run(self) -> None:
-        job = {**job_from_config(self.config), "bars_dir": str(self.d.settings.bars_dir)}
+        s = self.d.settings
+        job = {
+            **job_from_config(self.config),
+            "bars_dir": str(s.bars_dir),
+            "chunk_bars": s.chunk_bars,
+            "pace_seconds": s.pace_seconds,
+        }
         deadline = time.monotonic() + self.d.settings.max_run_seconds
         lease = asyncio.create_task(self._keep_lease(deadline))
         lost = False

@@ -39,6 +39,8 @@ class Settings:
     poll_seconds: float = 1.0
     ws_ping_seconds: float = 20.0
     demo_days: int = field(default_factory=lambda: _env_int("BARSTREAM_DEMO_DAYS", 731))
+    chunk_bars: int = field(default_factory=lambda: _env_int("BARSTREAM_CHUNK_BARS", 20_000))
+    pace_seconds: float = field(default_factory=lambda: _env_float("BARSTREAM_PACE_SECONDS", 0.0))
     node_id: str = field(default_factory=lambda: f"{os.uname().nodename}:{os.getpid()}")
 
     @property

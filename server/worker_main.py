@@ -2,6 +2,7 @@
 
 import logging
 import os
+import time
 import traceback
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
@@ -87,8 +88,12 @@ def _run(conn: Connection, job: dict[str, Any]) -> None:
     send("progress", "prepare", 0, 1, {})
     strategy = compile_strategy(job["strategy"])
 
+    pace = float(job.get("pace_seconds") or 0.0)
+
     def on_progress(p: Any) -> bool:
         send("progress", "simulate", p.bars_done, p.bars_total, dict(p.metrics))
+        if pace:
+            time.sleep(pace)  # demo pacing: slows a run so its progress can be watched
         return not cancelled()
 
     try:
@@ -99,6 +104,8 @@ def _run(conn: Connection, job: dict[str, Any]) -> None:
             job["capital"],
             job["start_ns"],
             on_progress=on_progress,
+            chunk_bars=int(job.get("chunk_bars") or 20_000),
+            resolution=job["resolution"],
         )
     except Cancelled as exc:
         raise _Cancelled from exc

@@ -1,0 +1,149 @@
+"""Start a real barstream server (uvicorn, embedded PostgreSQL, worker processes) for tests."""
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+T = TypeVar("T")
+KEY_LINE = re.compile(r"API key \(shown once\): (\S+)")
+
+
+def free_port() -> int:
+    """Return a TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def eventually(check: Callable[[], Awaitable[T]], timeout: float = 30.0, every: float = 0.05) -> T:
+    """Retry `check` until it returns a truthy value or raises no AssertionError, within `timeout`."""
+    end = time.monotonic() + timeout
+    while True:
+        try:
+            value = await check()
+            if value:
+                return value
+        except AssertionError:
+            if time.monotonic() > end:
+                raise
+        if time.monotonic() > end:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(every)
+
+
+@dataclass
+class ServerProcess:
+    """A `barstream serve` subprocess and what a test needs to talk to it."""
+
+    data_dir: Path
+    env: dict[str, str] = field(default_factory=dict)
+    port: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+    key: str | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 180.0) -> None:
+        """Start the server and wait until /healthz answers 200."""
+        self.port = free_port()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.data_dir / f"server-{self.port}.log"
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
+        env.pop("DATABASE_URL", None)
+        out = open(self.log_path, "wb")  # noqa: SIM115 - the child keeps it open
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "server.cli", "serve", "--port", str(self.port),
+             "--data-dir", str(self.data_dir)],
+            stdout=out, stderr=subprocess.STDOUT, env=env,
+        )
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        else:
+            self.stop()
+            raise RuntimeError(f"server did not become ready:\n{self.log()}")
+        found = KEY_LINE.search(self.log())
+        if found and self.key is None:
+            self.key = found.group(1)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 60.0) -> int:
+        """Stop the server with `sig` and return its exit code."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def create_key(self, user: str) -> str:
+        """Create a key with the CLI against this server's data directory."""
+        out = subprocess.run(
+            [sys.executable, "-m", "server.cli", "keys", "create", "--user", user,
+             "--data-dir", str(self.data_dir)],
+            capture_output=True, text=True, check=True, timeout=120,
+        )
+        return out.stdout.strip()
+
+    def client(self, key: str | None = None) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {key or self.key}"}
+        return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=30)
+
+
+SEED_STRATEGY = {
+    "name": "ETH Strategy",
+    "asset": "ETH",
+    "entry": [
+        {"name": "macd_bullish_cross", "timeframe": "1h", "signal_type": "TRIGGER",
+         "params": {"window_fast": 12, "window_slow": 26, "window_sign": 9}},
+        {"name": "is_above_sma", "timeframe": "1h", "params": {"window": 50}, "signal_type": "FILTER"},
+    ],
+    "exit": [],
+}
+
+
+def backtest(**overrides: Any) -> dict[str, Any]:
+    """A valid v2 create body (seed 001's strategy on demo data), with overrides."""
+    body: dict[str, Any] = {
+        "symbols": ["ETH-USD"],
+        "start": "2024-03-01T00:00:00Z",
+        "end": "2024-09-01T00:00:00Z",
+        "resolution": "1h",
+        "capital": 10_000.0,
+        "currency": "USD",
+        "timezone": "UTC",
+        "strategy": SEED_STRATEGY,
+        "execution": {"fee_bps": 10},
+    }
+    body.update(overrides)
+    return body
