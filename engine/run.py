@@ -268,6 +268,10 @@ def _combined(sleeves: list[Sleeve], times: np.ndarray) -> tuple[np.ndarray, np.
     equity = np.zeros(times.size)
     cash = np.zeros(times.size)
     for s in sleeves:
+        if len(s.bars) == 0:
+            equity += s.capital
+            cash += s.capital
+            continue
         idx = _at(s, times)
         ok = idx >= 0
         safe = np.maximum(idx, 0)
@@ -283,6 +287,8 @@ def _output(
     equity, cash = _combined(sleeves, clock)
     in_market = np.zeros(clock.size, dtype=bool)
     for s in sleeves:
+        if len(s.bars) == 0:
+            continue
         idx = _at(s, clock)
         in_market |= (idx >= 0) & (s.units[np.maximum(idx, 0)] > 0)
     step = interval or (int(np.median(np.diff(clock))) if clock.size > 1 else 86_400 * 10**9)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from engine.data.demo import DEMO_SYMBOLS, generate_bars
+from engine.data.store import empty_bars
 from engine.run import Cancelled, Execution, run_backtest, sample_indices, warm_up
 from engine.strategy.compile import StrategyError, compile_strategy
 
@@ -135,6 +136,15 @@ def test_sample_indices(n, max_points):
     idx = sample_indices(n, max_points)
     assert len(idx) <= max_points and idx[-1] == n - 1
     assert np.all(np.diff(idx) > 0)
+
+
+def test_symbol_without_bars_keeps_its_capital_as_cash(bars):
+    one = {"BTC-USD": bars["BTC-USD"], "NONE": empty_bars()}
+    out = run_backtest(one, STRATEGY, EXECUTION, 2_000.0, int(bars["BTC-USD"].ts[100]))
+    alone = run_backtest(
+        {"BTC-USD": bars["BTC-USD"]}, STRATEGY, EXECUTION, 1_000.0, int(bars["BTC-USD"].ts[100])
+    )
+    assert out.equity[-1]["equity"] == pytest.approx(alone.equity[-1]["equity"] + 1_000.0)
 
 
 def test_warm_up_runs():
