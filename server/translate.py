@@ -84,6 +84,22 @@ def _check_strategy(spec: dict[str, Any], source: str) -> None:
         ) from exc
 
 
+def _check_timeframes(spec: dict[str, Any], source: str, interval: str) -> None:
+    """Every signal runs on the run's bars until coarser-timeframe signals land in the engine."""
+    for group in ("entry", "exit"):
+        for i, sig in enumerate(spec.get(group) or []):
+            tf = sig.get("timeframe") if isinstance(sig, dict) else None
+            if tf is not None and RESOLUTIONS.get(tf, tf) != interval:
+                field = f"{source}.{group}[{i}].timeframe"
+                raise ApiError(
+                    400,
+                    ErrorCode.INVALID_STRATEGY,
+                    f"{field}: signal timeframe {tf!r} differs from the run's resolution"
+                    f" ({interval}); signals on another timeframe are not supported yet",
+                    field=field,
+                )
+
+
 def _symbols(store: BarStore, names: list[str], start_ns: int, end_ns: int) -> list[str]:
     resolved = []
     for i, name in enumerate(names):
@@ -132,6 +148,7 @@ def build_config(body: bytes, store: BarStore) -> dict[str, Any]:
     source = "strategy" if req.strategy is not None else "strategy_json"
     spec = _strategy(req)
     _check_strategy(spec, source)
+    _check_timeframes(spec, source, interval)
     start_ns, end_ns = to_ns(start), to_ns(end)
     symbols = _symbols(store, req.symbols, start_ns, end_ns)
     return {

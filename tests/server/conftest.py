@@ -12,7 +12,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """A running server with small chunks and paced 1-minute runs, so runs can be watched."""
     srv = ServerProcess(
         tmp_path_factory.mktemp("shared"),
-        env={"BARSTREAM_CHUNK_BARS": "5000", "BARSTREAM_PACE_SECONDS": "0.02", "BARSTREAM_WORKERS": "2"},
+        env={
+            "BARSTREAM_CHUNK_BARS": "5000",
+            "BARSTREAM_PACE_SECONDS": "0.02",
+            "BARSTREAM_WORKERS": "2",
+        },
     )
     srv.start()
     yield srv

@@ -26,7 +26,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def eventually(check: Callable[[], Awaitable[T]], timeout: float = 30.0, every: float = 0.05) -> T:
+async def eventually(
+    check: Callable[[], Awaitable[T]], timeout: float = 30.0, every: float = 0.05
+) -> T:
     """Retry `check` until it returns a truthy value or raises no AssertionError, within `timeout`."""
     end = time.monotonic() + timeout
     while True:
@@ -70,9 +72,19 @@ class ServerProcess:
         env.pop("DATABASE_URL", None)
         out = open(self.log_path, "wb")  # noqa: SIM115 - the child keeps it open
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "server.cli", "serve", "--port", str(self.port),
-             "--data-dir", str(self.data_dir)],
-            stdout=out, stderr=subprocess.STDOUT, env=env,
+            [
+                sys.executable,
+                "-m",
+                "server.cli",
+                "serve",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(self.data_dir),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
         )
         end = time.monotonic() + timeout
         while time.monotonic() < end:
@@ -109,9 +121,21 @@ class ServerProcess:
     def create_key(self, user: str) -> str:
         """Create a key with the CLI against this server's data directory."""
         out = subprocess.run(
-            [sys.executable, "-m", "server.cli", "keys", "create", "--user", user,
-             "--data-dir", str(self.data_dir)],
-            capture_output=True, text=True, check=True, timeout=120,
+            [
+                sys.executable,
+                "-m",
+                "server.cli",
+                "keys",
+                "create",
+                "--user",
+                user,
+                "--data-dir",
+                str(self.data_dir),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
         )
         return out.stdout.strip()
 
@@ -124,9 +148,18 @@ SEED_STRATEGY = {
     "name": "ETH Strategy",
     "asset": "ETH",
     "entry": [
-        {"name": "macd_bullish_cross", "timeframe": "1h", "signal_type": "TRIGGER",
-         "params": {"window_fast": 12, "window_slow": 26, "window_sign": 9}},
-        {"name": "is_above_sma", "timeframe": "1h", "params": {"window": 50}, "signal_type": "FILTER"},
+        {
+            "name": "macd_bullish_cross",
+            "timeframe": "1h",
+            "signal_type": "TRIGGER",
+            "params": {"window_fast": 12, "window_slow": 26, "window_sign": 9},
+        },
+        {
+            "name": "is_above_sma",
+            "timeframe": "1h",
+            "params": {"window": 50},
+            "signal_type": "FILTER",
+        },
     ],
     "exit": [],
 }

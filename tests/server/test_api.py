@@ -1,0 +1,325 @@
+"""The v2 REST API against a real server: shapes, rules, ownership, results."""
+
+import asyncio
+import copy
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from tests.server.harness import SEED_STRATEGY, ServerProcess, backtest, eventually
+
+STATUS_KEYS = {
+    "run_id",
+    "state",
+    "progress",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "error",
+    "config",
+    "archived",
+    "archived_at",
+}
+
+
+async def wait_state(client: httpx.AsyncClient, run_id: str, states: set[str]) -> dict[str, Any]:
+    async def check() -> dict[str, Any] | None:
+        body = (await client.get(f"/api/v2/backtests/{run_id}")).json()
+        return body if body["state"] in states else None
+
+    return await eventually(check, timeout=120)
+
+
+async def run_count(client: httpx.AsyncClient) -> int:
+    return (await client.get("/api/v2/backtests", params={"include_archived": "true"})).json()[
+        "total"
+    ]
+
+
+async def test_create_returns_queued_status(server: ServerProcess) -> None:
+    async with server.client() as c:
+        r = await c.post("/api/v2/backtests", json=backtest())
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert set(body) == STATUS_KEYS
+    assert body["state"] == "queued" and body["progress"] == 0
+    assert body["started_at"] is None and body["finished_at"] is None and body["error"] is None
+    assert body["created_at"].endswith("Z")
+    assert body["config"]["symbols"] == ["ETH-USD"]
+    assert body["config"]["execution"]["fee_bps"] == 10
+    assert r.headers["location"] == f"/api/v2/backtests/{body['run_id']}"
+
+
+async def test_completed_run_has_results(server: ServerProcess) -> None:
+    async with server.client() as c:
+        run_id = (await c.post("/api/v2/backtests", json=backtest())).json()["run_id"]
+        done = await wait_state(c, run_id, {"completed", "failed"})
+        assert done["state"] == "completed", done
+        assert done["progress"] == 1.0 and done["started_at"] and done["finished_at"]
+        r = await c.get(f"/api/v2/backtests/{run_id}/results")
+    assert r.status_code == 200
+    res = r.json()
+    for name in ("total_return", "sharpe_ratio", "max_drawdown", "win_rate", "profit_factor"):
+        assert name in res["metrics"]
+    assert res["trades"], "the seed strategy trades on six months of hourly bars"
+    t = res["trades"][0]
+    assert set(t) >= {"symbol", "timestamp", "side", "quantity", "price", "commission"}
+    assert t["side"] == "buy" and t["symbol"] == "ETH-USD"
+    # Commission is 10 bps of the fill's notional.
+    assert t["commission"] == pytest.approx(t["quantity"] * t["price"] * 0.001, rel=1e-9)
+    p = res["equity"][-1]
+    assert p["equity"] == pytest.approx(p["cash"] + p["positions"], rel=1e-9)
+    assert res["metrics"]["total_return"] == pytest.approx(p["equity"] / 10_000 - 1, rel=1e-9)
+    assert res["exposure"] and isinstance(res["logs"], list) and res["logs"]
+
+
+async def test_seed_001_strategy_json_runs(server: ServerProcess) -> None:
+    body = backtest(strategy=None, strategy_json=orjson.dumps(SEED_STRATEGY).decode())
+    del body["strategy"]
+    async with server.client() as c:
+        r = await c.post("/api/v2/backtests", json=body)
+        assert r.status_code == 201, r.text
+        done = await wait_state(c, r.json()["run_id"], {"completed", "failed"})
+    assert done["state"] == "completed"
+
+
+async def test_results_before_completion_is_409(server: ServerProcess) -> None:
+    # A year of 1-minute bars in paced chunks stays running for a few seconds.
+    async with server.client() as c:
+        run_id = (await c.post("/api/v2/backtests", json=minute_run())).json()["run_id"]
+        r = await c.get(f"/api/v2/backtests/{run_id}/results")
+        assert r.status_code == 409
+        assert r.json()["error"]["code"] == "run_not_finished"
+        await c.post(f"/api/v2/backtests/{run_id}/cancel")
+
+
+def minute_run(**overrides: Any) -> dict[str, Any]:
+    strat = copy.deepcopy(SEED_STRATEGY)
+    for sig in strat["entry"]:
+        sig["timeframe"] = "1m"
+    return backtest(
+        resolution="minute",
+        start="2024-01-01T00:00:00Z",
+        end="2025-01-01T00:00:00Z",
+        strategy=strat,
+        **overrides,
+    )
+
+
+async def test_cancel_queued_and_running(server: ServerProcess) -> None:
+    async with server.client() as c:
+        ids = [
+            (await c.post("/api/v2/backtests", json=minute_run())).json()["run_id"]
+            for _ in range(3)
+        ]
+        # With two workers, the third waits in the queue: it is cancelled at once.
+        r = await c.post(f"/api/v2/backtests/{ids[2]}/cancel")
+        assert r.status_code == 202
+        await wait_state(c, ids[2], {"cancelled"})
+        await wait_state(c, ids[0], {"running"})
+        r = await c.post(f"/api/v2/backtests/{ids[0]}/cancel")
+        assert r.status_code == 202
+        final = await wait_state(c, ids[0], {"cancelled", "completed"})
+        assert final["state"] == "cancelled" and final["progress"] < 1.0
+        r = await c.post(f"/api/v2/backtests/{ids[0]}/cancel")
+        assert r.status_code == 409 and r.json()["error"]["code"] == "run_finished"
+        await c.post(f"/api/v2/backtests/{ids[1]}/cancel")
+        await wait_state(c, ids[1], {"cancelled", "completed"})
+
+
+async def test_list_newest_first_with_filter_and_cursor(
+    server: ServerProcess, other_key: str
+) -> None:
+    async with httpx.AsyncClient(base_url=server.url, headers={"X-API-Key": other_key}) as c:
+        ids = []
+        for _ in range(3):
+            ids.append((await c.post("/api/v2/backtests", json=backtest())).json()["run_id"])
+        page1 = (await c.get("/api/v2/backtests", params={"limit": 2})).json()
+        assert page1["total"] == len(ids) and len(page1["items"]) == 2
+        page2 = (
+            await c.get("/api/v2/backtests", params={"limit": 2, "cursor": page1["next_cursor"]})
+        ).json()
+        assert page2["next_cursor"] is None
+        seen = [i["run_id"] for i in page1["items"] + page2["items"]]
+        assert seen == ids[::-1]
+        for run_id in ids:
+            await wait_state(c, run_id, {"completed"})
+        done = (await c.get("/api/v2/backtests", params={"state": "completed"})).json()
+        assert {i["run_id"] for i in done["items"]} == set(ids)
+        assert (await c.get("/api/v2/backtests", params={"state": "queued"})).json()["total"] == 0
+    # The first user's listing never shows the other user's runs.
+    async with server.client() as c:
+        mine = (await c.get("/api/v2/backtests", params={"limit": 200})).json()
+        assert not set(ids) & {i["run_id"] for i in mine["items"]}
+
+
+@pytest.mark.parametrize(
+    "params", [{"limit": 0}, {"limit": 201}, {"limit": "x"}, {"state": "done"}, {"cursor": "!!"}]
+)
+async def test_list_rejects_bad_params(server: ServerProcess, params: dict[str, Any]) -> None:
+    async with server.client() as c:
+        r = await c.get("/api/v2/backtests", params=params)
+    assert r.status_code == 422
+    assert r.json()["error"]["field"] == next(iter(params))
+
+
+async def test_auth_required_and_other_users_run_is_404(
+    server: ServerProcess, other_key: str
+) -> None:
+    async with server.client() as c:
+        run_id = (await c.post("/api/v2/backtests", json=backtest())).json()["run_id"]
+    async with httpx.AsyncClient(base_url=server.url) as anon:
+        for headers in ({}, {"Authorization": "Bearer bs_wrong"}, {"X-API-Key": "nope"}):
+            r = await anon.get("/api/v2/backtests", headers=headers)
+            assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
+        r = await anon.post("/api/v2/backtests", json=backtest())
+        assert r.status_code == 401
+    async with httpx.AsyncClient(base_url=server.url, headers={"X-API-Key": other_key}) as other:
+        for path in ("", "/results"):
+            r = await other.get(f"/api/v2/backtests/{run_id}{path}")
+            assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+        assert (await other.post(f"/api/v2/backtests/{run_id}/cancel")).status_code == 404
+        assert (await other.get("/api/v2/backtests/not-a-uuid")).status_code == 404
+
+
+def _without(key: str) -> dict[str, Any]:
+    body = backtest()
+    del body[key]
+    return body
+
+
+INVALID: list[tuple[str, dict[str, Any], int, str, str]] = [
+    ("no symbols", backtest(symbols=[]), 422, "validation_error", "symbols"),
+    (
+        "101 symbols",
+        backtest(symbols=[f"S{i}" for i in range(101)]),
+        422,
+        "validation_error",
+        "symbols",
+    ),
+    ("duplicate symbols", backtest(symbols=["AAPL", "aapl"]), 422, "validation_error", "symbols"),
+    ("missing start", _without("start"), 422, "validation_error", "start"),
+    ("bad date", backtest(start="yesterday"), 422, "validation_error", "start"),
+    (
+        "start after end",
+        backtest(start="2024-09-01T00:00:00Z", end="2024-03-01T00:00:00Z"),
+        422,
+        "validation_error",
+        "start",
+    ),
+    ("zero capital", backtest(capital=0), 422, "validation_error", "capital"),
+    ("capital over 1e12", backtest(capital=1e12 + 1), 422, "validation_error", "capital"),
+    ("lowercase currency", backtest(currency="usd"), 422, "validation_error", "currency"),
+    ("long currency", backtest(currency="DOLLARS"), 422, "validation_error", "currency"),
+    ("unknown zone", backtest(timezone="Mars/Olympus"), 422, "validation_error", "timezone"),
+    ("zone too long", backtest(timezone="A" * 65), 422, "validation_error", "timezone"),
+    ("bad resolution", backtest(resolution="3m"), 422, "validation_error", "resolution"),
+    ("unknown field", backtest(leverage=3), 422, "validation_error", "leverage"),
+    (
+        "bad execution",
+        backtest(execution={"fee_bps": -1}),
+        422,
+        "validation_error",
+        "execution.fee_bps",
+    ),
+    ("no strategy", _without("strategy"), 422, "validation_error", "body"),
+    ("two strategies", backtest(strategy_json="{}"), 422, "validation_error", "body"),
+    ("tick data", backtest(resolution="tick"), 400, "unsupported_resolution", "resolution"),
+    ("unknown symbol", backtest(symbols=["NOPE"]), 400, "unsupported_asset", "symbols.0"),
+    ("before the data", backtest(start="2019-01-01T00:00:00Z"), 400, "invalid_date_range", "start"),
+    ("after the data", backtest(end="2031-01-01T00:00:00Z"), 400, "invalid_date_range", "end"),
+    (
+        "unknown strategy id",
+        {**_without("strategy"), "strategy_id": "550e8400-e29b-41d4-a716-446655440000"},
+        404,
+        "not_found",
+        "strategy_id",
+    ),
+    (
+        "strategy_json not JSON",
+        {**_without("strategy"), "strategy_json": "{oops"},
+        400,
+        "invalid_strategy",
+        "strategy_json",
+    ),
+]
+
+
+def _strategy_with(path: str, value: Any) -> dict[str, Any]:
+    strat = copy.deepcopy(SEED_STRATEGY)
+    group, rest = path.split("[", 1)
+    index, key = rest.split("].", 1)
+    target = strat[group][int(index)]
+    *parents, leaf = key.split(".")
+    for p in parents:
+        target = target[p]
+    target[leaf] = value
+    return backtest(strategy=strat)
+
+
+STRATEGY_ERRORS = [
+    ("entry[0].name", "not_a_signal"),
+    ("entry[1].params.window", 0),
+    ("entry[1].params.window", "fifty"),
+    ("entry[0].params.window_fast", 40),  # fast must be below slow
+    ("entry[0].timeframe", "4h"),  # not the run's resolution
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "status", "code", "field"), INVALID, ids=[c[0] for c in INVALID]
+)
+async def test_invalid_create_is_rejected_and_stores_nothing(
+    server: ServerProcess, name: str, body: dict[str, Any], status: int, code: str, field: str
+) -> None:
+    async with server.client() as c:
+        before = await run_count(c)
+        r = await c.post("/api/v2/backtests", json=body)
+        assert r.status_code == status, r.text
+        err = r.json()["error"]
+        assert err["code"] == code and err["field"] == field and err["message"]
+        assert await run_count(c) == before
+
+
+@pytest.mark.parametrize(("path", "value"), STRATEGY_ERRORS)
+async def test_bad_strategy_names_the_path(server: ServerProcess, path: str, value: Any) -> None:
+    async with server.client() as c:
+        r = await c.post("/api/v2/backtests", json=_strategy_with(path, value))
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert err["code"] == "invalid_strategy"
+    assert err["field"].startswith(f"strategy.{path.rsplit('.', 1)[0]}")
+
+
+async def test_malformed_and_oversized_bodies(server: ServerProcess) -> None:
+    async with server.client() as c:
+        r = await c.post("/api/v2/backtests", content=b"{not json")
+        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json"
+        r = await c.post("/api/v2/backtests", content=b"x" * (2 << 20))
+        assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
+
+
+async def test_symbols_signals_and_health(server: ServerProcess) -> None:
+    async with server.client() as c:
+        health = await c.get("/healthz")
+        assert health.status_code == 200 and health.json()["status"] == "ok"
+        syms = (await c.get("/api/v2/symbols")).json()["items"]
+        by_name = {s["name"]: s for s in syms}
+        assert {"AAPL", "BTC-USD", "ETH-USD"} <= set(by_name)
+        eth = by_name["ETH-USD"]
+        assert eth["synthetic"] is True and "ETH" in eth["aliases"]
+        assert "1h" in eth["resolutions"] and eth["first_bar"] < eth["last_bar"]
+        sigs = {s["name"] for s in (await c.get("/api/v2/signals")).json()["items"]}
+        assert {"macd_bullish_cross", "is_above_sma", "sma_cross_up", "sma_cross_down"} <= sigs
+
+
+async def test_concurrent_creates_all_complete(server: ServerProcess) -> None:
+    async with server.client() as c:
+        rs = await asyncio.gather(
+            *(c.post("/api/v2/backtests", json=backtest(symbols=["BTC"])) for _ in range(6))
+        )
+        ids = [r.json()["run_id"] for r in rs]
+        finals = [await wait_state(c, i, {"completed", "failed"}) for i in ids]
+    assert {f["state"] for f in finals} == {"completed"}
