@@ -38,9 +38,13 @@ class Worker:
         with self.send_lock:
             self.conn.send(msg)
 
-    def stop(self) -> None:
-        with contextlib.suppress(OSError, BrokenPipeError):
-            self.send(("stop",))
+    def stop(self, busy: bool = False) -> None:
+        """Stop the process: politely when idle, at once when it is mid-job."""
+        if busy:
+            self.process.terminate()
+        else:
+            with contextlib.suppress(OSError, BrokenPipeError):
+                self.send(("stop",))
         self.process.join(timeout=5)
         if self.process.is_alive():
             self.process.kill()
@@ -128,7 +132,12 @@ class WorkerPool:
     async def close(self) -> None:
         """Stop every worker."""
         loop = asyncio.get_running_loop()
-        await asyncio.gather(*(loop.run_in_executor(self._threads, w.stop) for w in self._all))
+        idle = set()
+        while not self._idle.empty():
+            idle.add(id(self._idle.get_nowait()))
+        await asyncio.gather(
+            *(loop.run_in_executor(self._threads, w.stop, id(w) not in idle) for w in self._all)
+        )
         self._all.clear()
         self._threads.shutdown(wait=False, cancel_futures=True)
 

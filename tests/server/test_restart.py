@@ -1,0 +1,128 @@
+"""Restarts: queued and running runs survive, streams close 1001, keys work offline, 1011, logs."""
+
+import asyncio
+import copy
+import signal
+from collections.abc import Iterator
+from typing import Any
+
+import asyncpg
+import pytest
+
+from tests.server.harness import SEED_STRATEGY, ServerProcess, backtest, eventually
+from tests.server.streaming import read_stream
+
+
+def long_run() -> dict[str, Any]:
+    """Two years of paced 1-minute bars: long enough to be interrupted."""
+    strat = copy.deepcopy(SEED_STRATEGY)
+    for sig in strat["entry"]:
+        sig["timeframe"] = "1m"
+    return backtest(
+        resolution="1m", start="2024-01-01T00:00:00Z", end="2025-12-31T00:00:00Z", strategy=strat
+    )
+
+
+@pytest.fixture(scope="module")
+def solo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A server of its own with one worker, so a second run waits in the queue."""
+    srv = ServerProcess(
+        tmp_path_factory.mktemp("restart"),
+        env={
+            "BARSTREAM_WORKERS": "1",
+            "BARSTREAM_CHUNK_BARS": "5000",
+            "BARSTREAM_PACE_SECONDS": "0.03",
+        },
+    )
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+async def state_of(srv: ServerProcess, run_id: str) -> dict[str, Any]:
+    async with srv.client() as c:
+        return (await c.get(f"/api/v2/backtests/{run_id}")).json()
+
+
+async def test_runs_survive_a_restart(solo: ServerProcess) -> None:
+    async with solo.client() as c:
+        running = (await c.post("/api/v2/backtests", json=long_run())).json()["run_id"]
+        queued = (await c.post("/api/v2/backtests", json=backtest())).json()["run_id"]
+
+    async def progressed() -> bool:
+        return (await state_of(solo, running))["progress"] >= 0.2
+
+    await eventually(progressed, timeout=60)
+    before = await state_of(solo, running)
+    assert (await state_of(solo, queued))["state"] == "queued"
+    url = f"{solo.ws_url}/api/v2/backtests/{queued}/stream"
+    watcher = asyncio.create_task(read_stream(url, {"X-API-Key": solo.key}))
+    await asyncio.sleep(0.5)
+    # uvicorn re-raises the signal it handled once it has shut down cleanly.
+    assert await asyncio.to_thread(solo.stop, signal.SIGTERM) in (0, -signal.SIGTERM)
+    partial, code, _ = await watcher
+    assert code == 1001, "a shutdown closes open streams with 1001"
+
+    await asyncio.to_thread(solo.start)
+    async with solo.client() as c:
+        for run_id in (running, queued):
+
+            async def done(rid: str = run_id) -> bool:
+                return (await c.get(f"/api/v2/backtests/{rid}")).json()["state"] == "completed"
+
+            await eventually(done, timeout=120)
+    events, code, _ = await read_stream(
+        f"{solo.ws_url}/api/v2/backtests/{running}/stream", {"X-API-Key": solo.key}
+    )
+    assert code == 1000
+    assert [e["id"] for e in events] == list(range(1, len(events) + 1))
+    restarts = [e for e in events if e["type"] == "log" and "restarting" in e["data"]["message"]]
+    assert len(restarts) == 1 and "attempt 2 of 3" in restarts[0]["data"]["message"]
+    progress = [e["data"]["progress"] for e in events if e["type"] == "progress"]
+    assert progress == sorted(progress), "progress never goes backwards across a restart"
+    assert max(p for p in progress if p < 1) >= before["progress"]
+    states = [e["data"]["state"] for e in events if e["type"] == "state"]
+    assert states == ["queued", "running", "completed"]
+    rest, code, _ = await read_stream(
+        f"{solo.ws_url}/api/v2/backtests/{queued}/stream?last_event_id={partial[-1]['id']}",
+        {"X-API-Key": solo.key},
+    )
+    assert code == 1000
+    assert [e["id"] for e in partial + rest] == list(range(1, len(partial) + len(rest) + 1))
+
+
+async def test_keys_made_while_stopped_work_after_start(solo: ServerProcess) -> None:
+    await asyncio.to_thread(solo.stop)
+    key = await asyncio.to_thread(solo.create_key, "offline")
+    assert key.startswith("bs_") and "\n" not in key
+    await asyncio.to_thread(solo.start)
+    async with solo.client(key) as c:
+        assert (await c.get("/api/v2/backtests")).status_code == 200
+
+
+async def test_server_error_closes_1011(solo: ServerProcess) -> None:
+    async with solo.client() as c:
+        run_id = (await c.post("/api/v2/backtests", json=backtest())).json()["run_id"]
+    dsn = f"postgresql://postgres@/postgres?host={solo.data_dir.resolve() / 'pg'}"
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("ALTER TABLE events RENAME TO events_hidden")
+        events, code, _ = await read_stream(
+            f"{solo.ws_url}/api/v2/backtests/{run_id}/stream", {"X-API-Key": solo.key}
+        )
+        assert (events, code) == ([], 1011)
+    finally:
+        await conn.execute("ALTER TABLE events_hidden RENAME TO events")
+        await conn.close()
+
+
+async def test_query_key_never_reaches_the_log(solo: ServerProcess) -> None:
+    async with solo.client() as c:
+        run_id = (await c.post("/api/v2/backtests", json=backtest())).json()["run_id"]
+    _, code, _ = await read_stream(
+        f"{solo.ws_url}/api/v2/backtests/{run_id}/stream?api_key={solo.key}&last_event_id=0"
+    )
+    assert code == 1000
+    log = solo.log()
+    assert "api_key=***" in log
+    assert solo.key not in log.replace(f"API key (shown once): {solo.key}", "")
