@@ -2,6 +2,7 @@
 
 import asyncio
 import copy
+import itertools
 from typing import Any
 
 import httpx
@@ -60,7 +61,7 @@ async def test_full_stream_is_gap_free_and_ends_with_1000(server: ServerProcess)
     assert (
         progress == sorted(progress) and progress[-1] == 1.0 and all(0 < p <= 1 for p in progress)
     )
-    assert all(b - a >= 0.01 - 1e-9 for a, b in zip(progress, progress[1:], strict=False))
+    assert all(b - a >= 0.01 - 1e-9 for a, b in itertools.pairwise(progress))
     metrics = {e["data"]["name"] for e in events if e["type"] == "metric"}
     assert {"total_return", "sharpe_ratio", "max_drawdown", "win_rate", "profit_factor"} <= metrics
     assert any(e["data"].get("running") for e in events if e["type"] == "metric")
