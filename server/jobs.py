@@ -295,7 +295,10 @@ class Runner:
     async def _keep_lease(self, deadline: float) -> None:
         s = self.d.settings
         while True:
-            await asyncio.sleep(min(s.lease_seconds / 3, max(0.05, deadline - time.monotonic())))
+            left = deadline - time.monotonic()
+            await asyncio.sleep(
+                s.lease_seconds / 3 if left <= 0 else min(s.lease_seconds / 3, left)
+            )
             if time.monotonic() >= deadline and not self.cancel.is_set():
                 self.reason = "timeout"
                 self.cancel.set()

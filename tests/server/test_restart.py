@@ -60,6 +60,7 @@ async def test_runs_survive_a_restart(solo: ServerProcess) -> None:
     await asyncio.sleep(0.5)
     # uvicorn re-raises the signal it handled once it has shut down cleanly.
     assert await asyncio.to_thread(solo.stop, signal.SIGTERM) in (0, -signal.SIGTERM)
+    assert not (solo.data_dir / "pg" / "postmaster.pid").exists(), "PostgreSQL stopped cleanly"
     partial, code, _ = await watcher
     assert code == 1001, "a shutdown closes open streams with 1001"
 
