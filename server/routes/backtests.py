@@ -2,6 +2,7 @@
 
 import asyncio
 
+import asyncpg
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
@@ -18,8 +19,14 @@ from server.translate import build_config
 _STATES = {s.value for s in RunState}
 
 
-def _not_found(run_id: str) -> ApiError:
-    return ApiError(404, ErrorCode.NOT_FOUND, f"backtest {run_id} not found", field="run_id")
+async def _owned_run(request: Request) -> asyncpg.Record:
+    """The caller's run named in the path, or 404 (also when it is someone else's)."""
+    user = await require_user(request)
+    run_id = request.path_params["run_id"]
+    row = await runs.get(request.app.state.pool, run_id, user.id)
+    if row is None:
+        raise ApiError(404, ErrorCode.NOT_FOUND, f"backtest {run_id} not found", field="run_id")
+    return row
 
 
 async def create(request: Request) -> Response:
@@ -84,22 +91,13 @@ async def list_runs(request: Request) -> Response:
 
 async def get_run(request: Request) -> Response:
     """One run's status."""
-    user = await require_user(request)
-    run_id = request.path_params["run_id"]
-    row = await runs.get(request.app.state.pool, run_id, user.id)
-    if row is None:
-        raise _not_found(run_id)
-    return JSON(runs.status(row))
+    return JSON(runs.status(await _owned_run(request)))
 
 
 async def results(request: Request) -> Response:
     """Metrics, equity, trades, exposure and logs of a completed run; 409 before."""
-    user = await require_user(request)
-    run_id = request.path_params["run_id"]
-    pool = request.app.state.pool
-    row = await runs.get(pool, run_id, user.id)
-    if row is None:
-        raise _not_found(run_id)
+    row = await _owned_run(request)
+    run_id, pool = str(row["id"]), request.app.state.pool
     if row["state"] != RunState.COMPLETED:
         raise ApiError(
             409,
@@ -117,12 +115,8 @@ async def results(request: Request) -> Response:
 
 async def cancel(request: Request) -> Response:
     """Cancel a queued run now or a running one between chunks; 202 with its status."""
-    user = await require_user(request)
-    run_id = request.path_params["run_id"]
-    pool = request.app.state.pool
-    row = await runs.get(pool, run_id, user.id)
-    if row is None:
-        raise _not_found(run_id)
+    row = await _owned_run(request)
+    run_id, pool = str(row["id"]), request.app.state.pool
     if RunState(row["state"]).terminal:
         raise ApiError(
             409,

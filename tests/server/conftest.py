@@ -4,23 +4,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.server.harness import ServerProcess
+from tests.server.harness import ServerProcess, serving
 
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """A running server with small chunks and paced 1-minute runs, so runs can be watched."""
-    srv = ServerProcess(
-        tmp_path_factory.mktemp("shared"),
-        env={
-            "BARSTREAM_CHUNK_BARS": "5000",
-            "BARSTREAM_PACE_SECONDS": "0.02",
-            "BARSTREAM_WORKERS": "2",
-        },
+    yield from serving(
+        tmp_path_factory.mktemp("shared"), chunk_bars="5000", pace_seconds="0.02", workers="2"
     )
-    srv.start()
-    yield srv
-    srv.stop()
 
 
 @pytest.fixture(scope="session")

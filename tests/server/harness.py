@@ -1,6 +1,7 @@
 """Start a real barstream server (uvicorn, embedded PostgreSQL, worker processes) for tests."""
 
 import asyncio
+import copy
 import os
 import re
 import signal
@@ -8,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -163,6 +164,24 @@ SEED_STRATEGY = {
     ],
     "exit": [],
 }
+
+
+def minute_run(
+    start: str = "2024-01-01T00:00:00Z", end: str = "2025-01-01T00:00:00Z"
+) -> dict[str, Any]:
+    """The seed strategy on 1-minute bars: with a paced server, a run that lasts a few seconds."""
+    strat = copy.deepcopy(SEED_STRATEGY)
+    for sig in strat["entry"]:
+        sig["timeframe"] = "1m"
+    return backtest(resolution="1m", start=start, end=end, strategy=strat)
+
+
+def serving(data_dir: Path, **env: str) -> Iterator[ServerProcess]:
+    """Yield a started server with `env` settings (BARSTREAM_ prefixed), and stop it after."""
+    srv = ServerProcess(data_dir, env={f"BARSTREAM_{k.upper()}": v for k, v in env.items()})
+    srv.start()
+    yield srv
+    srv.stop()
 
 
 def backtest(**overrides: Any) -> dict[str, Any]:

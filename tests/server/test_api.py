@@ -8,6 +8,7 @@ import httpx
 import orjson
 import pytest
 
+from tests.server import harness
 from tests.server.harness import SEED_STRATEGY, ServerProcess, backtest, eventually
 
 STATUS_KEYS = {
@@ -95,17 +96,9 @@ async def test_results_before_completion_is_409(server: ServerProcess) -> None:
         await c.post(f"/api/v2/backtests/{run_id}/cancel")
 
 
-def minute_run(**overrides: Any) -> dict[str, Any]:
-    strat = copy.deepcopy(SEED_STRATEGY)
-    for sig in strat["entry"]:
-        sig["timeframe"] = "1m"
-    return backtest(
-        resolution="minute",
-        start="2024-01-01T00:00:00Z",
-        end="2025-01-01T00:00:00Z",
-        strategy=strat,
-        **overrides,
-    )
+def minute_run() -> dict[str, Any]:
+    """A paced one-year run on 1-minute bars, asked for by the wire name `minute`."""
+    return {**harness.minute_run(), "resolution": "minute"}
 
 
 async def test_cancel_queued_and_running(server: ServerProcess) -> None:

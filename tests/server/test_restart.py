@@ -1,7 +1,6 @@
 """Restarts: queued and running runs survive, streams close 1001, keys work offline, 1011, logs."""
 
 import asyncio
-import copy
 import signal
 from collections.abc import Iterator
 from typing import Any
@@ -9,34 +8,21 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.server.harness import SEED_STRATEGY, ServerProcess, backtest, eventually
+from tests.server.harness import ServerProcess, backtest, eventually, minute_run, serving
 from tests.server.streaming import read_stream
 
 
 def long_run() -> dict[str, Any]:
     """Two years of paced 1-minute bars: long enough to be interrupted."""
-    strat = copy.deepcopy(SEED_STRATEGY)
-    for sig in strat["entry"]:
-        sig["timeframe"] = "1m"
-    return backtest(
-        resolution="1m", start="2024-01-01T00:00:00Z", end="2025-12-31T00:00:00Z", strategy=strat
-    )
+    return minute_run(end="2025-12-31T00:00:00Z")
 
 
 @pytest.fixture(scope="module")
 def solo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """A server of its own with one worker, so a second run waits in the queue."""
-    srv = ServerProcess(
-        tmp_path_factory.mktemp("restart"),
-        env={
-            "BARSTREAM_WORKERS": "1",
-            "BARSTREAM_CHUNK_BARS": "5000",
-            "BARSTREAM_PACE_SECONDS": "0.03",
-        },
+    yield from serving(
+        tmp_path_factory.mktemp("restart"), workers="1", chunk_bars="5000", pace_seconds="0.03"
     )
-    srv.start()
-    yield srv
-    srv.stop()
 
 
 async def state_of(srv: ServerProcess, run_id: str) -> dict[str, Any]:

@@ -1,7 +1,6 @@
 """The WebSocket stream: replay, live tail, resume, auth, close codes, slow subscribers."""
 
 import asyncio
-import copy
 import itertools
 from typing import Any
 
@@ -9,7 +8,7 @@ import httpx
 import orjson
 from websockets.asyncio.client import connect
 
-from tests.server.harness import SEED_STRATEGY, ServerProcess, backtest, eventually
+from tests.server.harness import ServerProcess, backtest, eventually, minute_run
 from tests.server.streaming import read_stream
 
 DENIED = "invalid API key or backtest not found"
@@ -17,12 +16,7 @@ DENIED = "invalid API key or backtest not found"
 
 def slow_run() -> dict[str, Any]:
     """A year of paced 1-minute bars: running for a few seconds, with many progress events."""
-    strat = copy.deepcopy(SEED_STRATEGY)
-    for sig in strat["entry"]:
-        sig["timeframe"] = "1m"
-    return backtest(
-        resolution="1m", start="2024-01-01T00:00:00Z", end="2025-01-01T00:00:00Z", strategy=strat
-    )
+    return minute_run()
 
 
 async def create(

@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.server.harness import ServerProcess, eventually
+from tests.server.harness import ServerProcess, eventually, serving
 from tests.server.streaming import read_stream
 from tests.server.test_restart import long_run
 
@@ -12,19 +12,14 @@ from tests.server.test_restart import long_run
 @pytest.fixture(scope="module")
 def strict(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """A server whose runs may last one second, with runs paced to last several."""
-    srv = ServerProcess(
+    yield from serving(
         tmp_path_factory.mktemp("timeout"),
-        env={
-            "BARSTREAM_WORKERS": "1",
-            "BARSTREAM_CHUNK_BARS": "5000",
-            "BARSTREAM_PACE_SECONDS": "0.05",
-            "BARSTREAM_MAX_RUN_SECONDS": "1",
-            "BARSTREAM_DEMO_DAYS": "400",
-        },
+        workers="1",
+        chunk_bars="5000",
+        pace_seconds="0.05",
+        max_run_seconds="1",
+        demo_days="400",
     )
-    srv.start()
-    yield srv
-    srv.stop()
 
 
 async def test_run_over_the_limit_fails_with_timeout(strict: ServerProcess) -> None:
