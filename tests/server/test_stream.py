@@ -8,6 +8,7 @@ import httpx
 import orjson
 from websockets.asyncio.client import connect
 
+from protocol.events import EVENT_ADAPTER
 from tests.server.harness import ServerProcess, backtest, eventually, minute_run
 from tests.server.streaming import read_stream
 
@@ -33,6 +34,8 @@ def stream_url(server: ServerProcess, run_id: str, query: str = "") -> str:
 
 
 def assert_complete_sequence(events: list[dict[str, Any]], run_id: str, final: str) -> None:
+    for e in events:
+        EVENT_ADAPTER.validate_python(e)  # every event matches the published schema
     assert [e["id"] for e in events] == list(range(1, len(events) + 1))
     assert all(e["run_id"] == run_id for e in events)
     assert events[0]["type"] == "state" and events[0]["data"]["state"] == "queued"
