@@ -18,6 +18,7 @@ class ErrorCode(StrEnum):
     RUN_NOT_FINISHED = "run_not_finished"
     RUN_FINISHED = "run_finished"
     PAYLOAD_TOO_LARGE = "payload_too_large"
+    TOO_MANY_RUNS = "too_many_runs"
     TIMEOUT = "timeout"
     CANCELLED = "cancelled"
     ENGINE_ERROR = "engine_error"

@@ -87,7 +87,7 @@ class Hub:
                     self.wake(run_id)
                 await lost.wait()
                 log.warning("listener connection lost; reconnecting")
-            except (OSError, asyncpg.PostgresError) as exc:
+            except Exception as exc:
                 log.warning("listener connection failed: %s; retrying", exc)
             finally:
                 if conn is not None and not conn.is_closed():

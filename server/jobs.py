@@ -8,7 +8,6 @@ The runner of a run is the one writer of its events.
 import asyncio
 import contextlib
 import logging
-import time
 import uuid
 from typing import Any
 
@@ -16,18 +15,12 @@ import asyncpg
 
 from protocol.enums import RunState
 from server import events, runs
+from server.runner import LeaseLost, Runner
 from server.settings import Settings
-from server.translate import job_from_config
-from server.workers import WorkerLost, WorkerPool
+from server.workers import WorkerPool
 
 log = logging.getLogger("barstream.jobs")
 
-_PHASE_SPAN = {
-    "load": (0.0, 0.02),
-    "prepare": (0.02, 0.05),
-    "simulate": (0.05, 0.95),
-    "metrics": (0.95, 0.99),
-}
 
 _CLAIM = """
 WITH c AS (
@@ -40,12 +33,9 @@ WITH c AS (
 UPDATE runs r SET state = 'running', started_at = coalesce(r.started_at, now()),
     attempts = r.attempts + 1, lease_owner = $1, lease_expires_at = now() + $2 * interval '1 second'
 FROM c WHERE r.id = c.id
-RETURNING r.id, r.config, r.attempts, r.cancel_requested, c.prev_state, c.prev_progress
+RETURNING r.id, r.config, r.attempts, r.cancel_requested, r.lease_owner, c.prev_state,
+    c.prev_progress
 """
-
-
-class LeaseLost(Exception):
-    """Another node took the run over: this runner must stop writing."""
 
 
 class Dispatcher:
@@ -90,7 +80,7 @@ class Dispatcher:
             claimed = None
             try:
                 claimed = await self._claim()
-            except (OSError, asyncpg.PostgresError) as exc:
+            except Exception as exc:
                 log.warning("claim failed: %s", exc)
             if claimed is None:
                 self._slots.release()
@@ -104,10 +94,15 @@ class Dispatcher:
 
     async def _claim(self) -> dict[str, Any] | None:
         async with self.pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(_CLAIM, self.settings.node_id, self.settings.lease_seconds)
+            token = f"{self.settings.node_id}:{uuid.uuid4().hex[:12]}"
+            row = await conn.fetchrow(_CLAIM, token, self.settings.lease_seconds)
             if row is None:
                 return None
             claimed = dict(row)
+            if row["cancel_requested"]:
+                previous = RunState(row["prev_state"])
+                await runs.finish(conn, row["id"], RunState.CANCELLED, previous=previous)
+                return None
             if row["prev_state"] == RunState.QUEUED:
                 await events.append(
                     conn, row["id"], [("state", {"state": "running", "previous_state": "queued"})]
@@ -116,13 +111,14 @@ class Dispatcher:
             if row["attempts"] > self.settings.max_attempts:
                 err = {
                     "code": "worker_lost",
-                    "message": f"the run's worker was lost {row['attempts'] - 1} times",
+                    "message": f"the run was interrupted {row['attempts'] - 1} times",
                 }
                 await runs.finish(
                     conn, row["id"], RunState.FAILED, previous=RunState.RUNNING, error=err
                 )
                 return None
-            msg = f"restarting from the start after its server stopped (attempt {row['attempts']} of {self.settings.max_attempts})"
+            n, most = row["attempts"], self.settings.max_attempts
+            msg = f"restarting from the start (attempt {n} of {most}): the previous attempt was interrupted"
             await events.append(conn, row["id"], [("log", {"message": msg, "level": "warning"})])
             return claimed
 
@@ -135,6 +131,8 @@ class Dispatcher:
             await runner.run()
         except asyncio.CancelledError:
             raise
+        except LeaseLost:
+            log.warning("run %s was taken over; this runner stops", run_id)
         except Exception:
             log.exception("run %s failed in the server", run_id)
             with contextlib.suppress(Exception):
@@ -143,171 +141,3 @@ class Dispatcher:
             self._cancels.pop(run_id, None)
             self._slots.release()
             self._wake.set()
-
-
-class Runner:
-    """Drives one claimed run: sends the job, turns worker messages into events, writes the end."""
-
-    def __init__(
-        self, dispatcher: Dispatcher, claimed: dict[str, Any], cancel: asyncio.Event
-    ) -> None:
-        self.d = dispatcher
-        self.run_id: uuid.UUID = claimed["id"]
-        self.config: dict[str, Any] = claimed["config"]
-        self.cancel = cancel
-        self.reported = float(claimed["prev_progress"] or 0.0)  # never report below this
-        self.last_emit = 0.0
-        self.last_metric_emit = 0.0
-        self.sim_started: float | None = None
-        self.reason = "cancelled"
-        if claimed["cancel_requested"]:
-            cancel.set()
-
-    async def run(self) -> None:
-        s = self.d.settings
-        job = {
-            **job_from_config(self.config),
-            "bars_dir": str(s.bars_dir),
-            "chunk_bars": s.chunk_bars,
-            "pace_seconds": s.pace_seconds,
-        }
-        deadline = time.monotonic() + self.d.settings.max_run_seconds
-        lease = asyncio.create_task(self._keep_lease(deadline))
-        lost = False
-        try:
-            # Always drain to the worker's terminal message, so the worker is idle when returned.
-            async for msg in self.d.workers.run(job, self.cancel):
-                if lost:
-                    continue
-                try:
-                    if await self._handle(msg):
-                        lost = True
-                except LeaseLost:
-                    log.warning("run %s was taken over by another node", self.run_id)
-                    lost = True
-                    self.cancel.set()
-        except WorkerLost:
-            await self._release()
-        finally:
-            lease.cancel()
-
-    async def _handle(self, msg: tuple[Any, ...]) -> bool:
-        kind = msg[0]
-        if kind == "progress":
-            await self._progress(*msg[1:])
-        elif kind == "log":
-            await self._append([("log", {"message": msg[2], "level": msg[1]})])
-        elif kind == "done":
-            await self._complete(msg[1])
-            return True
-        elif kind == "failed":
-            log.info("run %s failed: %s", self.run_id, msg[3] if len(msg) > 3 else msg[2])
-            await self.fail(msg[1], msg[2])
-            return True
-        elif kind == "cancelled":
-            if self.reason == "timeout":
-                limit = self.d.settings.max_run_seconds
-                await self.fail("timeout", f"the run exceeded the maximum run time of {limit:g} s")
-            else:
-                await self._finish(RunState.CANCELLED, None, [])
-            return True
-        return False
-
-    async def _progress(self, phase: str, done: int, total: int, metrics: dict[str, float]) -> None:
-        lo, hi = _PHASE_SPAN.get(phase, (0.0, 0.99))
-        frac = done / total if total else 1.0
-        value = round(lo + (hi - lo) * frac, 4)
-        now = time.monotonic()
-        if phase == "simulate" and self.sim_started is None:
-            self.sim_started = now
-        # At most every 1% or 100 ms, whichever is rarer; and never backwards.
-        if value < self.reported + 0.01 or now - self.last_emit < 0.1:
-            return
-        data: dict[str, Any] = {"progress": value, "phase": phase}
-        if phase == "simulate" and self.sim_started is not None and 0 < frac < 1:
-            data["eta_seconds"] = round((now - self.sim_started) / frac * (1 - frac), 2)
-        items: list[tuple[str, dict[str, Any]]] = [("progress", data)]
-        if metrics and now - self.last_metric_emit >= 0.5:
-            items += [
-                ("metric", {"name": k, "value": v, "running": True})
-                for k, v in sorted(metrics.items())
-            ]
-            self.last_metric_emit = now
-        self.reported, self.last_emit = value, now
-        await self._append(items, progress=value)
-
-    async def _append(
-        self, items: list[tuple[str, dict[str, Any]]], progress: float | None = None
-    ) -> None:
-        async with self.d.pool.acquire() as conn, conn.transaction():
-            flag = await conn.fetchval(
-                "UPDATE runs SET progress = greatest(progress, coalesce($2, progress)) WHERE id = $1"
-                " AND lease_owner = $3 RETURNING cancel_requested",
-                self.run_id,
-                progress,
-                self.d.settings.node_id,
-            )
-            if flag is None:
-                raise LeaseLost(str(self.run_id))
-            await events.append(conn, self.run_id, items)
-        if flag:
-            self.cancel.set()
-
-    async def _complete(self, body: dict[str, Any]) -> None:
-        metrics = body["metrics"]
-        finals = [("metric", {"name": k, "value": metrics[k]}) for k in sorted(metrics)]
-        extra = [*finals, ("progress", {"progress": 1.0, "phase": "done", "eta_seconds": 0.0})]
-        await self._finish(RunState.COMPLETED, None, extra, body)
-
-    async def fail(self, code: str, message: str) -> None:
-        """End the run as failed with `code` and `message`."""
-        await self._finish(RunState.FAILED, {"code": code, "message": message}, [])
-
-    async def _finish(
-        self,
-        state: RunState,
-        error: dict[str, str] | None,
-        extra: list[tuple[str, dict[str, Any]]],
-        body: dict[str, Any] | None = None,
-    ) -> None:
-        async with self.d.pool.acquire() as conn, conn.transaction():
-            current = await conn.fetchval(
-                "SELECT state FROM runs WHERE id = $1 FOR UPDATE", self.run_id
-            )
-            if current != RunState.RUNNING:
-                return
-            if body is not None:
-                await conn.execute(
-                    "INSERT INTO results (run_id, body) VALUES ($1, $2)", self.run_id, body
-                )
-            await runs.finish(
-                conn, self.run_id, state, previous=RunState.RUNNING, error=error, extra=extra
-            )
-
-    async def _release(self) -> None:
-        """Give the run back (its worker died): the next claim restarts it as a new attempt."""
-        await self.d.pool.execute(
-            "UPDATE runs SET lease_expires_at = now() WHERE id = $1 AND lease_owner = $2",
-            self.run_id,
-            self.d.settings.node_id,
-        )
-
-    async def _keep_lease(self, deadline: float) -> None:
-        s = self.d.settings
-        while True:
-            left = deadline - time.monotonic()
-            await asyncio.sleep(
-                s.lease_seconds / 3 if left <= 0 else min(s.lease_seconds / 3, left)
-            )
-            if time.monotonic() >= deadline and not self.cancel.is_set():
-                self.reason = "timeout"
-                self.cancel.set()
-            flag = await self.d.pool.fetchval(
-                "UPDATE runs SET lease_expires_at = now() + $2 * interval '1 second'"
-                " WHERE id = $1 AND lease_owner = $3 RETURNING cancel_requested",
-                self.run_id,
-                s.lease_seconds,
-                s.node_id,
-            )
-            if flag:
-                self.cancel.set()

@@ -43,7 +43,8 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     if db.embedded is not None:
         # An embedded database has one server: runs it left running were orphaned by its exit.
         await pool.execute("UPDATE runs SET lease_expires_at = now() WHERE state = 'running'")
-    dispatcher = Dispatcher(settings, pool, workers)
+    writer = await db.open_writer(2 * workers.size + 2)
+    dispatcher = Dispatcher(settings, writer, workers)
     hub.on_cancel(dispatcher.cancel)
     streams = Streams()
     app.state.pool, app.state.store, app.state.workers = pool, store, workers

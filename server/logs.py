@@ -3,17 +3,19 @@
 import logging
 import re
 
-_SECRET = re.compile(r"(api_key=)[^&\s\"']+", re.IGNORECASE)
+# The value of an `api_key` parameter, however its name is percent-encoded, and any of our keys.
+_PARAM = re.compile(r"(api(?:_|%5f)key=)[^&\s\"']*", re.IGNORECASE)
+_KEY = re.compile(r"bs_[A-Za-z0-9_\-]{16,}")
 
 
 class RedactKeys(logging.Filter):
-    """Replace the value of any `api_key=` in a record with `***`."""
+    """Replace API keys in a record, as a query parameter or anywhere else, with `***`."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if "api_key=" in message.lower():
-            record.msg = _SECRET.sub(r"\1***", message)
-            record.args = ()
+        redacted = _KEY.sub("***", _PARAM.sub(r"\1***", message))
+        if redacted != message:
+            record.msg, record.args = redacted, ()
         return True
 
 

@@ -32,12 +32,24 @@ def status(row: asyncpg.Record) -> dict[str, Any]:
     }
 
 
+class TooManyActive(Exception):
+    """The user already has the maximum number of queued and running runs."""
+
+
 async def create(
-    conn: asyncpg.Connection, user_id: uuid.UUID, config: dict[str, Any]
+    conn: asyncpg.Connection, user_id: uuid.UUID, config: dict[str, Any], *, max_active: int
 ) -> asyncpg.Record:
     """Insert a queued run and its first event (`state: queued`) in one transaction."""
     run_id = uuid.uuid4()
     async with conn.transaction():
+        # The user's row lock makes the count and the insert one step under concurrent creates.
+        await conn.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", user_id)
+        active = await conn.fetchval(
+            "SELECT count(*) FROM runs WHERE user_id = $1 AND state IN ('queued', 'running')",
+            user_id,
+        )
+        if active >= max_active:
+            raise TooManyActive(active)
         row = await conn.fetchrow(
             f"INSERT INTO runs (id, user_id, state, config) VALUES ($1, $2, 'queued', $3)"
             f" RETURNING {_COLUMNS}",
@@ -106,8 +118,13 @@ async def page(
     return rows, total, next_cursor
 
 
-async def request_cancel(conn: asyncpg.Connection, run_id: uuid.UUID) -> asyncpg.Record:
-    """Cancel a queued run at once, or flag a running one for its runner; return the new row."""
+async def request_cancel(
+    conn: asyncpg.Connection, run_id: uuid.UUID
+) -> tuple[asyncpg.Record, bool]:
+    """Cancel a queued run at once, or flag a running one for its runner.
+
+    Return the run's row and whether the request took effect (False once the run has ended).
+    """
     async with conn.transaction():
         state = await conn.fetchval("SELECT state FROM runs WHERE id = $1 FOR UPDATE", run_id)
         if state == RunState.QUEUED:
@@ -115,7 +132,8 @@ async def request_cancel(conn: asyncpg.Connection, run_id: uuid.UUID) -> asyncpg
         elif state == RunState.RUNNING:
             await conn.execute("UPDATE runs SET cancel_requested = true WHERE id = $1", run_id)
             await conn.execute("SELECT pg_notify($1, $2)", CANCEL_CHANNEL, str(run_id))
-        return await conn.fetchrow(f"SELECT {_COLUMNS} FROM runs WHERE id = $1", run_id)
+        row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM runs WHERE id = $1", run_id)
+        return row, state in (RunState.QUEUED, RunState.RUNNING)
 
 
 async def finish(

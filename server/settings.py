@@ -33,6 +33,10 @@ class Settings:
         default_factory=lambda: _env_int("BARSTREAM_MAX_BODY_BYTES", 1 << 20)
     )
     max_attempts: int = 3
+    cancel_grace_seconds: float = field(
+        default_factory=lambda: _env_float("BARSTREAM_CANCEL_GRACE_SECONDS", 10.0)
+    )
+    max_active_runs: int = field(default_factory=lambda: _env_int("BARSTREAM_MAX_ACTIVE_RUNS", 50))
     lease_seconds: float = field(
         default_factory=lambda: _env_float("BARSTREAM_LEASE_SECONDS", 30.0)
     )

@@ -69,7 +69,7 @@ def _run(conn: Connection, job: dict[str, Any]) -> None:
 
     def cancelled() -> bool:
         while conn.poll():
-            if conn.recv()[0] == "cancel":
+            if conn.recv()[0] in ("cancel", "stop"):
                 return True
         return False
 
@@ -111,6 +111,13 @@ def _run(conn: Connection, job: dict[str, Any]) -> None:
         raise _Cancelled from exc
     send("progress", "metrics", 1, 1, {})
     send("done", _wire(output))
+
+
+def _failure(exc: Exception) -> tuple[str, str]:
+    """The code and client-facing message of a failed job; details stay in the server log."""
+    if type(exc).__name__ == "StrategyError":
+        return "invalid_strategy", str(exc)
+    return "engine_error", f"the engine failed ({type(exc).__name__}); the server log has details"
 
 
 def main(conn: Connection) -> None:

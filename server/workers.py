@@ -67,7 +67,8 @@ class WorkerPool:
         self._ctx = mp.get_context("spawn")
         self._idle: asyncio.Queue[Worker] = asyncio.Queue()
         self._all: list[Worker] = []
-        self._threads = ThreadPoolExecutor(self.size + 1, thread_name_prefix="worker-pipe")
+        self._threads = ThreadPoolExecutor(2 * self.size + 2, thread_name_prefix="worker-pipe")
+        self._closing = False
 
     async def start(self) -> None:
         """Start every worker and wait until each has compiled its kernels."""
@@ -92,45 +93,53 @@ class WorkerPool:
         return bool(self._all) and all(w.process.is_alive() for w in self._all)
 
     async def run(
-        self, job: dict[str, Any], cancel: asyncio.Event
+        self, job: dict[str, Any], cancel: asyncio.Event, grace: float = 10.0
     ) -> AsyncIterator[tuple[Any, ...]]:
-        """Run `job` on an idle worker, yielding its messages until a terminal one."""
+        """Run `job` on an idle worker, yielding its messages until a terminal one.
+
+        Once `cancel` is set the worker is asked to stop; if it has not ended the job `grace`
+        seconds later it is terminated (the iterator then raises WorkerLost). A worker whose job
+        did not end with a terminal message, for whatever reason, is replaced, never reused.
+        """
         loop = asyncio.get_running_loop()
         worker = await self._idle.get()
-        lost = False
+        ended = False
+        watcher = asyncio.create_task(self._cancel_then_kill(worker, cancel, grace))
         try:
             worker.send(("job", job))
-            watcher = asyncio.create_task(self._forward_cancel(worker, cancel))
-            try:
-                while True:
-                    msg = await loop.run_in_executor(self._threads, _recv, worker.conn)
-                    yield msg
-                    if msg[0] in ("done", "failed", "cancelled"):
-                        return
-            finally:
-                watcher.cancel()
-        except WorkerLost:
-            lost = True
-            raise
+            while not ended:
+                msg = await loop.run_in_executor(self._threads, _recv, worker.conn)
+                ended = msg[0] in ("done", "failed", "cancelled")
+                yield msg
         finally:
-            if lost or not worker.process.is_alive():
-                await self._replace(worker)
-            else:
+            watcher.cancel()
+            if ended and worker.process.is_alive():
                 self._idle.put_nowait(worker)
+            else:
+                await self._replace(worker)
 
-    async def _forward_cancel(self, worker: Worker, cancel: asyncio.Event) -> None:
+    async def _cancel_then_kill(self, worker: Worker, cancel: asyncio.Event, grace: float) -> None:
         await cancel.wait()
         with contextlib.suppress(OSError, BrokenPipeError):
             worker.send(("cancel",))
+        await asyncio.sleep(grace)
+        log.warning(
+            "worker %s ignored a cancel for %.0f s; terminating it", worker.process.pid, grace
+        )
+        worker.process.terminate()
 
     async def _replace(self, worker: Worker) -> None:
-        log.warning("worker %s lost; starting a new one", worker.process.pid)
-        self._all.remove(worker)
-        await asyncio.get_running_loop().run_in_executor(self._threads, worker.stop)
-        await self._spawn()
+        log.warning("replacing worker %s", worker.process.pid)
+        if worker in self._all:
+            self._all.remove(worker)
+        # Terminating also unblocks a thread still waiting in recv() on this worker's pipe.
+        await asyncio.get_running_loop().run_in_executor(self._threads, worker.stop, True)
+        if not self._closing:
+            await self._spawn()
 
     async def close(self) -> None:
         """Stop every worker."""
+        self._closing = True
         loop = asyncio.get_running_loop()
         idle = set()
         while not self._idle.empty():

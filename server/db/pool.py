@@ -25,6 +25,7 @@ class Database:
         self.embedded: EmbeddedPostgres | None = None
         self.dsn = settings.database_url or ""
         self.pool: asyncpg.Pool | None = None
+        self.writer: asyncpg.Pool | None = None
 
     async def open(self, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
         """Start or attach to PostgreSQL, apply migrations and open the pool."""
@@ -41,11 +42,19 @@ class Database:
         )
         return self.pool
 
+    async def open_writer(self, size: int) -> asyncpg.Pool:
+        """A second pool for the run writers, so request and stream load never delays a lease."""
+        self.writer = await asyncpg.create_pool(
+            self.dsn, min_size=1, max_size=size, init=_init_connection
+        )
+        return self.writer
+
     async def close(self) -> None:
-        """Close the pool and release the embedded server."""
-        if self.pool is not None:
-            await self.pool.close()
-            self.pool = None
+        """Close the pools and release the embedded server."""
+        for pool in (self.writer, self.pool):
+            if pool is not None:
+                await pool.close()
+        self.pool = self.writer = None
         if self.embedded is not None:
             self.embedded.stop()
             self.embedded = None

@@ -35,8 +35,18 @@ async def create(request: Request) -> Response:
     body = await request.body()
     store = request.app.state.store
     config = await asyncio.to_thread(build_config, body, store)
-    async with request.app.state.pool.acquire() as conn:
-        row = await runs.create(conn, user.id, config)
+    limit = request.app.state.settings.max_active_runs
+    try:
+        async with request.app.state.pool.acquire() as conn:
+            row = await runs.create(conn, user.id, config, max_active=limit)
+    except runs.TooManyActive as exc:
+        raise ApiError(
+            429,
+            ErrorCode.TOO_MANY_RUNS,
+            f"you have {exc.args[0]} queued or running backtests, the most allowed at once;"
+            " retry when one has finished",
+            headers={"Retry-After": "5"},
+        ) from exc
     request.app.state.dispatcher.wake()
     status = runs.status(row)
     return JSON(
@@ -117,15 +127,15 @@ async def cancel(request: Request) -> Response:
     """Cancel a queued run now or a running one between chunks; 202 with its status."""
     row = await _owned_run(request)
     run_id, pool = str(row["id"]), request.app.state.pool
-    if RunState(row["state"]).terminal:
+    async with pool.acquire() as conn:
+        row, took_effect = await runs.request_cancel(conn, row["id"])
+    if not took_effect:
         raise ApiError(
             409,
             ErrorCode.RUN_FINISHED,
             f"backtest {run_id} is already {row['state']}",
             field="run_id",
         )
-    async with pool.acquire() as conn:
-        row = await runs.request_cancel(conn, row["id"])
     return JSON(runs.status(row), status_code=202)
 
 

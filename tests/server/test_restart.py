@@ -113,3 +113,36 @@ async def test_query_key_never_reaches_the_log(solo: ServerProcess) -> None:
     log = solo.log()
     assert "api_key=***" in log
     assert solo.key not in log.replace(f"API key (shown once): {solo.key}", "")
+
+
+async def test_killed_worker_restarts_the_run(solo: ServerProcess) -> None:
+    import psutil
+
+    async with solo.client() as c:
+        run_id = (await c.post("/api/v2/backtests", json=long_run())).json()["run_id"]
+
+        async def running() -> bool:
+            return (await c.get(f"/api/v2/backtests/{run_id}")).json()["progress"] >= 0.1
+
+        await eventually(running, timeout=60)
+        assert solo.proc is not None
+        workers = [
+            p
+            for p in psutil.Process(solo.proc.pid).children()
+            if "spawn_main" in " ".join(p.cmdline())
+        ]
+        assert len(workers) == 1
+        workers[0].kill()
+
+        async def done() -> bool:
+            return (await c.get(f"/api/v2/backtests/{run_id}")).json()["state"] == "completed"
+
+        await eventually(done, timeout=120)
+    events, code, _ = await read_stream(
+        f"{solo.ws_url}/api/v2/backtests/{run_id}/stream", {"X-API-Key": solo.key}
+    )
+    assert code == 1000
+    assert [e["id"] for e in events] == list(range(1, len(events) + 1))
+    assert sum("attempt 2 of 3" in e["data"].get("message", "") for e in events) == 1
+    progress = [e["data"]["progress"] for e in events if e["type"] == "progress"]
+    assert progress == sorted(progress)
