@@ -23,6 +23,33 @@ def cross_above_nb(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True)
+def cross_below_nb(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Return true at i where a[i-1] >= b[i-1] and a[i] < b[i]; false where any is NaN."""
+    out = np.zeros(a.shape[0], dtype=np.bool_)
+    for i in range(1, a.shape[0]):
+        out[i] = a[i - 1] >= b[i - 1] and a[i] < b[i]
+    return out
+
+
+@njit(cache=True)
+def above_level_nb(a: np.ndarray, level: float) -> np.ndarray:
+    """Return a > level element-wise, false where a is NaN."""
+    out = np.zeros(a.shape[0], dtype=np.bool_)
+    for i in range(a.shape[0]):
+        out[i] = a[i] > level
+    return out
+
+
+@njit(cache=True)
+def below_level_nb(a: np.ndarray, level: float) -> np.ndarray:
+    """Return a < level element-wise, false where a is NaN."""
+    out = np.zeros(a.shape[0], dtype=np.bool_)
+    for i in range(a.shape[0]):
+        out[i] = a[i] < level
+    return out
+
+
+@njit(cache=True)
 def all_of_nb(masks: np.ndarray) -> np.ndarray:
     """Return the row-wise AND of a 2-D (k, n) boolean array; all true when k == 0."""
     out = np.ones(masks.shape[1], dtype=np.bool_)
