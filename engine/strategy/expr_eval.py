@@ -206,7 +206,7 @@ class _Evaluator:
 
     def key(self, node: Node) -> Any:
         """Cache key: the node itself, with indicator keywords folded into positions."""
-        if not isinstance(node, Call) or node.name in _BUILTINS or not node.kwargs:
+        if not isinstance(node, Call) or node.name in _BUILTINS:
             return node
         series, numbers = _split_args(node)
         pos = [n.value for n in numbers if isinstance(n, Num)]
@@ -216,31 +216,39 @@ class _Evaluator:
             pos.append(kw.pop(names[len(pos)]))
         return ("indicator", node.name, series, tuple(pos), tuple(sorted(kw.items())))
 
-    def eval(self, node: Node) -> Any:
+    def value(self, node: Node) -> Any:
         key = self.key(node)
         if key not in self.cache:
-            self.cache[key] = self._eval(node)
+            self.cache[key] = self._compute(node)
         return self.cache[key]
 
-    def _eval(self, node: Node) -> Any:
+    def _compute(self, node: Node) -> Any:
         if isinstance(node, Num):
             return np.float64(node.value)
         if isinstance(node, Field):
-            return np.asarray(getattr(self.bars, node.name), dtype=np.float64)
+            b = self.bars  # a fixed map, no attribute lookup by user-given name
+            cols = {
+                "open": b.open,
+                "high": b.high,
+                "low": b.low,
+                "close": b.close,
+                "volume": b.volume,
+            }
+            return np.asarray(cols[node.name], dtype=np.float64)
         if isinstance(node, Neg):
-            return np.negative(self.eval(node.operand))
+            return np.negative(self.value(node.operand))
         if isinstance(node, BinOp):
-            return _ARITH[node.op](self.eval(node.left), self.eval(node.right))
+            return _ARITH[node.op](self.value(node.left), self.value(node.right))
         if isinstance(node, Compare):
-            a, b = self.eval(node.left), self.eval(node.right)
+            a, b = self.value(node.left), self.value(node.right)
             if node.op == "!=":
                 return np.not_equal(a, b) & ~np.isnan(a) & ~np.isnan(b)
             return _CMP[node.op](a, b)
         if isinstance(node, Not):
-            return np.logical_not(self.eval(node.operand))
+            return np.logical_not(self.value(node.operand))
         if isinstance(node, And | Or):
             fn = np.logical_and if isinstance(node, And) else np.logical_or
-            return reduce(fn, (self.eval(item) for item in node.items))
+            return reduce(fn, (self.value(item) for item in node.items))
         if isinstance(node, Call):
             if node.name in _BUILTINS:
                 return self.builtin(node)
@@ -250,19 +258,19 @@ class _Evaluator:
     def builtin(self, node: Call) -> Any:
         name, n = node.name, self.n
         if name in ("cross_above", "cross_below"):
-            a, b = (self.full(self.eval(arg)) for arg in node.args)
+            a, b = (self.full(self.value(arg)) for arg in node.args)
             if name == "cross_below":
                 a, b = -a, -b
             out = np.zeros(n, dtype=bool)
             out[1:] = (a[:-1] <= b[:-1]) & (a[1:] > b[1:])
             return out
         if name == "abs":
-            return np.abs(self.eval(node.args[0]))
+            return np.abs(self.value(node.args[0]))
         if name in ("min", "max"):
             fn = np.minimum if name == "min" else np.maximum
-            return fn(self.eval(node.args[0]), self.eval(node.args[1]))
+            return fn(self.value(node.args[0]), self.value(node.args[1]))
         # shift
-        x = self.full(self.eval(node.args[0]))
+        x = self.full(self.value(node.args[0]))
         lag = node.args[1]
         k = min(int(lag.value), n) if isinstance(lag, Num) else 0
         out = np.zeros(n, dtype=bool) if x.dtype == bool else np.full(n, np.nan)
@@ -272,7 +280,7 @@ class _Evaluator:
     def indicator(self, node: Call) -> np.ndarray:
         series, numbers = _split_args(node)
         args = tuple(n.value for n in numbers if isinstance(n, Num))
-        data = tuple(np.ascontiguousarray(self.full(self.eval(s))) for s in series)
+        data = tuple(np.ascontiguousarray(self.full(self.value(s))) for s in series)
         try:
             out = self.provider.compute(node.name, self.bars, args, dict(node.kwargs), data)
         except ExprError:
@@ -290,5 +298,5 @@ def evaluate(node: Node, bars: Any, provider: Provider) -> np.ndarray:
     check(node, provider)
     ev = _Evaluator(bars, provider)
     with np.errstate(all="ignore"):
-        out = ev.eval(node)
+        out = ev.value(node)
     return np.array(ev.full(out), dtype=bool)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
@@ -228,21 +229,21 @@ class _Parser:
             raise ExprError(f"unexpected {_describe(tok)}", tok.pos)
         return node
 
-    def _nary(self, word: str, sub: str, cls: type[And] | type[Or]) -> Node:
-        first = getattr(self, sub)()
+    def _nary(self, word: str, sub: Callable[[], Node], cls: type[And] | type[Or]) -> Node:
+        first = sub()
         items, at = [first], first.pos
         while self.peek().kind == "kw" and self.peek().text == word:
             at = self.take().pos
-            items.append(getattr(self, sub)())
+            items.append(sub())
         if len(items) == 1:
             return first
         return self.make(cls(tuple(items), pos=first.pos), at)
 
     def or_expr(self) -> Node:
-        return self._nary("or", "and_expr", Or)
+        return self._nary("or", self.and_expr, Or)
 
     def and_expr(self) -> Node:
-        return self._nary("and", "not_expr", And)
+        return self._nary("and", self.not_expr, And)
 
     def not_expr(self) -> Node:
         tok = self.peek()
