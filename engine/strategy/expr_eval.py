@@ -202,6 +202,7 @@ class _Evaluator:
         self.cache: dict[Any, Any] = {}
 
     def full(self, value: Any) -> np.ndarray:
+        """Broadcast a scalar or series to one value per bar (read-only view)."""
         return np.broadcast_to(value, (self.n,))
 
     def key(self, node: Node) -> Any:
@@ -217,12 +218,14 @@ class _Evaluator:
         return ("indicator", node.name, series, tuple(pos), tuple(sorted(kw.items())))
 
     def value(self, node: Node) -> Any:
+        """Evaluate a node, reusing the result of an identical one."""
         key = self.key(node)
         if key not in self.cache:
             self.cache[key] = self._compute(node)
         return self.cache[key]
 
     def _compute(self, node: Node) -> Any:
+        """Evaluate a node whose value is not cached yet."""
         if isinstance(node, Num):
             return np.float64(node.value)
         if isinstance(node, Field):
@@ -256,6 +259,7 @@ class _Evaluator:
         raise ExprError(f"unknown node {type(node).__name__}", node.pos)
 
     def builtin(self, node: Call) -> Any:
+        """Evaluate cross_above, cross_below, abs, min, max or shift."""
         name, n = node.name, self.n
         if name in ("cross_above", "cross_below"):
             a, b = (self.full(self.value(arg)) for arg in node.args)
@@ -278,6 +282,7 @@ class _Evaluator:
         return out
 
     def indicator(self, node: Call) -> np.ndarray:
+        """Compute an indicator through the provider, checking the result's shape."""
         series, numbers = _split_args(node)
         args = tuple(n.value for n in numbers if isinstance(n, Num))
         data = tuple(np.ascontiguousarray(self.full(self.value(s))) for s in series)

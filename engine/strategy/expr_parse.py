@@ -147,12 +147,15 @@ def children(node: Node) -> tuple[Node, ...]:
 
 
 class _Tok(NamedTuple):
+    """One token: kind, text (keywords lower-cased) and offset."""
+
     kind: str  # "num", "name", "kw", "op", "end"
     text: str
     pos: int
 
 
 def _describe(tok: _Tok) -> str:
+    """Name a token for an error message."""
     return "end of expression" if tok.kind == "end" else repr(tok.text)
 
 
@@ -191,18 +194,22 @@ class _Parser:
         self.alive: list[Node] = []  # keeps ids in `depth` unique
 
     def peek(self, ahead: int = 0) -> _Tok:
+        """The token `ahead` places on, without consuming it."""
         return self.toks[min(self.i + ahead, len(self.toks) - 1)]
 
     def take(self) -> _Tok:
+        """Consume and return the next token (the end token repeats)."""
         tok = self.toks[self.i]
         if tok.kind != "end":
             self.i += 1
         return tok
 
     def is_op(self, tok: _Tok, *ops: str) -> bool:
+        """Whether a token is one of the given operators."""
         return tok.kind == "op" and tok.text in ops
 
     def enter(self, pos: int) -> None:
+        """Go one nesting level deeper; ExprError past max_depth."""
         self.level += 1
         if self.level > self.max_depth:
             raise ExprError(f"expression nested too deeply (max depth {self.max_depth})", pos)
@@ -221,6 +228,7 @@ class _Parser:
         return node
 
     def parse(self) -> Node:
+        """Parse the whole token list; anything left over is an error."""
         node = self.or_expr()
         tok = self.peek()
         if tok.kind != "end":
@@ -230,6 +238,7 @@ class _Parser:
         return node
 
     def _nary(self, word: str, sub: Callable[[], Node], cls: type[And] | type[Or]) -> Node:
+        """Parse `sub (word sub)*` into one n-ary node."""
         first = sub()
         items, at = [first], first.pos
         while self.peek().kind == "kw" and self.peek().text == word:
@@ -240,12 +249,15 @@ class _Parser:
         return self.make(cls(tuple(items), pos=first.pos), at)
 
     def or_expr(self) -> Node:
+        """or_expr := and_expr ('or' and_expr)*."""
         return self._nary("or", self.and_expr, Or)
 
     def and_expr(self) -> Node:
+        """and_expr := not_expr ('and' not_expr)*."""
         return self._nary("and", self.not_expr, And)
 
     def not_expr(self) -> Node:
+        """not_expr := 'not' not_expr | cmp_expr."""
         tok = self.peek()
         if tok.kind == "kw" and tok.text == "not":
             self.take()
@@ -256,6 +268,7 @@ class _Parser:
         return self.cmp_expr()
 
     def cmp_expr(self) -> Node:
+        """cmp_expr := add_expr [op add_expr], never chained."""
         left = self.add_expr()
         tok = self.peek()
         if tok.kind != "op" or tok.text not in CMP_OPS:
@@ -269,6 +282,7 @@ class _Parser:
         return node
 
     def add_expr(self) -> Node:
+        """add_expr := mul_expr (('+' | '-') mul_expr)*, left-associative."""
         node = self.mul_expr()
         while self.is_op(self.peek(), "+", "-"):
             tok = self.take()
@@ -276,6 +290,7 @@ class _Parser:
         return node
 
     def mul_expr(self) -> Node:
+        """mul_expr := unary (('*' | '/') unary)*, left-associative."""
         node = self.unary()
         while self.is_op(self.peek(), "*", "/"):
             tok = self.take()
@@ -283,6 +298,7 @@ class _Parser:
         return node
 
     def unary(self) -> Node:
+        """unary := '-' unary | primary; a negated literal folds into the literal."""
         tok = self.peek()
         if not self.is_op(tok, "-"):
             return self.primary()
@@ -295,12 +311,14 @@ class _Parser:
         return self.make(Neg(operand, pos=tok.pos), tok.pos)
 
     def number(self, tok: _Tok) -> float:
+        """The value of a number token; ExprError if it is not finite."""
         value = float(tok.text)
         if not math.isfinite(value):
             raise ExprError(f"number {tok.text!r} out of range", tok.pos)
         return value
 
     def primary(self) -> Node:
+        """A number, name, call or parenthesised expression."""
         tok = self.take()
         if tok.kind == "num":
             return self.make(Num(self.number(tok), pos=tok.pos), tok.pos)
@@ -325,6 +343,7 @@ class _Parser:
         raise ExprError(f"missing operand before {_describe(tok)}", tok.pos)
 
     def name(self, tok: _Tok) -> Node:
+        """A bar field, a call, an indicator shorthand (sma50) or a bare indicator."""
         name = tok.text.lower()
         if self.is_op(self.peek(), "("):
             if name in FIELDS:
@@ -339,6 +358,7 @@ class _Parser:
         return self.make(Call(m.group(1), (digits,), pos=tok.pos), tok.pos)
 
     def call(self, name: str, pos: int) -> Node:
+        """The argument list of a call whose name was just read."""
         lpar = self.take()
         self.enter(lpar.pos)
         self.open_parens += 1
@@ -375,6 +395,7 @@ class _Parser:
         return self.make(node, pos)
 
     def keyword_value(self) -> float:
+        """The number after `name=`, optionally negative."""
         tok = self.take()
         sign = 1.0
         if self.is_op(tok, "-"):

@@ -265,6 +265,10 @@ EXAMPLES = {
         np.minimum(B.open, B.close) - B.low, np.maximum(B.high, 101) - B.high
     ),
     "cross_above(close, 100)": lambda: cross_loop(B.close, np.full(len(B.close), 100.0), True),
+    "cross_above(ema12, ema26)": lambda: cross_loop(
+        ref_ema(B.close, 12), ref_ema(B.close, 26), True
+    ),
+    "sma(volume, window=10) < volume": lambda: lt(ref_sma(B.volume, 10), B.volume),
     "rsi < 30 or rsi > 70": lambda: lt(ref_rsi(B.close, 14), 30) | gt(ref_rsi(B.close, 14), 70),
 }
 
@@ -776,8 +780,12 @@ def test_shift_of_a_condition_and_constants() -> None:
 
 def test_series_argument_goes_to_series() -> None:
     p = NumpyProvider()
-    evaluate(parse("sma(volume, 20) > 1 and sma(-close, 5) < 0"), BARS, p)
-    assert p.calls == [("sma", (20.0,), {}, 1), ("sma", (5.0,), {}, 1)]
+    evaluate(parse("sma(volume, 20) > 1 and sma(-close, 5) < 0 and sma(open, window=3) > 0"), B, p)
+    assert p.calls == [
+        ("sma", (20.0,), {}, 1),
+        ("sma", (5.0,), {}, 1),
+        ("sma", (), {"window": 3.0}, 1),
+    ]
 
 
 def test_identical_calls_are_computed_once_per_evaluate() -> None:
