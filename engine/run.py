@@ -1,74 +1,139 @@
 """run_backtest: check inputs, compute signals, run the bar-loop kernel chunk by chunk, report.
 
-Semantics (foundation scope):
+Semantics (the README copies this section):
+
+Bars and symbols
 
 - ``bars`` maps symbol -> Bars at the run's resolution, including warm-up history before
   ``trade_start_ns``. Indicators are computed over the whole array; orders are decided only on
   bars with ``ts >= trade_start_ns``.
 - Several symbols: capital is split equally into independent sleeves, one per symbol (in sorted
-  symbol order), each simulated on its own bars. The combined equity is the sum of the sleeves on
-  the union clock of their bar times, each sleeve's equity forward-filled (a sleeve with no bar yet
-  counts its starting capital).
-- Long only, one position per sleeve. Signals are evaluated on a bar's close; an entry or exit
-  decided at bar i fills at bar i+1's open. Buys fill at open*(1+slippage), sells at
-  open*(1-slippage); the fee is fee_bps/1e4 of each fill's notional, paid from cash. Sizing is all
-  in: units = cash / (price*(1+fee)), floored to a multiple of lot_size when lot_size > 0.
-- Stop (when atr_multiplier is set): stop = entry fill price - atr_multiplier * ATR(atr_period) at
-  the signal bar (no stop while ATR is still undefined). It is checked on the fill bar after its
-  open (against the low) and on every later bar: a bar opening at or below the stop fills at that
-  open, otherwise a low at or below the stop fills at the stop; slippage applies to the stop fill
-  as to any sell, and its timestamp is the bar's open time. exit_reason "stop".
-- An exit signal exits at the next open ("signal"); a position held for max_hold_bars bars (the
-  fill bar counts as one) exits at the next open ("max_hold"). A signal exit wins over max_hold.
-- A position open at the end stays open: it is valued in the final equity and listed in
-  ``open_positions``, never in ``round_trips``.
+  symbol order); each sleeve runs the full execution and risk model below on its own bars and
+  cash. The combined equity is the sum of the sleeves on the union clock of their bar times, each
+  sleeve's equity forward-filled (a sleeve with no bar yet counts its starting capital).
+
+Orders and fills
+
+- Signals are evaluated on a bar's close. ``fill="next_open"`` (default): an order decided at bar
+  i fills at bar i+1's open; no order is decided on the last bar. ``fill="close"``: it fills at
+  bar i's close (for comparisons with same-bar-close engines).
+- Long entries need the strategy's long rules; short entries need ``allow_short`` and short rules.
+  A bar where both the long and the short entry hold queues no entry. Positions are all on one
+  side: an entry for the other side is skipped while positions of the first side are open (an
+  exit decided on the same bar fills first, so exit-then-reverse works).
+- Fees: ``fee_model="none"`` charges nothing; ``"fixed_bps"`` charges fee_bps/1e4 of each fill's
+  notional, paid from cash. Slippage moves every fill price slippage_bps/1e4 against the trader
+  (buys up, sells down), stop and target fills included.
+- Cash accounting without leverage: a long pays units*price (+fee); a short sets aside the same
+  amount as collateral and is worth units*(2*entry - price) at price. Equity = cash + positions
+  at the bar's close.
+
+Protective exits (per position, from ``strategy.exits``)
+
+- Levels are distances from the entry fill price: ``atr`` = value * ATR(atr_period) at the
+  signal bar, ``percent`` = value * entry price, take-profit ``r`` = value * the initial risk
+  distance. Without ``stop_loss``, seed 001's stop applies: atr_multiplier * ATR(atr_period)
+  (none when atr_multiplier is 0; none while ATR is undefined). The trailing stop trails the best
+  price (high for longs, low for shorts) reached on bars *before* the one being checked
+  (intra-bar order is unknown, so a bar's own high never tightens its own stop).
+- Checked on every bar a position is open, the fill bar included (after its open). The
+  effective stop is the tighter of the fixed and trailing stop (reason ``stop`` or
+  ``trailing_stop``). On a bar after the fill bar, an open beyond the stop fills at the open, and
+  an open beyond the target fills at the open (``take_profit``). Otherwise a range touching the
+  stop fills at the stop, a range touching the target fills at the target; both touched on one
+  bar -> the stop fills and the round trip is flagged ``both_hit``.
+- Max hold: the smaller non-null of Execution.max_hold_bars and exits.max_hold_bars. A position
+  that has been held that many bars (next_open: the fill bar counts as one; close: bars after
+  the entry bar) at a bar's close exits with the next fill (``max_hold``).
+- An exit signal for a side closes every open position of that side with the next fill
+  (``signal``). A signal exit wins over max_hold on the same bar. Protective exits are checked
+  before the bar's close decides anything.
+
+Sizing (at the fill, with equity = cash + open positions at the fill's raw price)
+
+- ``risk`` (seed 001's default): units = max_risk_per_trade * equity / d, with d the initial
+  risk distance per unit (the nearer of the stop and the trailing stop); no stop distance -> the
+  entry is skipped. ``fraction``: units = size * equity / (price * (1 + fee)), the fee-adjusted
+  rule of backtesting.py, so size=1.0 is all in. ``units``: size units. ``amount``: size / price.
+- When enable_volatility_adjustment is on, units are multiplied by
+  min(1, target_volatility / realised volatility) at the signal bar; realised volatility is the
+  sample stddev of the last volatility_window close-to-close returns (``stddev``) or
+  ATR(volatility_window) / close (``atr``); undefined or zero -> no adjustment.
+- Then, in every sizing mode: capped by max_units_per_trade, max_trade_amount / price and the
+  cash that can pay for units and fee (no leverage); floored to a multiple of lot_size (0 =
+  fractional); skipped if the result is 0 or its notional is below min_trade_amount.
+
+Entry gates (checked at the fill; a refused entry is counted in the sleeve's log)
+
+- min_balance_threshold: no entry while equity < threshold * the sleeve's initial balance.
+- max_open_positions: up to that many concurrent positions; each repeated entry signal adds one
+  (pyramiding), each with its own stop, target and trailing stop.
+- max_trades_per_day: entries filled per UTC calendar day.
+- Cooldowns, two tiers. With a cooldown_config entry for the run's interval (the resolution
+  name, e.g. "1h"): when a losing round trip (pnl < 0) closes at bar j and at least
+  short_loss_limit losing round trips closed on bars j-short_window_bars+1 .. j, entries are
+  refused through bar j + short_window_bars; the long tier likewise with its own keys. Without
+  an entry for the interval, the deprecated keys apply (None -> trading_defaults.json: 24, 3, 3):
+  the short tier counts daily_momentum_limit losses within one day's bars, the long tier
+  weekly_momentum_limit losses within a week's bars, and each blocks entries for cooldown_bars
+  bars. A limit, window or duration of 0 switches its tier off.
+
+Results
+
+- Round trips carry side, entry/exit time and price, quantity, pnl (net of both fees), return
+  (pnl / (entry notional + entry fee)), r_multiple (pnl / (units * initial risk distance), None
+  without one), exit_reason and both_hit. Fills carry commission.
+- Positions open at the end stay open: valued in the final equity, listed in ``open_positions``.
 - Metrics (engine.stats) are computed on the full-resolution combined equity of the trading
-  period; ``equity`` and ``exposure`` are downsampled to at most ``max_points`` points (the last
-  point of each bucket, always including the final bar).
-- on_progress is called after each chunk of ``chunk_bars`` union-clock bars; returning False
-  raises Cancelled. The same inputs give identical outputs whatever the chunk size.
+  period, annualised with ``periods_per_year`` (default 365 days over the bar interval; pass 252
+  for exchange calendars of daily bars). ``equity`` and ``exposure`` are downsampled to at most
+  ``max_points`` points (the last point of each bucket, always including the final bar).
+- on_progress is called after each chunk of ``chunk_bars`` union-clock bars with running
+  equity, drawdown, max_drawdown and trade_count; returning False raises Cancelled. The same
+  inputs give identical outputs whatever the chunk size; the run is deterministic.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from engine.data.store import RESOLUTIONS, Bars
+from engine.execution import Execution, kernel_params
 from engine.nb.indicators import atr_nb
+from engine.nb.orders import position_value_nb
 from engine.nb.records import (
+    D_STOP,
+    D_TP,
+    D_TRAIL,
     F_CASH,
-    F_ENTRY_COST,
-    F_ENTRY_PRICE,
-    F_UNITS,
     FILL_DTYPE,
-    I_ENTRY_BAR,
     I_FILLS,
+    I_SKIPPED,
     I_TRIPS,
+    P_ENTRY,
+    P_ENTRY_BAR,
+    P_SIDE,
+    P_UNITS,
     REASON_NAMES,
     SIDE_BUY,
     TRIP_DTYPE,
     new_state,
 )
+from engine.nb.risk import rolling_return_std_nb, vol_scale_nb
 from engine.nb.simulate import simulate_chunk_nb
-from engine.stats import compute_metrics, periods_per_year
+from engine.stats import compute_metrics
+from engine.stats import periods_per_year as default_periods_per_year
+from engine.strategy import evaluate as evaluate_module
 from engine.strategy.catalog import SIGNALS
-from engine.strategy.compile import CompiledStrategy, StrategyError, compile_strategy
+from engine.strategy.compile import StrategyError
 from engine.strategy.evaluate import evaluate
+from engine.strategy.form import Condition, Exits, Level, Strategy
 
-
-@dataclass(frozen=True)
-class Execution:
-    """Execution settings for one run."""
-
-    fee_bps: float = 0.0
-    slippage_bps: float = 0.0
-    max_hold_bars: int | None = None
-    atr_period: int = 14
-    atr_multiplier: float | None = None
-    lot_size: float = 0.0
+__all__ = ["BacktestOutput", "Cancelled", "Execution", "Progress", "run_backtest", "warm_up"]
 
 
 @dataclass
@@ -98,6 +163,10 @@ class BacktestOutput:
     open_positions: list[dict] = field(default_factory=list)
 
 
+Masks4 = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+DAY_NS = 86_400 * 10**9
+
+
 @dataclass
 class Sleeve:
     """One symbol's arrays and kernel state."""
@@ -106,11 +175,14 @@ class Sleeve:
     bars: Bars
     capital: float
     start: int
-    entry: np.ndarray
-    exit: np.ndarray
-    stop_dist: np.ndarray
+    masks: Masks4
+    dist: np.ndarray
+    vol_scale: np.ndarray
+    day: np.ndarray
+    params: np.ndarray
     fstate: np.ndarray
     istate: np.ndarray
+    pos: np.ndarray
     fills: np.ndarray
     trips: np.ndarray
     equity: np.ndarray
@@ -121,7 +193,7 @@ class Sleeve:
 
 def run_backtest(
     bars: dict[str, Bars],
-    strategy: CompiledStrategy,
+    strategy: Strategy | Any,
     execution: Execution,
     capital: float,
     trade_start_ns: int,
@@ -130,39 +202,111 @@ def run_backtest(
     chunk_bars: int = 20_000,
     max_points: int = 2_000,
     resolution: str | None = None,
+    periods_per_year: float | None = None,
 ) -> BacktestOutput:
     """Backtest a strategy over one or more symbols; see the module docstring for semantics."""
-    _check_inputs(bars, execution, capital, chunk_bars, max_points)
+    exits = strategy_exits(strategy)
+    _check_inputs(bars, execution, exits, capital, chunk_bars, max_points, periods_per_year)
     interval = _interval(bars, resolution)
     _check_timeframes(strategy, interval)
+    name = resolution or _resolution_name(interval)
     share = capital / len(bars)
+    params = kernel_params(execution, exits, share, name, interval)
     sleeves = [
-        _sleeve(s, bars[s], strategy, execution, share, trade_start_ns) for s in sorted(bars)
+        _sleeve(s, bars[s], strategy, execution, exits, params, share, trade_start_ns)
+        for s in sorted(bars)
     ]
     clock = _clock(sleeves, trade_start_ns)
     if clock.size == 0:
         raise ValueError("no bars at or after trade_start_ns")
-    _simulate(sleeves, clock, execution, chunk_bars, on_progress)
-    return _output(sleeves, clock, interval, max_points)
+    _simulate(sleeves, clock, chunk_bars, on_progress)
+    step = interval or (int(np.median(np.diff(clock))) if clock.size > 1 else DAY_NS)
+    ppy = periods_per_year or default_periods_per_year(step)
+    return _output(sleeves, clock, ppy, max_points)
 
 
 def _check_inputs(
-    bars: dict[str, Bars], ex: Execution, capital: float, chunk_bars: int, max_points: int
+    bars: dict[str, Bars],
+    ex: Execution,
+    exits: Exits,
+    capital: float,
+    chunk_bars: int,
+    max_points: int,
+    ppy: float | None,
 ) -> None:
     """Raise ValueError for inputs the engine cannot run."""
+    ex.validate()
     checks = [
         (bool(bars), "at least one symbol is required"),
         (capital > 0, "capital must be positive"),
-        (ex.fee_bps >= 0 and ex.slippage_bps >= 0, "fees and slippage must be >= 0"),
-        (ex.max_hold_bars is None or ex.max_hold_bars >= 1, "max_hold_bars must be >= 1"),
-        (ex.atr_period >= 1, "atr_period must be >= 1"),
-        (ex.atr_multiplier is None or ex.atr_multiplier > 0, "atr_multiplier must be > 0"),
-        (ex.lot_size >= 0, "lot_size must be >= 0"),
         (chunk_bars >= 1 and max_points >= 2, "chunk_bars >= 1 and max_points >= 2"),
+        (ppy is None or ppy > 0, "periods_per_year must be > 0"),
+        (exits.max_hold_bars is None or exits.max_hold_bars >= 1, "max_hold_bars must be >= 1"),
+        (_level_ok(exits.stop_loss, ("atr", "percent")), "exits.stop_loss: atr or percent > 0"),
+        (_level_ok(exits.take_profit, ("atr", "percent", "r")), "exits.take_profit: value > 0"),
+        (_level_ok(exits.trailing_stop, ("atr", "percent")), "exits.trailing_stop: atr or percent"),
     ]
     for ok, message in checks:
         if not ok:
             raise ValueError(message)
+
+
+def _level_ok(level: Level | None, kinds: tuple[str, ...]) -> bool:
+    """Return whether a level is absent, or of an allowed kind with a positive value."""
+    return level is None or (level.kind in kinds and level.value > 0)
+
+
+def strategy_exits(strategy: Any) -> Exits:
+    """Return the strategy's protective exits (none for the seed-001 compiled form)."""
+    return getattr(strategy, "exits", None) or Exits()
+
+
+def _conditions(strategy: Any) -> tuple:
+    """Return every condition or signal of either strategy form."""
+    if hasattr(strategy, "conditions"):
+        return tuple(strategy.conditions)
+    return tuple(strategy.entry) + tuple(strategy.exit)
+
+
+def strategy_masks(strategy: Any, bars: Bars) -> Masks4:
+    """Return (long_entry, long_exit, short_entry, short_exit) from evaluate(), old or new form."""
+    if hasattr(strategy, "long_entry") and not hasattr(evaluate_module, "Masks"):
+        masks: tuple = _form_masks(strategy, bars)  # until evaluate() reads the new form
+    else:
+        masks = tuple(evaluate(strategy, bars))
+    if len(masks) == 2:
+        none = np.zeros(len(bars), dtype=np.bool_)
+        masks = (masks[0], masks[1], none, none)
+    out = tuple(np.ascontiguousarray(m, dtype=np.bool_) for m in masks)
+    if hasattr(strategy, "short_entry") and not strategy.short_entry:
+        out = (out[0], out[1], np.zeros(len(bars), dtype=np.bool_), out[3])
+    return out  # type: ignore[return-value]
+
+
+def _form_masks(strategy: Strategy, bars: Bars) -> Masks4:
+    """Evaluate a new-form strategy whose conditions are all catalog signals (transitional)."""
+
+    def mask(c: Any) -> np.ndarray:
+        if c.kind != "signal":
+            raise StrategyError(c.path, "condition expressions need the new evaluator")
+        spec = SIGNALS[c.name]
+        params = {k: p.default for k, p in spec.params.items()} | c.param_dict
+        return np.asarray(spec.compute(bars, params), dtype=np.bool_)
+
+    def all_of(conds: tuple) -> np.ndarray:
+        out = np.ones(len(bars), dtype=np.bool_) if conds else np.zeros(len(bars), dtype=np.bool_)
+        for c in conds:
+            out &= mask(c)
+        return out
+
+    def any_of(conds: tuple) -> np.ndarray:
+        out = np.zeros(len(bars), dtype=np.bool_)
+        for c in conds:
+            out |= mask(c)
+        return out
+
+    s = strategy
+    return all_of(s.long_entry), any_of(s.long_exit), all_of(s.short_entry), any_of(s.short_exit)
 
 
 def _interval(bars: dict[str, Bars], resolution: str | None) -> int | None:
@@ -173,40 +317,81 @@ def _interval(bars: dict[str, Bars], resolution: str | None) -> int | None:
     return min(gaps) if gaps else None
 
 
-def _check_timeframes(strategy: CompiledStrategy, interval: int | None) -> None:
+def _resolution_name(interval: int | None) -> str | None:
+    """Return the resolution name of an interval, if it has one."""
+    return next((k for k, v in RESOLUTIONS.items() if v == interval), None)
+
+
+def _check_timeframes(strategy: Any, interval: int | None) -> None:
     """Reject signals whose own timeframe differs from the run's bars (not supported yet)."""
-    for signal in strategy.entry + strategy.exit:
-        if signal.timeframe is not None and RESOLUTIONS[signal.timeframe] != interval:
+    for c in _conditions(strategy):
+        if c.timeframe is not None and RESOLUTIONS[c.timeframe] != interval:
             raise StrategyError(
-                f"{signal.path}.timeframe",
+                f"{c.path}.timeframe",
                 "a signal timeframe different from the run's resolution is not supported yet",
             )
-
-
-def _sleeve(
-    symbol: str, bars: Bars, strategy: CompiledStrategy, ex: Execution, cap: float, t0: int
-) -> Sleeve:
-    """Compute a sleeve's signals and allocate its state and records."""
-    n = len(bars)
-    entry, exit_ = evaluate(strategy, bars)
-    if ex.atr_multiplier is None:
-        stop_dist = np.full(n, np.nan)
-    else:
-        stop_dist = ex.atr_multiplier * atr_nb(
-            _f64(bars.high), _f64(bars.low), _f64(bars.close), ex.atr_period
-        )
-    fstate, istate = new_state(cap)
-    start = int(np.searchsorted(bars.ts, t0, side="left"))
-    return Sleeve(
-        symbol, bars, cap, start, entry, exit_, stop_dist, fstate, istate,
-        fills=np.zeros(2 * n + 2, dtype=FILL_DTYPE), trips=np.zeros(n + 1, dtype=TRIP_DTYPE),
-        equity=np.full(n, cap), cash=np.full(n, cap), units=np.zeros(n), cursor=start,
-    )  # fmt: skip
 
 
 def _f64(x: np.ndarray) -> np.ndarray:
     """Return a contiguous float64 array."""
     return np.ascontiguousarray(x, dtype=np.float64)
+
+
+def distances(bars: Bars, ex: Execution, exits: Exits) -> np.ndarray:
+    """Return the (n, 3) ATR-based stop, target and trailing distances per signal bar (NaN: none)."""
+    n = len(bars)
+    dist = np.full((n, 3), np.nan)
+    if n == 0:
+        return dist
+    atr = atr_nb(_f64(bars.high), _f64(bars.low), _f64(bars.close), ex.atr_period)
+    if exits.stop_loss is None and (ex.atr_multiplier or 0.0) > 0:
+        dist[:, D_STOP] = ex.atr_multiplier * atr
+    for col, level in ((D_STOP, exits.stop_loss), (D_TP, exits.take_profit)):
+        if level is not None and level.kind == "atr":
+            dist[:, col] = level.value * atr
+    if exits.trailing_stop is not None and exits.trailing_stop.kind == "atr":
+        dist[:, D_TRAIL] = exits.trailing_stop.value * atr
+    return dist
+
+
+def volatility_scale(bars: Bars, ex: Execution) -> np.ndarray:
+    """Return the per-bar units multiplier of volatility targeting (ones when it is off)."""
+    n = len(bars)
+    if not ex.enable_volatility_adjustment or n == 0:
+        return np.ones(n)
+    close = _f64(bars.close)
+    if ex.volatility_mode == "stddev":
+        realised = rolling_return_std_nb(close, ex.volatility_window)
+    else:
+        atr = atr_nb(_f64(bars.high), _f64(bars.low), close, ex.volatility_window)
+        realised = atr / close
+    return vol_scale_nb(realised, ex.target_volatility)
+
+
+def _sleeve(
+    symbol: str,
+    bars: Bars,
+    strategy: Any,
+    ex: Execution,
+    exits: Exits,
+    params: np.ndarray,
+    cap: float,
+    t0: int,
+) -> Sleeve:
+    """Compute a sleeve's signals and allocate its state and records."""
+    n = len(bars)
+    le, lx, se, sx = strategy_masks(strategy, bars)
+    if not ex.allow_short:
+        se = np.zeros(n, dtype=np.bool_)
+    fstate, istate, pos = new_state(cap, ex.max_open_positions)
+    start = int(np.searchsorted(bars.ts, t0, side="left"))
+    return Sleeve(
+        symbol, bars, cap, start, (le, lx, se, sx), distances(bars, ex, exits),
+        volatility_scale(bars, ex), np.asarray(bars.ts, dtype=np.int64) // DAY_NS, params,
+        fstate, istate, pos, fills=np.zeros(2 * n + 2, dtype=FILL_DTYPE),
+        trips=np.zeros(n + 1, dtype=TRIP_DTYPE), equity=np.full(n, cap), cash=np.full(n, cap),
+        units=np.zeros(n), cursor=start,
+    )  # fmt: skip
 
 
 def _clock(sleeves: list[Sleeve], t0: int) -> np.ndarray:
@@ -218,7 +403,6 @@ def _clock(sleeves: list[Sleeve], t0: int) -> np.ndarray:
 def _simulate(
     sleeves: list[Sleeve],
     clock: np.ndarray,
-    ex: Execution,
     chunk_bars: int,
     on_progress: Callable[[Progress], bool] | None,
 ) -> None:
@@ -227,7 +411,7 @@ def _simulate(
     for u0 in range(0, clock.size, chunk_bars):
         u1 = min(u0 + chunk_bars, clock.size)
         for s in sleeves:
-            _advance(s, int(clock[u1 - 1]), ex)
+            _advance(s, int(clock[u1 - 1]))
         if on_progress is None:
             continue
         eq = _combined(sleeves, clock[u0:u1])[0]
@@ -243,16 +427,15 @@ def _simulate(
             raise Cancelled()
 
 
-def _advance(s: Sleeve, until_ns: int, ex: Execution) -> None:
+def _advance(s: Sleeve, until_ns: int) -> None:
     """Run a sleeve's kernel over its bars up to and including time until_ns."""
     end = int(np.searchsorted(s.bars.ts, until_ns, side="right"))
     if end <= s.cursor:
         return
     b = s.bars
     simulate_chunk_nb(
-        s.cursor, end, _f64(b.open), _f64(b.high), _f64(b.low), _f64(b.close),
-        s.entry, s.exit, s.stop_dist, ex.fee_bps / 1e4, ex.slippage_bps / 1e4,
-        ex.max_hold_bars or 0, float(ex.lot_size), s.fstate, s.istate, s.fills, s.trips,
+        s.cursor, end, _f64(b.open), _f64(b.high), _f64(b.low), _f64(b.close), *s.masks,
+        s.dist, s.vol_scale, s.day, s.params, s.fstate, s.istate, s.pos, s.fills, s.trips,
         s.equity, s.cash, s.units,
     )  # fmt: skip
     s.cursor = end
@@ -281,7 +464,7 @@ def _combined(sleeves: list[Sleeve], times: np.ndarray) -> tuple[np.ndarray, np.
 
 
 def _output(
-    sleeves: list[Sleeve], clock: np.ndarray, interval: int | None, max_points: int
+    sleeves: list[Sleeve], clock: np.ndarray, ppy: float, max_points: int
 ) -> BacktestOutput:
     """Assemble metrics, sampled curves, fills, round trips and logs."""
     equity, cash = _combined(sleeves, clock)
@@ -290,10 +473,12 @@ def _output(
         if len(s.bars) == 0:
             continue
         idx = _at(s, clock)
-        in_market |= (idx >= 0) & (s.units[np.maximum(idx, 0)] > 0)
-    step = interval or (int(np.median(np.diff(clock))) if clock.size > 1 else 86_400 * 10**9)
-    pnl = np.concatenate([s.trips[: s.istate[I_TRIPS]]["pnl"] for s in sleeves])
-    metrics = compute_metrics(equity, in_market, pnl, periods_per_year(step))
+        in_market |= (idx >= 0) & (s.units[np.maximum(idx, 0)] != 0)
+    trips = np.concatenate([s.trips[: s.istate[I_TRIPS]] for s in sleeves])
+    metrics = compute_metrics(
+        equity, in_market, trips["pnl"], ppy,
+        r_multiple=trips["r_multiple"], both_hit=int(trips["both_hit"].sum()),
+    )  # fmt: skip
     sample = sample_indices(clock.size, max_points)
     return BacktestOutput(
         metrics=metrics,
@@ -303,7 +488,7 @@ def _output(
         exposure=_exposure_points(sleeves, clock, equity, sample),
         logs=[_log(s) for s in sleeves],
         bars=int(clock.size),
-        open_positions=[p for s in sleeves for p in _open_position(s)],
+        open_positions=[p for s in sleeves for p in _open_positions(s)],
     )
 
 
@@ -331,7 +516,7 @@ def _equity_points(
 def _exposure_points(
     sleeves: list[Sleeve], clock: np.ndarray, equity: np.ndarray, sample: np.ndarray
 ) -> list[dict]:
-    """Return each symbol's position at the sampled points."""
+    """Return each symbol's net signed position at the sampled points."""
     times = clock[sample]
     points = []
     for k, i in enumerate(sample):
@@ -367,6 +552,7 @@ def _trips(s: Sleeve) -> list[dict]:
     return [
         {
             "symbol": s.symbol,
+            "side": "long" if t["side"] > 0 else "short",
             "entry_time": int(s.bars.ts[t["entry_bar"]]),
             "exit_time": int(s.bars.ts[t["exit_bar"]]),
             "entry_price": float(t["entry_price"]),
@@ -374,29 +560,37 @@ def _trips(s: Sleeve) -> list[dict]:
             "quantity": float(t["quantity"]),
             "pnl": float(t["pnl"]),
             "return": float(t["ret"]),
+            "r_multiple": float(t["r_multiple"]) if np.isfinite(t["r_multiple"]) else None,
             "exit_reason": REASON_NAMES[int(t["reason"])],
+            "both_hit": bool(t["both_hit"]),
         }
         for t in s.trips[: s.istate[I_TRIPS]]
     ]
 
 
-def _open_position(s: Sleeve) -> list[dict]:
-    """Return the sleeve's position still open at the end, if any."""
-    units = float(s.fstate[F_UNITS])
-    if units <= 0:
+def _open_positions(s: Sleeve) -> list[dict]:
+    """Return the sleeve's positions still open at the end."""
+    if len(s.bars) == 0:
         return []
     last = float(s.bars.close[-1])
-    return [
-        {
-            "symbol": s.symbol,
-            "entry_time": int(s.bars.ts[s.istate[I_ENTRY_BAR]]),
-            "entry_price": float(s.fstate[F_ENTRY_PRICE]),
-            "quantity": units,
-            "last_price": last,
-            "value": units * last,
-            "unrealized_pnl": units * last - float(s.fstate[F_ENTRY_COST]),
-        }
-    ]
+    out = []
+    for row in s.pos:
+        if row[P_UNITS] <= 0:
+            continue
+        value = float(position_value_nb(row, last))
+        out.append(
+            {
+                "symbol": s.symbol,
+                "side": "long" if row[P_SIDE] > 0 else "short",
+                "entry_time": int(s.bars.ts[int(row[P_ENTRY_BAR])]),
+                "entry_price": float(row[P_ENTRY]),
+                "quantity": float(row[P_UNITS]),
+                "last_price": last,
+                "value": value,
+                "unrealized_pnl": float(row[P_SIDE] * row[P_UNITS] * (last - row[P_ENTRY])),
+            }
+        )
+    return out
 
 
 def _log(s: Sleeve) -> str:
@@ -404,8 +598,18 @@ def _log(s: Sleeve) -> str:
     return (
         f"{s.symbol}: {len(s.bars) - s.start} bars traded ({s.start} warm-up), "
         f"{int(s.istate[I_FILLS])} fills, {int(s.istate[I_TRIPS])} round trips, "
+        f"{int(s.istate[I_SKIPPED])} entries refused by risk rules or sizing, "
         f"final cash {float(s.fstate[F_CASH]):.2f}"
     )
+
+
+WARM_UP_STRATEGY = Strategy(
+    name="warm-up",
+    long_entry=(Condition("signal", "sma_cross_up", (("window_fast", 3), ("window_slow", 8))),),
+    long_exit=(Condition("signal", "sma_cross_down", (("window_fast", 3), ("window_slow", 8))),),
+    short_entry=(Condition("signal", "sma_cross_down", (("window_fast", 3), ("window_slow", 8))),),
+    exits=Exits(take_profit=Level("r", 2.0), trailing_stop=Level("percent", 0.05)),
+)
 
 
 def warm_up() -> None:
@@ -415,9 +619,9 @@ def warm_up() -> None:
     ts = np.arange(n, dtype=np.int64) * RESOLUTIONS["1m"]
     bars = Bars(ts, x, x + 1.0, x - 1.0, x + 0.5, np.ones(n))
     for spec in SIGNALS.values():
-        spec.compute(x, {k: p.default for k, p in spec.params.items()})
-    strategy = compile_strategy(
-        {"entry": [{"name": "sma_cross_up"}], "exit": [{"name": "sma_cross_down"}]}
-    )
-    execution = Execution(fee_bps=1.0, max_hold_bars=3, atr_multiplier=1.0)
-    run_backtest({"X": bars}, strategy, execution, 1000.0, int(ts[5]))
+        spec.compute(bars, {k: p.default for k, p in spec.params.items()})
+    execution = Execution(
+        fee_bps=1.0, max_hold_bars=3, atr_multiplier=1.0, enable_volatility_adjustment=True,
+        allow_short=True,
+    )  # fmt: skip
+    run_backtest({"X": bars}, WARM_UP_STRATEGY, execution, 1000.0, int(ts[5]))

@@ -17,8 +17,18 @@ With ``eq`` the equity at each bar of the trading period and ``r = eq[1:] / eq[:
 - avg_win: mean pnl of winners; avg_loss: mean pnl of losers (a negative number).
 - exposure: fraction of bars that end holding a position.
 - trade_count: closed round trips.
+- wins / losses: round trips with pnl > 0 / pnl < 0 (break-even trades are neither).
+- bothHit: round trips whose exit bar touched both the stop and the target (resolved as stop).
 
-periods_per_year is 365 days over the bar interval (markets that trade every day).
+R metrics use each round trip's r_multiple = pnl / initial risk (units * initial stop distance);
+trips without an initial risk (no stop) are left out, and all are None when none has one:
+
+- pnlR: sum of R; grossProfitR: sum of positive R; grossLossR: sum of negative R (<= 0).
+- expectancyR: mean R per trip (= win rate * avgWinR + loss rate * avgLossR, seed 003).
+- avgWinR: mean positive R; avgLossR: mean negative R (None without winners / losers).
+
+periods_per_year defaults to 365 days over the bar interval (markets that trade every day);
+callers pass 252 for exchange calendars of daily bars.
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ import math
 import numpy as np
 
 YEAR_NS = 365 * 86_400 * 1_000_000_000
+R_KEYS = ("pnlR", "grossProfitR", "grossLossR", "expectancyR", "avgWinR", "avgLossR")
 
 
 def periods_per_year(interval_ns: int) -> float:
@@ -94,10 +105,32 @@ def trade_stats(pnl: np.ndarray) -> dict[str, float | None]:
     }
 
 
+def r_stats(r_multiple: np.ndarray) -> dict[str, float | None]:
+    """Return the R-unit metrics from round trips' R multiples (NaN: undefined, left out)."""
+    r = r_multiple[np.isfinite(r_multiple)]
+    if r.size == 0:
+        return dict.fromkeys(R_KEYS)
+    wins, losses = r[r > 0], r[r < 0]
+    return {
+        "pnlR": finite(r.sum()),
+        "grossProfitR": finite(wins.sum()),
+        "grossLossR": finite(losses.sum()),
+        "expectancyR": finite(r.mean()),
+        "avgWinR": finite(wins.mean()) if wins.size else None,
+        "avgLossR": finite(losses.mean()) if losses.size else None,
+    }
+
+
 def compute_metrics(
-    equity: np.ndarray, in_market: np.ndarray, pnl: np.ndarray, ppy: float
+    equity: np.ndarray,
+    in_market: np.ndarray,
+    pnl: np.ndarray,
+    ppy: float,
+    *,
+    r_multiple: np.ndarray | None = None,
+    both_hit: int = 0,
 ) -> dict[str, float | None]:
-    """Return every metric for a bar-resolution equity curve and round-trip pnl values."""
+    """Return every metric for a bar-resolution equity curve and round-trip results."""
     eq = np.asarray(equity, dtype=np.float64)
     out = return_stats(eq, ppy)
     mdd, duration = drawdown_stats(eq) if eq.size else (0.0, 0)
@@ -107,4 +140,10 @@ def compute_metrics(
     out["calmar_ratio"] = _ratio(irr, mdd) if irr is not None else None
     out.update(trade_stats(np.asarray(pnl, dtype=np.float64)))
     out["exposure"] = finite(np.mean(in_market)) if in_market.size else None
+    pnl = np.asarray(pnl, dtype=np.float64)
+    out["wins"] = float((pnl > 0).sum())
+    out["losses"] = float((pnl < 0).sum())
+    out["bothHit"] = float(both_hit)
+    r = np.full(pnl.size, np.nan) if r_multiple is None else np.asarray(r_multiple, np.float64)
+    out.update(r_stats(r))
     return out
