@@ -1,172 +1,153 @@
-"""Compile a seed-001 strategy object into the internal, validated, picklable form.
+"""Compile a strategy object (seed 001's format, or the v2 extension of it) into the internal form.
 
-Example::
+Seed 001 example (a valid v2 strategy too)::
 
     compile_strategy({
-        "name": "ETH Strategy",
+        "name": "ETH Strategy", "asset": "ETH",
         "entry": [
-            {"name": "macd_bullish_cross", "signal_type": "TRIGGER",
+            {"name": "macd_bullish_cross", "timeframe": "1h", "signal_type": "TRIGGER",
              "params": {"window_fast": 12, "window_slow": 26, "window_sign": 9}},
-            {"name": "is_above_sma", "signal_type": "FILTER", "params": {"window": 50}},
+            {"name": "is_above_sma", "timeframe": "1h", "signal_type": "FILTER", "params": {"window": 50}},
         ],
         "exit": [],
     })
 
-Entry fires on a bar when every entry signal is true on that bar; any exit signal exits.
-Unknown top-level keys are ignored (the wire layer validates them), except ``atr_period`` and
-``atr_multiplier``, which belong in the execution settings and are rejected.
+The v2 object adds, all optional: conditions as expressions (`{"condition": "rsi(14) < 30"}` or a
+bare string), `side` (`long`, `short` or `both`), `short_entry` / `short_exit` (with `both`),
+`stop_loss`, `take_profit`, `trailing_stop` (`{"type": "atr"|"percent"|"r", "value": x}`) and
+`max_hold_bars`. With `dialect="seed001"` the strict seed 001 rules apply instead: entry is
+exactly one TRIGGER and one FILTER catalog signal, exits are catalog signals, nothing else.
+Every fault raises StrategyError with the JSON path of the offending value.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from engine.data.store import RESOLUTIONS
-from engine.strategy.catalog import SIGNALS, SignalSpec
+from engine.strategy.conditions import EXECUTION_KEYS, StrategyError, condition, signal
+from engine.strategy.form import Condition, Exits, Level, Strategy
 
-SIGNAL_KEYS = {"name", "timeframe", "signal_type", "params"}
-EXECUTION_KEYS = ("atr_period", "atr_multiplier")
+__all__ = ["StrategyError", "compile_strategy"]
 
-
-class StrategyError(ValueError):
-    """A strategy fault, located by the JSON path of the offending value."""
-
-    def __init__(self, path: str, message: str) -> None:
-        super().__init__(f"{path}: {message}" if path else message)
-        self.path = path
-        self.message = message
-
-    def __reduce__(self) -> tuple:
-        return (StrategyError, (self.path, self.message))
-
-
-@dataclass(frozen=True)
-class CompiledSignal:
-    """One validated signal with every param filled in."""
-
-    name: str
-    role: str  # TRIGGER, FILTER or EXIT
-    params: tuple[tuple[str, int], ...]
-    timeframe: str | None
-    path: str  # e.g. "entry[0]"
-
-    @property
-    def param_dict(self) -> dict[str, int]:
-        """Return the params as a dict."""
-        return dict(self.params)
+V2_KEYS = {
+    "name",
+    "asset",
+    "description",
+    "side",
+    "entry",
+    "exit",
+    "short_entry",
+    "short_exit",
+    "stop_loss",
+    "take_profit",
+    "trailing_stop",
+    "max_hold_bars",
+}
+SEED001_KEYS = {"name", "asset", "entry", "exit"}
+LEVEL_KINDS = {
+    "stop_loss": ("atr", "percent"),
+    "take_profit": ("atr", "percent", "r"),
+    "trailing_stop": ("atr", "percent"),
+}
 
 
-@dataclass(frozen=True)
-class CompiledStrategy:
-    """A validated strategy: all-of entry signals, any-of exit signals."""
-
-    name: str
-    asset: str | None
-    entry: tuple[CompiledSignal, ...]
-    exit: tuple[CompiledSignal, ...]
-
-
-def compile_strategy(spec: dict) -> CompiledStrategy:
-    """Validate a strategy object and return its compiled form, or raise StrategyError."""
+def compile_strategy(spec: Any, *, dialect: str = "v2") -> Strategy:
+    """Validate a strategy object and return the internal form, or raise StrategyError."""
     if not isinstance(spec, dict):
         raise StrategyError("", "strategy must be an object")
-    for key in EXECUTION_KEYS:
-        if key in spec:
-            raise StrategyError(key, "belongs in the execution settings, not the strategy")
-    name = _optional_str(spec, "name", "") or ""
-    asset = _optional_str(spec, "asset", None)
-    entry = spec.get("entry")
-    if not isinstance(entry, list) or not entry:
-        raise StrategyError("entry", "at least one entry signal is required")
-    exits = spec.get("exit", [])
-    if exits is None:
-        exits = []
-    if not isinstance(exits, list):
-        raise StrategyError("exit", "must be a list of signals")
-    return CompiledStrategy(
-        name=name,
-        asset=asset,
-        entry=tuple(_signal(s, f"entry[{i}]", exit_=False) for i, s in enumerate(entry)),
-        exit=tuple(_signal(s, f"exit[{i}]", exit_=True) for i, s in enumerate(exits)),
-    )
+    _check_keys(spec, SEED001_KEYS if dialect == "seed001" else V2_KEYS, dialect)
+    name = _text(spec, "name", "strategy")
+    asset = _text(spec, "asset", None)
+    if dialect == "seed001":
+        return _seed001(spec, name, asset)
+    side = spec.get("side", "long")
+    if side not in ("long", "short", "both"):
+        raise StrategyError("side", "must be one of long, short, both")
+    entry = _rule(spec, "entry", entry=True, required=True)
+    exit_ = _rule(spec, "exit", entry=False, required=False)
+    short_entry, short_exit = (), ()
+    if side == "both":
+        short_entry = _rule(spec, "short_entry", entry=True, required=True)
+        short_exit = _rule(spec, "short_exit", entry=False, required=False)
+    elif "short_entry" in spec or "short_exit" in spec:
+        key = "short_entry" if "short_entry" in spec else "short_exit"
+        raise StrategyError(key, 'only with "side": "both"')
+    if side == "short":
+        entry, exit_, short_entry, short_exit = (), (), entry, exit_
+    return Strategy(name, asset, entry, exit_, short_entry, short_exit, _exits(spec))
 
 
-def _optional_str(spec: dict, key: str, default: str | None) -> str | None:
-    """Return spec[key] if it is a string, the default if absent, else raise."""
-    value = spec.get(key, default)
-    if value is not None and not isinstance(value, str):
-        raise StrategyError(key, "must be a string")
-    return value
-
-
-def _signal(raw: Any, path: str, *, exit_: bool) -> CompiledSignal:
-    """Validate one signal object."""
-    if not isinstance(raw, dict):
-        raise StrategyError(path, "signal must be an object")
-    for key in raw:
-        if key not in SIGNAL_KEYS:
-            raise StrategyError(f"{path}.{key}", "unknown field")
-    name = raw.get("name")
-    if not isinstance(name, str) or name not in SIGNALS:
-        raise StrategyError(f"{path}.name", f"unknown signal {name!r}")
-    spec = SIGNALS[name]
-    role = _role(raw.get("signal_type"), spec, f"{path}.signal_type", exit_=exit_)
-    return CompiledSignal(
-        name=name,
-        role=role,
-        params=_params(raw.get("params"), spec, f"{path}.params"),
-        timeframe=_timeframe(raw.get("timeframe"), f"{path}.timeframe"),
-        path=path,
-    )
-
-
-def _role(value: Any, spec: SignalSpec, path: str, *, exit_: bool) -> str:
-    """Return the signal's role; exit signals accept EXIT, TRIGGER or nothing."""
-    if value is None:
-        role = "EXIT" if exit_ else "TRIGGER"
-    elif not isinstance(value, str):
-        raise StrategyError(path, "must be a string")
-    else:
-        role = value.upper()
-    allowed = ("EXIT", "TRIGGER") if exit_ else ("TRIGGER", "FILTER")
-    if role not in allowed:
-        raise StrategyError(path, f"must be one of {', '.join(allowed)}")
-    if exit_:
-        role = "EXIT"
-    if role not in spec.roles:
-        raise StrategyError(path, f"{spec.name} cannot be used as {role}")
-    return role
-
-
-def _params(raw: Any, spec: SignalSpec, path: str) -> tuple[tuple[str, int], ...]:
-    """Validate params and fill in defaults."""
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise StrategyError(path, "must be an object")
-    values = {k: p.default for k, p in spec.params.items()}
-    for key, value in raw.items():
+def _check_keys(spec: dict, allowed: set[str], dialect: str) -> None:
+    for key in spec:
         if key in EXECUTION_KEYS:
-            raise StrategyError(f"{path}.{key}", "belongs in the execution settings")
-        if key not in spec.params:
-            raise StrategyError(f"{path}.{key}", f"unknown param for {spec.name}")
-        p = spec.params[key]
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise StrategyError(f"{path}.{key}", "must be an integer")
-        if not p.minimum <= value <= p.maximum:
-            raise StrategyError(f"{path}.{key}", f"must be between {p.minimum} and {p.maximum}")
-        values[key] = value
-    for small, large in spec.ordered:
-        if values[small] >= values[large]:
-            raise StrategyError(f"{path}.{small}", f"{small} must be less than {large}")
-    return tuple(sorted(values.items()))
+            raise StrategyError(key, "belongs in the execution settings, not the strategy")
+        if key not in allowed:
+            hint = (
+                " (seed 001's format has name, asset, entry and exit)"
+                if dialect == "seed001"
+                else ""
+            )
+            raise StrategyError(key, f"unknown field{hint}")
 
 
-def _timeframe(value: Any, path: str) -> str | None:
-    """Validate an optional timeframe name."""
-    if value is None:
-        return None
-    if not isinstance(value, str) or value not in RESOLUTIONS:
-        raise StrategyError(path, f"must be one of {', '.join(RESOLUTIONS)}")
+def _text(spec: dict, key: str, default: str | None) -> str | None:
+    value = spec.get(key, default)
+    if value is not None and (not isinstance(value, str) or len(value) > 200):
+        raise StrategyError(key, "must be a string of at most 200 characters")
     return value
+
+
+def _list(spec: dict, key: str, required: bool) -> list:
+    raw = spec.get(key)
+    if raw is None:
+        raw = []
+    if not isinstance(raw, list):
+        raise StrategyError(key, "must be a list of conditions")
+    if required and not raw:
+        raise StrategyError(key, "at least one condition is required")
+    if len(raw) > 50:
+        raise StrategyError(key, "at most 50 conditions")
+    return raw
+
+
+def _rule(spec: dict, key: str, *, entry: bool, required: bool) -> tuple[Condition, ...]:
+    items = _list(spec, key, required)
+    return tuple(condition(raw, f"{key}[{i}]", entry=entry) for i, raw in enumerate(items))
+
+
+def _seed001(spec: dict, name: str | None, asset: str | None) -> Strategy:
+    raw_entry = _list(spec, "entry", True)
+    entry = tuple(signal(raw, f"entry[{i}]", entry=True) for i, raw in enumerate(raw_entry))
+    roles = sorted(c.role for c in entry)
+    if roles != ["FILTER", "TRIGGER"]:
+        raise StrategyError(
+            "entry", "seed 001 entry rules are exactly one TRIGGER and one FILTER signal"
+        )
+    raw_exit = _list(spec, "exit", False)
+    exit_ = tuple(signal(raw, f"exit[{i}]", entry=False) for i, raw in enumerate(raw_exit))
+    return Strategy(name or "strategy", asset, entry, exit_)
+
+
+def _exits(spec: dict) -> Exits:
+    levels = {key: _level(spec.get(key), key) for key in LEVEL_KINDS}
+    hold = spec.get("max_hold_bars")
+    if hold is not None and (
+        isinstance(hold, bool) or not isinstance(hold, int) or not 1 <= hold <= 10**7
+    ):
+        raise StrategyError("max_hold_bars", "must be an integer from 1 to 10000000")
+    return Exits(levels["stop_loss"], levels["take_profit"], levels["trailing_stop"], hold)
+
+
+def _level(raw: Any, key: str) -> Level | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or set(raw) - {"type", "value"}:
+        raise StrategyError(key, 'must be an object {"type": ..., "value": ...}')
+    kind, value = raw.get("type"), raw.get("value")
+    if kind not in LEVEL_KINDS[key]:
+        raise StrategyError(f"{key}.type", f"must be one of {', '.join(LEVEL_KINDS[key])}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1000:
+        raise StrategyError(f"{key}.value", "must be a number above 0 and at most 1000")
+    if kind == "percent" and value >= (1 if key != "take_profit" else 1000):
+        raise StrategyError(f"{key}.value", "a percent level is a fraction: 0.02 means 2%")
+    return Level(kind, float(value))

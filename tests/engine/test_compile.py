@@ -1,4 +1,4 @@
-"""compile_strategy: the seed 001 example compiles; each fault names its JSON path."""
+"""compile_strategy: seed 001 and v2 strategies compile to the internal form; faults name their path."""
 
 import copy
 import json
@@ -8,6 +8,7 @@ import pytest
 
 from engine.strategy.catalog import describe_signals
 from engine.strategy.compile import StrategyError, compile_strategy
+from engine.strategy.form import Condition, Exits, Level
 
 SEED_001 = json.loads(
     '{"name": "ETH Strategy", "asset": "ETH", "entry": [{"name": "macd_bullish_cross", '
@@ -17,14 +18,16 @@ SEED_001 = json.loads(
 )
 
 
-def test_seed_001_example_compiles_and_pickles():
-    s = compile_strategy(SEED_001)
-    assert s.name == "ETH Strategy" and s.asset == "ETH" and s.exit == ()
-    assert [(x.name, x.role, x.timeframe) for x in s.entry] == [
-        ("macd_bullish_cross", "TRIGGER", "1h"),
-        ("is_above_sma", "FILTER", "1h"),
+@pytest.mark.parametrize("dialect", ["v2", "seed001"])
+def test_seed_001_example_compiles_and_pickles(dialect):
+    s = compile_strategy(SEED_001, dialect=dialect)
+    assert s.name == "ETH Strategy" and s.asset == "ETH" and s.long_exit == ()
+    assert [(x.kind, x.name, x.role, x.timeframe) for x in s.long_entry] == [
+        ("signal", "macd_bullish_cross", "TRIGGER", "1h"),
+        ("signal", "is_above_sma", "FILTER", "1h"),
     ]
-    assert s.entry[0].param_dict == {"window_fast": 12, "window_slow": 26, "window_sign": 9}
+    assert s.long_entry[0].param_dict == {"window_fast": 12, "window_slow": 26, "window_sign": 9}
+    assert s.short_entry == () and s.exits == Exits() and s.sides == ("long",)
     assert pickle.loads(pickle.dumps(s)) == s
 
 
@@ -32,8 +35,73 @@ def test_defaults_fill_in_and_entry_default_role_is_trigger():
     s = compile_strategy(
         {"entry": [{"name": "sma_cross_up"}], "exit": [{"name": "sma_cross_down"}]}
     )
-    assert s.entry[0].role == "TRIGGER" and s.exit[0].role == "EXIT"
-    assert s.entry[0].param_dict == {"window_fast": 10, "window_slow": 50}
+    assert s.long_entry[0].role == "TRIGGER" and s.long_exit[0].role == "EXIT"
+    assert s.long_entry[0].param_dict == {"window_fast": 10, "window_slow": 50}
+
+
+def test_v2_sides_and_protective_exits():
+    s = compile_strategy(
+        {
+            "side": "both",
+            "entry": [{"name": "sma_cross_up"}],
+            "short_entry": [{"name": "sma_cross_down"}],
+            "short_exit": [{"name": "sma_cross_up"}],
+            "stop_loss": {"type": "atr", "value": 2},
+            "take_profit": {"type": "r", "value": 3},
+            "trailing_stop": {"type": "percent", "value": 0.05},
+            "max_hold_bars": 48,
+        }
+    )
+    assert s.sides == ("long", "short")
+    assert s.short_entry[0].name == "sma_cross_down" and s.short_exit[0].role == "EXIT"
+    assert s.exits == Exits(Level("atr", 2.0), Level("r", 3.0), Level("percent", 0.05), 48)
+    short = compile_strategy({"side": "short", "entry": [{"name": "sma_cross_down"}]})
+    assert short.long_entry == () and short.short_entry[0] == Condition(
+        "signal",
+        "sma_cross_down",
+        (("window_fast", 10), ("window_slow", 50)),
+        None,
+        "TRIGGER",
+        "entry[0]",
+    )
+
+
+@pytest.mark.parametrize(
+    ("spec", "path"),
+    [
+        ({"entry": [{"name": "sma_cross_up"}, {"name": "macd_bullish_cross"}]}, "entry"),
+        ({"entry": [{"name": "is_above_sma", "signal_type": "FILTER"}]}, "entry"),
+        ({**SEED_001, "stop_loss": {"type": "atr", "value": 2}}, "stop_loss"),
+        ({**SEED_001, "entry": [*SEED_001["entry"], {"condition": "close > open"}]}, "entry[2]"),
+    ],
+)
+def test_seed001_dialect_is_strict(spec, path):
+    with pytest.raises(StrategyError) as info:
+        compile_strategy(spec, dialect="seed001")
+    assert info.value.path.startswith(path)
+
+
+V2_ERRORS = [
+    ({"side": "sideways"}, "side"),
+    ({"short_entry": [{"name": "sma_cross_down"}]}, "short_entry"),
+    ({"side": "both"}, "short_entry"),
+    ({"stop_loss": {"type": "r", "value": 1}}, "stop_loss.type"),
+    ({"stop_loss": {"type": "percent", "value": 5}}, "stop_loss.value"),
+    ({"take_profit": {"type": "atr", "value": -1}}, "take_profit.value"),
+    ({"trailing_stop": {"type": "atr"}}, "trailing_stop.value"),
+    ({"trailing_stop": {"type": "atr", "value": 1, "x": 1}}, "trailing_stop"),
+    ({"max_hold_bars": 0}, "max_hold_bars"),
+    ({"leverage": 2}, "leverage"),
+    ({"entry": [{"name": "sma_cross_up"}] * 51}, "entry"),
+]
+
+
+@pytest.mark.parametrize(("extra", "path"), V2_ERRORS)
+def test_v2_errors_name_the_path(extra, path):
+    spec = {"entry": [{"name": "sma_cross_up"}], **extra}
+    with pytest.raises(StrategyError) as info:
+        compile_strategy(spec)
+    assert info.value.path == path and info.value.message
 
 
 def mutate(path_fn):
@@ -68,7 +136,7 @@ def mutate(path_fn):
         ),
         (lambda s: s.update(exit=[{"name": "bogus"}]), "exit[0].name"),
         (lambda s: s.update(exit="nope"), "exit"),
-        (lambda s: s.update(entry=["x"]), "entry[0]"),
+        (lambda s: s.update(entry=[7]), "entry[0]"),
     ],
 )
 def test_errors_name_the_path(change, path):
@@ -98,3 +166,36 @@ def test_describe_signals_is_json_ready_and_complete():
     } <= names
     macd = next(s for s in catalog if s["name"] == "macd_bullish_cross")
     assert macd["params"]["window_slow"]["default"] == 26 and "TRIGGER" in macd["roles"]
+
+
+def test_expressions_compile_as_conditions():
+    s = compile_strategy(
+        {
+            "entry": [
+                "rsi(14) < 30",
+                {"condition": "close > sma(200)", "signal_type": "FILTER", "timeframe": "4h"},
+            ],
+            "exit": [{"condition": "cross_above(rsi(14), 70)"}],
+        }
+    )
+    first, second = s.long_entry
+    assert (first.kind, first.name, first.role) == ("expr", "rsi(14) < 30", "TRIGGER")
+    assert (second.role, second.timeframe) == ("FILTER", "4h")
+    assert s.long_exit[0].role == "EXIT"
+
+
+@pytest.mark.parametrize(
+    ("text", "position"),
+    [
+        ("rsi(14) <", 9),
+        ("nosuch(3) > 1", 0),
+        ("atr(close, 14) > 1", 0),
+        ("close + 1", 0),
+        ("__import__('os')", 11),  # the quote: strings are no part of the grammar
+    ],
+)
+def test_bad_expressions_name_path_and_position(text, position):
+    with pytest.raises(StrategyError) as info:
+        compile_strategy({"entry": [{"condition": text}]})
+    assert info.value.path == "entry[0].condition"
+    assert f"at position {position}" in info.value.message

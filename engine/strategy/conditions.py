@@ -1,0 +1,158 @@
+"""Compile one condition: a catalog signal with typed params, or a condition expression."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from engine.data.store import RESOLUTIONS
+from engine.strategy.catalog import SIGNALS, SignalSpec
+from engine.strategy.form import Condition
+
+SIGNAL_KEYS = {"name", "timeframe", "signal_type", "params"}
+EXPR_KEYS = {"condition", "timeframe", "signal_type"}
+EXECUTION_KEYS = ("atr_period", "atr_multiplier")
+
+
+class StrategyError(ValueError):
+    """A strategy fault, located by the JSON path of the offending value."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}" if path else message)
+        self.path = path
+        self.message = message
+
+    def __reduce__(self) -> tuple:
+        return (StrategyError, (self.path, self.message))
+
+
+def condition(raw: Any, path: str, *, entry: bool) -> Condition:
+    """Compile a v2 condition: a signal object, `{"condition": text}`, or a bare string."""
+    if isinstance(raw, str):
+        return expression({"condition": raw}, path, entry=entry)
+    if isinstance(raw, dict) and "condition" in raw:
+        return expression(raw, path, entry=entry)
+    return signal(raw, path, entry=entry)
+
+
+def signal(raw: Any, path: str, *, entry: bool) -> Condition:
+    """Compile a catalog signal object."""
+    if not isinstance(raw, dict):
+        raise StrategyError(
+            path, 'a condition must be a signal object, {"condition": ...} or a string'
+        )
+    for key in raw:
+        if key not in SIGNAL_KEYS:
+            raise StrategyError(f"{path}.{key}", "unknown field")
+    name = raw.get("name")
+    if not isinstance(name, str) or name not in SIGNALS:
+        raise StrategyError(
+            f"{path}.name", f"unknown signal {name!r}; GET /api/v2/signals lists them"
+        )
+    spec = SIGNALS[name]
+    role = _role(raw.get("signal_type"), spec.roles, spec.name, f"{path}.signal_type", entry=entry)
+    params = _params(raw.get("params"), spec, f"{path}.params")
+    return Condition(
+        "signal", name, params, _timeframe(raw.get("timeframe"), f"{path}.timeframe"), role, path
+    )
+
+
+def expression(raw: dict, path: str, *, entry: bool) -> Condition:
+    """Compile a condition expression, checking that it parses and names known indicators."""
+    from engine.strategy.expr import ExprError, check, parse
+    from engine.strategy.provider import PROVIDER
+
+    for key in raw:
+        if key not in EXPR_KEYS:
+            raise StrategyError(f"{path}.{key}", "unknown field")
+    text = raw["condition"]
+    if not isinstance(text, str):
+        raise StrategyError(f"{path}.condition", "must be a string")
+    try:
+        node = parse(text)
+        check(node, PROVIDER)
+        _check_series_args(node)
+    except ExprError as exc:
+        raise StrategyError(f"{path}.condition", str(exc)) from exc
+    roles = ("TRIGGER", "FILTER", "EXIT")
+    role = _role(raw.get("signal_type"), roles, "a condition", f"{path}.signal_type", entry=entry)
+    return Condition(
+        "expr", text, (), _timeframe(raw.get("timeframe"), f"{path}.timeframe"), role, path
+    )
+
+
+def _check_series_args(node: Any) -> None:
+    """Only indicators of the close take a series in its place: `sma(volume, 20)`, not `atr(close)`."""
+    from engine.strategy.expr_parse import Call, ExprError, Num, children
+    from engine.strategy.indicators import INDICATORS
+
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        stack.extend(children(n))
+        if (
+            isinstance(n, Call)
+            and n.name in INDICATORS
+            and n.args
+            and not isinstance(n.args[0], Num)
+        ) and INDICATORS[n.name].source != ("close",):
+            raise ExprError(
+                f"{n.name} reads high, low and close; it takes no series argument", n.pos
+            )
+
+
+def _role(value: Any, allowed_roles: tuple[str, ...], what: str, path: str, *, entry: bool) -> str:
+    """Return the condition's role; exit conditions accept EXIT, TRIGGER or nothing."""
+    if value is None:
+        role = "TRIGGER" if entry else "EXIT"
+    elif not isinstance(value, str):
+        raise StrategyError(path, "must be a string")
+    else:
+        role = value.upper()
+    allowed = ("TRIGGER", "FILTER") if entry else ("EXIT", "TRIGGER")
+    if role not in allowed:
+        raise StrategyError(path, f"must be one of {', '.join(allowed)}")
+    role = role if entry else "EXIT"
+    if role not in allowed_roles:
+        raise StrategyError(path, f"{what} cannot be used as {role}")
+    return role
+
+
+def _params(raw: Any, spec: SignalSpec, path: str) -> tuple[tuple[str, int | float], ...]:
+    """Validate params against their specs and fill in defaults."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise StrategyError(path, "must be an object")
+    values: dict[str, int | float] = {k: p.default for k, p in spec.params.items()}
+    for key, value in raw.items():
+        if key in EXECUTION_KEYS:
+            raise StrategyError(f"{path}.{key}", "belongs in the execution settings")
+        if key not in spec.params:
+            known = ", ".join(spec.params) or "none"
+            raise StrategyError(f"{path}.{key}", f"unknown param for {spec.name} (params: {known})")
+        values[key] = _value(value, spec.params[key], f"{path}.{key}")
+    for small, large in spec.ordered:
+        if values[small] >= values[large]:
+            raise StrategyError(f"{path}.{small}", f"{small} must be less than {large}")
+    return tuple(sorted(values.items()))
+
+
+def _value(value: Any, p: Any, path: str) -> int | float:
+    if p.type is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise StrategyError(path, "must be an integer")
+    elif isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise StrategyError(path, "must be a number")
+    if not p.minimum <= value <= p.maximum:
+        raise StrategyError(path, f"must be between {p.minimum} and {p.maximum}")
+    return p.type(value)
+
+
+def _timeframe(value: Any, path: str) -> str | None:
+    """Validate an optional timeframe name."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or value not in RESOLUTIONS:
+        raise StrategyError(path, f"must be one of {', '.join(RESOLUTIONS)}")
+    return value

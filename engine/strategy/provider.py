@@ -1,0 +1,45 @@
+"""The indicator registry seen through the expression grammar's Provider interface."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from engine.data.store import Bars
+from engine.strategy.indicators import INDICATORS, compute_indicator
+
+
+class IndicatorProvider:
+    """Resolves `sma(50)`, `rsi(14)`, `sma(volume, 20)` … to INDICATORS entries."""
+
+    def has(self, name: str) -> bool:
+        """Whether an indicator of this name exists."""
+        return name in INDICATORS
+
+    def arity(self, name: str) -> tuple[int, int]:
+        """Every param has a default, so 0 up to all of them may be given."""
+        return 0, len(INDICATORS[name].params)
+
+    def param_names(self, name: str) -> tuple[str, ...]:
+        """The params in positional order."""
+        return tuple(k for k, _ in INDICATORS[name].params)
+
+    def compute(
+        self,
+        name: str,
+        bars: Any,
+        args: tuple[float, ...],
+        kwargs: dict[str, float],
+        series: tuple[np.ndarray, ...],
+    ) -> np.ndarray:
+        """Compute the indicator; a leading series argument stands in for the close."""
+        if series:
+            if INDICATORS[name].source != ("close",):
+                raise ValueError(f"{name} reads high, low and close; it takes no series argument")
+            s = np.ascontiguousarray(series[0], dtype=np.float64)
+            bars = Bars(bars.ts, s, s, s, s, bars.volume)
+        return compute_indicator(name, bars, args, kwargs)
+
+
+PROVIDER = IndicatorProvider()
