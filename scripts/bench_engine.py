@@ -1,0 +1,496 @@
+#!/usr/bin/env python
+"""Benchmark barstream's engine against a bare numba loop and the peers a user would pick instead.
+
+    .venv/bin/python scripts/bench_engine.py [--sizes 10000,100000,1000000] [--repeat 5]
+                                             [--no-check] [--skip backtrader,...]
+
+One process, one run. Every engine runs the same strategy on the same seeded synthetic 1-minute
+series: SMA 10/30 crossover with an SMA 50 filter, decided on a bar's close, filled at the next
+bar's open, 0.1% fee per fill, all in. Before any speed figure is printed, ``--check`` (on by
+default) verifies that every engine closes the same trades (entry and exit bar of each) and exits
+non-zero, showing the first differences, if they do not. Then it prints median times, ns per bar
+and ratios, numba compile time (cold and from a warm on-disk cache, each in a fresh subprocess),
+a 100-variant parameter sweep, and a summary of the targets of issue 3.
+
+The bare loop in scripts/bench/floor.py is written apart from the engine: it is the floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+import numpy as np  # noqa: E402
+from bench import barstream as bs  # noqa: E402
+from bench import floor, peers, report  # noqa: E402
+from bench.data import synthetic_bars  # noqa: E402
+
+PEERS = ("vectorbt", "backtesting", "backtrader")
+ONE_CHUNK = 10**9
+SWEEP_BARS = 100_000
+SWEEP_FAST = tuple(range(4, 24, 2))
+SWEEP_SLOW = tuple(range(30, 130, 10))
+TARGETS = {"floor": 1.5, "full_risk": 3.0, "vectorbt": 20.0, "backtesting": 500.0}
+
+
+@dataclass
+class Engine:
+    """A named runner: call() does all the timed work and returns (k, 2) closed trades."""
+
+    name: str
+    call: Callable[[], np.ndarray]
+    checked: bool = True  # its trades must equal the reference
+    runs: int | None = None  # fixed number of timed runs (None: --repeat)
+
+
+@dataclass
+class Row:
+    """One line of the results table."""
+
+    bars: int
+    engine: str
+    seconds: float
+    runs: int
+    trades: int
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--sizes", default="10000,100000,1000000", help="bar counts, comma-separated")
+    p.add_argument("--repeat", type=int, default=5, help="timed runs per engine and size")
+    p.add_argument(
+        "--check",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="verify the engines agree on the trades first (default on)",
+    )
+    p.add_argument("--skip", default="", help=f"peers to leave out: {', '.join(PEERS)}")
+    p.add_argument(
+        "--backtrader-limit",
+        type=float,
+        default=300.0,
+        help="largest estimated seconds for backtrader's one run at the largest size",
+    )
+    p.add_argument("--no-sweep", action="store_true", help="leave out the parameter sweep")
+    p.add_argument("--no-compile", action="store_true", help="leave out the compile-time probes")
+    p.add_argument(
+        "--engine-root",
+        type=Path,
+        default=None,
+        help="measure the engine package under this directory instead of the repo's",
+    )
+    p.add_argument("--compile-child", type=Path, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--spawned-at", type=float, default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    args.sizes = [int(s) for s in args.sizes.split(",") if s]
+    args.skip = {s.strip().replace(".py", "") for s in args.skip.split(",") if s.strip()}
+    unknown = args.skip - set(PEERS)
+    if unknown:
+        p.error(f"--skip: unknown peer(s) {', '.join(sorted(unknown))}")
+    return args
+
+
+def use_engine_root(root: Path | None) -> Path:
+    """Import `engine` from root (default: this repository), bypassing an editable install."""
+    root = (root or ROOT).resolve()
+    sys.path.insert(0, str(root))
+    if root != ROOT:
+        sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in _module_of(f)]
+    return root
+
+
+def _module_of(finder: object) -> str:
+    return getattr(finder, "__module__", None) or type(finder).__module__
+
+
+# Engines ----------------------------------------------------------------------------------------
+
+
+def engines(bars: dict, args: argparse.Namespace, big: bool) -> list[Engine]:
+    """Return the engines to run at one size; `big` marks the largest size (backtrader once)."""
+    ts0 = int(bars["ts"][0])
+    bars_obj = bs.make_bars(bars)
+    strategy = bs.make_strategy()
+    plain, _ = bs.make_execution(bs.BENCH_SETTINGS)
+    risky, _ = bs.make_execution(bs.FULL_RISK_SETTINGS)
+    df = peers.frame(bars)
+    out = [
+        Engine("bare loop (floor)", lambda: floor.run_staged(bars)[1]),
+        Engine("bare loop, fused", lambda: floor.run_fused(bars)[1]),
+        Engine("barstream", lambda: bs.trades(bs.run(bars_obj, strategy, plain, ONE_CHUNK), ts0)),
+        Engine(
+            "barstream, default chunks", lambda: bs.trades(bs.run(bars_obj, strategy, plain), ts0)
+        ),
+        Engine(
+            "barstream, full risk model",
+            lambda: bs.trades(bs.run(bars_obj, strategy, risky, ONE_CHUNK), ts0),
+            checked=False,
+        ),
+    ]
+    if "vectorbt" not in args.skip:
+        out.append(Engine("vectorbt", lambda: peers.vectorbt_trades(peers.run_vectorbt(bars))))
+    if "backtesting" not in args.skip:
+        out.append(Engine("backtesting.py", lambda: peers.run_backtesting(bars, data=df)))
+    if "backtrader" not in args.skip:
+        out.append(
+            Engine(
+                "backtrader", lambda: peers.run_backtrader(bars, data=df), runs=1 if big else None
+            )
+        )
+    return out
+
+
+def timed(call: Callable[[], np.ndarray]) -> tuple[float, np.ndarray]:
+    """Return (seconds, result) of one call."""
+    t0 = time.perf_counter()
+    result = call()
+    return time.perf_counter() - t0, result
+
+
+# Check ------------------------------------------------------------------------------------------
+
+
+def check_size(bars: dict, found: dict[str, np.ndarray]) -> tuple[int, list[str]]:
+    """Compare every engine's trades with the floor's over the part where equity is meaningful."""
+    equity, reference = floor.run_staged(bars)
+    end = min(report.meaningful_end(equity, bars["close"]), len(equity) - 1)
+    count, problems = report.compare_trades(reference, found, end)
+    if end < len(equity) - 1:
+        print(f"  (compared up to bar {end:,}: after it all-in equity buys under 10 units)")
+    return count, problems
+
+
+# Runs -------------------------------------------------------------------------------------------
+
+
+def run_sizes(args: argparse.Namespace) -> list[Row]:
+    """Check and time every engine at every size; exit non-zero on disagreement."""
+    rows: list[Row] = []
+    checks: list[str] = []
+    for n in args.sizes:
+        bars = synthetic_bars(n)
+        big = n == max(args.sizes)
+        todo = engines(bars, args, big)
+        if big and "backtrader" not in args.skip:
+            todo = _backtrader_budget(todo, rows, n, args.backtrader_limit)
+        first = {e.name: timed(e.call) for e in todo}  # warms every JIT, gives the trades
+        if args.check:
+            found = {k: v[1] for k, v in first.items() if _engine(todo, k).checked}
+            count, problems = check_size(bars, found)
+            if problems:
+                print(f"\nCHECK FAILED at {n:,} bars: the engines disagree on the trades")
+                print("\n".join(problems))
+                sys.exit(1)
+            checks.append(
+                f"- {n:,} bars: {count:,} closed trades identical across {', '.join(found)}"
+            )
+        for e in todo:
+            rows.append(_time_engine(e, n, first[e.name], args.repeat))
+    if args.check:
+        print("\nCheck passed (trade by trade: entry bar, exit bar):")
+        print("\n".join(checks))
+    return rows
+
+
+def _engine(todo: list[Engine], name: str) -> Engine:
+    return next(e for e in todo if e.name == name)
+
+
+def _time_engine(e: Engine, n: int, first: tuple[float, np.ndarray], repeat: int) -> Row:
+    """Median of the timed runs; an engine with runs=1 counts its first (check) run."""
+    if e.runs == 1:
+        return Row(n, e.name, first[0], 1, len(first[1]))
+    times = [timed(e.call)[0] for _ in range(e.runs or repeat)]
+    return Row(n, e.name, statistics.median(times), len(times), len(first[1]))
+
+
+def _backtrader_budget(todo: list[Engine], rows: list[Row], n: int, limit: float) -> list[Engine]:
+    """Leave backtrader out at n bars when its time per bar so far predicts more than limit."""
+    done = [r for r in rows if r.engine == "backtrader"]
+    if not done:
+        return todo
+    last = max(done, key=lambda r: r.bars)
+    estimate = last.seconds / last.bars * n
+    if estimate <= limit:
+        return todo
+    print(f"  backtrader left out at {n:,} bars: estimated {estimate:.0f} s > {limit:.0f} s")
+    return [e for e in todo if e.name != "backtrader"]
+
+
+# Table ------------------------------------------------------------------------------------------
+
+
+def results_table(rows: list[Row]) -> str:
+    """Return the markdown table: time, ns/bar, ratio to barstream and to the floor."""
+    by = {(r.bars, r.engine): r for r in rows}
+    lines = []
+    for r in rows:
+        base = by.get((r.bars, "barstream"))
+        flo = by.get((r.bars, "bare loop (floor)"))
+        lines.append(
+            [
+                f"{r.bars:,}",
+                r.engine,
+                f"{r.seconds:.4f}",
+                f"{r.seconds / r.bars * 1e9:,.1f}",
+                _ratio(r.seconds, base.seconds if base else None),
+                _ratio(r.seconds, flo.seconds if flo else None),
+                f"{r.trades:,}",
+                str(r.runs),
+            ]
+        )
+    header = ["bars", "engine", "median s", "ns/bar", "x barstream", "x floor", "trades", "runs"]
+    return report.table(header, lines)
+
+
+def _ratio(a: float, b: float | None) -> str:
+    if b is None or b <= 0:
+        return "—"
+    r = a / b
+    return f"{r:,.0f}x" if r >= 100 else f"{r:.2f}x"
+
+
+# Compile time -----------------------------------------------------------------------------------
+
+
+def compile_probes(engine_root: Path) -> dict[str, dict]:
+    """Time the first run_backtest in a fresh process: cold cache, then warm from disk."""
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="bench-numba-") as tmp:
+        data = Path(tmp) / "bars.npz"
+        np.savez(data, **synthetic_bars(SWEEP_BARS))
+        env = {**os.environ, "NUMBA_CACHE_DIR": str(Path(tmp) / "cache")}
+        for label in ("cold", "warm"):
+            cmd = [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--compile-child",
+                str(data),
+                "--engine-root",
+                str(engine_root),
+                "--spawned-at",
+                repr(time.time()),
+            ]
+            done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise RuntimeError(f"compile probe ({label}) failed:\n{done.stderr[-2000:]}")
+            out[label] = json.loads(done.stdout.strip().splitlines()[-1])
+    return out
+
+
+def compile_child(data: Path, spawned_at: float) -> None:
+    """In a fresh process: import, load, first run_backtest, then steady runs; print JSON."""
+    t_import = time.time()
+    from engine.run import run_backtest  # noqa: F401
+
+    imported = time.time()
+    with np.load(data) as z:
+        bars = {k: z[k] for k in z.files}
+    loaded = time.time()
+    args = (bs.make_bars(bars), bs.make_strategy(), bs.make_execution(bs.BENCH_SETTINGS)[0])
+    t0 = time.time()
+    bs.run(*args, ONE_CHUNK)
+    first_end = time.time()
+    steady = statistics.median(timed(lambda: bs.run(*args, ONE_CHUNK))[0] for _ in range(3))
+    print(
+        json.dumps(
+            {
+                "python_start": t_import - spawned_at,
+                "import": imported - t_import,
+                "first": first_end - t0,
+                "steady": steady,
+                "start_to_first_result": first_end - spawned_at - (loaded - imported),
+            }
+        )
+    )
+
+
+def compile_table(probes: dict[str, dict]) -> tuple[str, bool]:
+    """Return the compile-time table and whether the warm first run starts within a second."""
+    lines = []
+    for label, p in probes.items():
+        overhead = p["start_to_first_result"] - p["steady"]
+        lines.append(
+            [
+                label,
+                f"{p['python_start']:.2f}",
+                f"{p['import']:.2f}",
+                f"{p['first']:.3f}",
+                f"{p['steady']:.3f}",
+                f"{p['first'] - p['steady']:.3f}",
+                f"{overhead:.2f}",
+            ]
+        )
+    warm = probes["warm"]
+    ok = warm["start_to_first_result"] - warm["steady"] < 1.0
+    header = [
+        "numba cache",
+        "python start s",
+        "import engine s",
+        "first run_backtest s",
+        "steady s",
+        "compile/load s",
+        "process start → first result - steady s",
+    ]
+    return report.table(header, lines), ok
+
+
+# Sweep ------------------------------------------------------------------------------------------
+
+
+def sweep(args: argparse.Namespace) -> tuple[str, dict[str, float]]:
+    """100 (fast, slow) variants over 100k bars: a run_backtest loop vs vectorbt broadcasting."""
+    bars = synthetic_bars(SWEEP_BARS)
+    pairs = [(f, s) for f in SWEEP_FAST for s in SWEEP_SLOW]
+    ts0 = int(bars["ts"][0])
+    bars_obj = bs.make_bars(bars)
+    plain, _ = bs.make_execution(bs.BENCH_SETTINGS)
+    strategies = [bs.make_strategy(f, s) for f, s in pairs]
+
+    def ours() -> list[int]:
+        return [len(bs.trades(bs.run(bars_obj, st, plain), ts0)) for st in strategies]
+
+    fast, slow = [p[0] for p in pairs], [p[1] for p in pairs]
+
+    def theirs() -> list[int]:
+        pf = peers.run_vectorbt(bars, fast, slow)
+        return [int(c) for c in pf.trades.closed.count().to_numpy()]
+
+    runners = {"barstream (loop of run_backtest)": ours}
+    if "vectorbt" not in args.skip:
+        runners["vectorbt (one from_signals, 100 columns)"] = theirs
+    counts = {k: f() for k, f in runners.items()}  # warm-up and check
+    if args.check and len(counts) == 2 and len(set(map(tuple, counts.values()))) != 1:
+        a, b = counts.values()
+        bad = [(pairs[i], a[i], b[i]) for i in range(len(pairs)) if a[i] != b[i]][:5]
+        print(f"\nSWEEP CHECK FAILED: trade counts differ for (fast, slow): {bad}")
+        sys.exit(1)
+    times = {
+        k: statistics.median(timed(f)[0] for _ in range(max(1, args.repeat // 2 + 1)))
+        for k, f in runners.items()
+    }
+    lines = [
+        [k, f"{t:.3f}", f"{t / len(pairs) * 1e3:.2f}", f"{sum(counts[k]):,}"]
+        for k, t in times.items()
+    ]
+    header = ["sweep: 100 (fast, slow) pairs, 100k bars", "total s", "ms per variant", "trades"]
+    note = (
+        f"fast ∈ {SWEEP_FAST[0]}..{SWEEP_FAST[-1]} step 2, slow ∈ {SWEEP_SLOW[0]}.."
+        f"{SWEEP_SLOW[-1]} step 10, filter SMA 50"
+        + (", per-variant trade counts checked equal" if args.check and len(counts) == 2 else "")
+    )
+    return report.table(header, lines) + f"\n\n{note}", times
+
+
+# Summary ----------------------------------------------------------------------------------------
+
+
+def summary(rows: list[Row], compile_ok: bool | None) -> str:
+    """One paragraph: each target, its measured ratio at the largest size, met or not."""
+    n = max(r.bars for r in rows)
+    at = {r.engine: r.seconds for r in rows if r.bars == n}
+    ours = at.get("barstream")
+    parts = []
+
+    def judge(label: str, value: float | None, target: float, higher_is_better: bool) -> None:
+        if value is None:
+            parts.append(f"{label}: not measured")
+            return
+        met = value >= target if higher_is_better else value <= target
+        sign = "≥" if higher_is_better else "≤"
+        parts.append(f"{label} {sign} {target:g}x: {value:.2f}x — {'met' if met else 'MISSED'}")
+
+    flo = at.get("bare loop (floor)")
+    judge("barstream / bare loop", _div(ours, flo), TARGETS["floor"], False)
+    judge(
+        "barstream, default chunks / bare loop",
+        _div(at.get("barstream, default chunks"), flo),
+        TARGETS["floor"],
+        False,
+    )
+    judge(
+        "barstream with stops, ATR sizing and both cooldown tiers / bare loop",
+        _div(at.get("barstream, full risk model"), flo),
+        TARGETS["full_risk"],
+        False,
+    )
+    judge("vectorbt / barstream", _div(at.get("vectorbt"), ours), TARGETS["vectorbt"], True)
+    judge(
+        "backtesting.py / barstream",
+        _div(at.get("backtesting.py"), ours),
+        TARGETS["backtesting"],
+        True,
+    )
+    if compile_ok is not None:
+        parts.append(f"warm-cache first run under a second: {'PASS' if compile_ok else 'FAIL'}")
+    return f"Targets at {n:,} bars (compile time excluded): " + "; ".join(parts) + "."
+
+
+def _div(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+# Main -------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    root = use_engine_root(args.engine_root)
+    if args.compile_child is not None:
+        compile_child(args.compile_child, args.spawned_at or time.time())
+        return 0
+    print("# barstream engine benchmark\n")
+    print("\n".join(report.machine(root)))
+    print(f"- engine interface: {bs.interface()}" + _missing_settings())
+    print(f"\nCommand: `{report.command_line()}`\n")
+    print(
+        "Strategy: SMA 10/30 cross with close > SMA 50, next-open fills, 0.1% fee a fill, "
+        "all in; seeded synthetic 1-minute bars with drift; decisions from bar 100."
+    )
+    rows = run_sizes(args)
+    print("\n## Speed (median of --repeat runs; backtrader once at the largest size)\n")
+    print(results_table(rows))
+    compile_ok = None
+    if not args.no_compile:
+        text, compile_ok = compile_probes_text(root)
+        print(text)
+    if not args.no_sweep:
+        text, _ = sweep(args)
+        print("\n## Parameter sweep\n")
+        print(text)
+    print("\n## Summary\n")
+    print(summary(rows, compile_ok))
+    return 0
+
+
+def compile_probes_text(root: Path) -> tuple[str, bool]:
+    probes = compile_probes(root)
+    text, ok = compile_table(probes)
+    verdict = "PASS" if ok else "FAIL"
+    return (
+        f"\n## Numba compile time (fresh process, {SWEEP_BARS:,} bars)\n\n{text}\n\n"
+        f"Warm-cache first run within a second of process start (minus steady run time): "
+        f"{verdict}"
+    ), ok
+
+
+def _missing_settings() -> str:
+    missing = sorted(set(bs.make_execution(bs.FULL_RISK_SETTINGS)[1]))
+    return f" (Execution lacks: {', '.join(missing)})" if missing else ""
+
+
+if __name__ == "__main__":
+    sys.exit(main())
