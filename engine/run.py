@@ -6,7 +6,9 @@ Bars and symbols
 
 - ``bars`` maps symbol -> Bars at the run's resolution, including warm-up history before
   ``trade_start_ns``. Indicators are computed over the whole array; orders are decided only on
-  bars with ``ts >= trade_start_ns``.
+  bars with ``ts >= trade_start_ns``. Masks come from ``engine.strategy.evaluate``; a condition
+  on a coarser timeframe sees only closed coarser bars there, and a timeframe finer than the
+  run's bars (or not a multiple of them) is rejected with the condition's path.
 - Several symbols: capital is split equally into independent sleeves, one per symbol (in sorted
   symbol order); each sleeve runs the full execution and risk model below on its own bars and
   cash. The combined equity is the sum of the sleeves on the union clock of their bar times, each
@@ -97,7 +99,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -127,7 +128,6 @@ from engine.nb.risk import rolling_return_std_nb, vol_scale_nb
 from engine.nb.simulate import simulate_chunk_nb
 from engine.stats import compute_metrics
 from engine.stats import periods_per_year as default_periods_per_year
-from engine.strategy import evaluate as evaluate_module
 from engine.strategy.catalog import SIGNALS
 from engine.strategy.compile import StrategyError
 from engine.strategy.evaluate import evaluate
@@ -193,7 +193,7 @@ class Sleeve:
 
 def run_backtest(
     bars: dict[str, Bars],
-    strategy: Strategy | Any,
+    strategy: Strategy,
     execution: Execution,
     capital: float,
     trade_start_ns: int,
@@ -213,7 +213,7 @@ def run_backtest(
     share = capital / len(bars)
     params = kernel_params(execution, exits, share, name, interval)
     sleeves = [
-        _sleeve(s, bars[s], strategy, execution, exits, params, share, trade_start_ns)
+        _sleeve(s, bars[s], strategy, execution, exits, params, share, trade_start_ns, name)
         for s in sorted(bars)
     ]
     clock = _clock(sleeves, trade_start_ns)
@@ -256,57 +256,15 @@ def _level_ok(level: Level | None, kinds: tuple[str, ...]) -> bool:
     return level is None or (level.kind in kinds and level.value > 0)
 
 
-def strategy_exits(strategy: Any) -> Exits:
-    """Return the strategy's protective exits (none for the seed-001 compiled form)."""
-    return getattr(strategy, "exits", None) or Exits()
+def strategy_exits(strategy: Strategy) -> Exits:
+    """Return the strategy's protective exits."""
+    return strategy.exits or Exits()
 
 
-def _conditions(strategy: Any) -> tuple:
-    """Return every condition or signal of either strategy form."""
-    if hasattr(strategy, "conditions"):
-        return tuple(strategy.conditions)
-    return tuple(strategy.entry) + tuple(strategy.exit)
-
-
-def strategy_masks(strategy: Any, bars: Bars) -> Masks4:
-    """Return (long_entry, long_exit, short_entry, short_exit) from evaluate(), old or new form."""
-    if hasattr(strategy, "long_entry") and not hasattr(evaluate_module, "Masks"):
-        masks: tuple = _form_masks(strategy, bars)  # until evaluate() reads the new form
-    else:
-        masks = tuple(evaluate(strategy, bars))
-    if len(masks) == 2:
-        none = np.zeros(len(bars), dtype=np.bool_)
-        masks = (masks[0], masks[1], none, none)
-    out = tuple(np.ascontiguousarray(m, dtype=np.bool_) for m in masks)
-    if hasattr(strategy, "short_entry") and not strategy.short_entry:
-        out = (out[0], out[1], np.zeros(len(bars), dtype=np.bool_), out[3])
-    return out  # type: ignore[return-value]
-
-
-def _form_masks(strategy: Strategy, bars: Bars) -> Masks4:
-    """Evaluate a new-form strategy whose conditions are all catalog signals (transitional)."""
-
-    def mask(c: Any) -> np.ndarray:
-        if c.kind != "signal":
-            raise StrategyError(c.path, "condition expressions need the new evaluator")
-        spec = SIGNALS[c.name]
-        params = {k: p.default for k, p in spec.params.items()} | c.param_dict
-        return np.asarray(spec.compute(bars, params), dtype=np.bool_)
-
-    def all_of(conds: tuple) -> np.ndarray:
-        out = np.ones(len(bars), dtype=np.bool_) if conds else np.zeros(len(bars), dtype=np.bool_)
-        for c in conds:
-            out &= mask(c)
-        return out
-
-    def any_of(conds: tuple) -> np.ndarray:
-        out = np.zeros(len(bars), dtype=np.bool_)
-        for c in conds:
-            out |= mask(c)
-        return out
-
-    s = strategy
-    return all_of(s.long_entry), any_of(s.long_exit), all_of(s.short_entry), any_of(s.short_exit)
+def strategy_masks(strategy: Strategy, bars: Bars, interval: str | None) -> Masks4:
+    """Return contiguous (long_entry, long_exit, short_entry, short_exit) masks from evaluate()."""
+    masks = evaluate(strategy, bars, interval)
+    return tuple(np.ascontiguousarray(m, dtype=np.bool_) for m in masks)  # type: ignore[return-value]
 
 
 def _interval(bars: dict[str, Bars], resolution: str | None) -> int | None:
@@ -322,13 +280,16 @@ def _resolution_name(interval: int | None) -> str | None:
     return next((k for k, v in RESOLUTIONS.items() if v == interval), None)
 
 
-def _check_timeframes(strategy: Any, interval: int | None) -> None:
-    """Reject signals whose own timeframe differs from the run's bars (not supported yet)."""
-    for c in _conditions(strategy):
-        if c.timeframe is not None and RESOLUTIONS[c.timeframe] != interval:
+def _check_timeframes(strategy: Strategy, interval: int | None) -> None:
+    """Reject a condition timeframe finer than the run's bars or not a multiple of them."""
+    for c in strategy.conditions:
+        if c.timeframe is None or interval is None:
+            continue
+        step = RESOLUTIONS[c.timeframe]
+        if step < interval or step % interval:
             raise StrategyError(
                 f"{c.path}.timeframe",
-                "a signal timeframe different from the run's resolution is not supported yet",
+                "must be the run's resolution or a coarser multiple of it",
             )
 
 
@@ -371,16 +332,17 @@ def volatility_scale(bars: Bars, ex: Execution) -> np.ndarray:
 def _sleeve(
     symbol: str,
     bars: Bars,
-    strategy: Any,
+    strategy: Strategy,
     ex: Execution,
     exits: Exits,
     params: np.ndarray,
     cap: float,
     t0: int,
+    name: str | None,
 ) -> Sleeve:
     """Compute a sleeve's signals and allocate its state and records."""
     n = len(bars)
-    le, lx, se, sx = strategy_masks(strategy, bars)
+    le, lx, se, sx = strategy_masks(strategy, bars, name)
     if not ex.allow_short:
         se = np.zeros(n, dtype=np.bool_)
     fstate, istate, pos = new_state(cap, ex.max_open_positions)

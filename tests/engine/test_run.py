@@ -8,19 +8,20 @@ import numpy as np
 import pytest
 
 from engine.data.demo import DEMO_SYMBOLS, generate_bars
-from engine.data.store import empty_bars
+from engine.data.store import RESOLUTIONS, empty_bars, resample
 from engine.run import Cancelled, Execution, run_backtest, sample_indices, warm_up
-from engine.strategy.compile import StrategyError, compile_strategy
+from engine.strategy.compile import StrategyError
+from engine.strategy.form import Condition, Exits, Level, Strategy
 
 T0 = 1_704_067_200_000_000_000
-STRATEGY = compile_strategy(
-    {
-        "entry": [
-            {"name": "macd_bullish_cross", "signal_type": "TRIGGER"},
-            {"name": "is_above_sma", "signal_type": "FILTER", "params": {"window": 50}},
-        ],
-        "exit": [{"name": "macd_bearish_cross"}],
-    }
+MACD = (("window_fast", 12), ("window_slow", 26), ("window_sign", 9))
+STRATEGY = Strategy(
+    name="seed 001 example",
+    long_entry=(
+        Condition("signal", "macd_bullish_cross", MACD, path="entry[0]"),
+        Condition("signal", "is_above_sma", (("window", 50),), role="FILTER", path="entry[1]"),
+    ),
+    long_exit=(Condition("signal", "macd_bearish_cross", MACD, role="EXIT", path="exit[0]"),),
 )
 EXECUTION = Execution(fee_bps=10.0, slippage_bps=5.0, atr_multiplier=2.0, max_hold_bars=300)
 
@@ -102,24 +103,22 @@ def test_outputs_are_json_safe_and_metrics_finite_or_none(bars):
     out = run_backtest(bars, STRATEGY, EXECUTION, 10_000.0, int(bars["BTC-USD"].ts[200]))
     as_json(out)
     assert all(v is None or math.isfinite(v) for v in out.metrics.values())
-    assert {r["exit_reason"] for r in out.round_trips} <= {"signal", "stop", "max_hold"}
+    reasons = {"signal", "stop", "take_profit", "trailing_stop", "max_hold"}
+    assert {r["exit_reason"] for r in out.round_trips} <= reasons
     assert len(out.equity) <= 2_000 and len(out.exposure) == 2 * len(out.equity)
 
 
-def test_signal_timeframe_other_than_run_is_rejected(bars):
-    strategy = compile_strategy(
-        {
-            "entry": [
-                {"name": "sma_cross_up"},
-                {"name": "is_above_sma", "timeframe": "1h", "signal_type": "FILTER"},
-            ]
-        }
-    )
+def test_condition_timeframe_finer_than_the_run_is_rejected(bars):
+    hourly = {"BTC-USD": resample(bars["BTC-USD"], RESOLUTIONS["1h"])}
+    sma = (("window", 5),)
+    finer = Condition("signal", "is_above_sma", sma, "15m", "FILTER", "entry[1]")
+    strategy = Strategy(name="s", long_entry=(STRATEGY.long_entry[0], finer))
     with pytest.raises(StrategyError) as info:
-        run_backtest(bars, strategy, EXECUTION, 1_000.0, T0)
+        run_backtest(hourly, strategy, EXECUTION, 1_000.0, T0, resolution="1h")
     assert info.value.path == "entry[1].timeframe"
-    same = compile_strategy({"entry": [{"name": "sma_cross_up", "timeframe": "1m"}]})
-    run_backtest(bars, same, EXECUTION, 1_000.0, T0)
+    coarser = Condition("signal", "is_above_sma", sma, "4h", "FILTER", "entry[1]")
+    strategy = Strategy(name="s", long_entry=(STRATEGY.long_entry[0], coarser))
+    run_backtest(hourly, strategy, EXECUTION, 1_000.0, T0, resolution="1h")
 
 
 def test_bad_inputs_raise_value_error(bars):
@@ -149,3 +148,39 @@ def test_symbol_without_bars_keeps_its_capital_as_cash(bars):
 
 def test_warm_up_runs():
     warm_up()
+
+
+def test_round_trips_carry_side_r_and_both_hit_and_metrics_count_them(bars):
+    one = {"BTC-USD": bars["BTC-USD"]}
+    strategy = dataclasses.replace(
+        STRATEGY,
+        short_entry=(Condition("signal", "macd_bearish_cross", MACD),),
+        short_exit=(Condition("signal", "macd_bullish_cross", MACD),),
+        exits=Exits(stop_loss=Level("atr", 1.0), take_profit=Level("r", 1.5)),
+    )
+    ex = Execution(allow_short=True, max_open_positions=1)
+    out = run_backtest(one, strategy, ex, 10_000.0, int(one["BTC-USD"].ts[100]))
+    trips = out.round_trips
+    assert {t["side"] for t in trips} == {"long", "short"}
+    assert all(t["r_multiple"] is not None for t in trips)
+    assert out.metrics["bothHit"] == sum(t["both_hit"] for t in trips)
+    r = [t["r_multiple"] for t in trips]
+    assert out.metrics["pnlR"] == pytest.approx(sum(r))
+    assert out.metrics["wins"] + out.metrics["losses"] <= len(trips)
+    # without fees, a take-profit at 1.5 R books 1.5 R (more on a gap), a stop -1 R (less on one)
+    tp = [t["r_multiple"] for t in trips if t["exit_reason"] == "take_profit"]
+    stop = [t["r_multiple"] for t in trips if t["exit_reason"] == "stop"]
+    assert tp and all(x >= 1.5 - 1e-9 for x in tp) and min(tp) == pytest.approx(1.5)
+    assert stop and all(x <= -1 + 1e-9 for x in stop) and max(stop) == pytest.approx(-1)
+    no_short = run_backtest(one, strategy, Execution(), 10_000.0, int(one["BTC-USD"].ts[100]))
+    assert {t["side"] for t in no_short.round_trips} == {"long"}
+
+
+def test_periods_per_year_override_scales_annualised_metrics(bars):
+    one = {"BTC-USD": bars["BTC-USD"]}
+    start = int(one["BTC-USD"].ts[100])
+    a = run_backtest(one, STRATEGY, EXECUTION, 10_000.0, start)
+    b = run_backtest(one, STRATEGY, EXECUTION, 10_000.0, start, periods_per_year=252.0)
+    ratio = math.sqrt(252.0 / (365 * 24 * 60))
+    assert b.metrics["sharpe_ratio"] == pytest.approx(a.metrics["sharpe_ratio"] * ratio)
+    assert b.metrics["max_drawdown"] == a.metrics["max_drawdown"]

@@ -47,3 +47,23 @@ def test_undefined_metrics_are_none():
 def test_periods_per_year():
     assert periods_per_year(3_600 * 10**9) == 365 * 24
     assert periods_per_year(86_400 * 10**9) == 365
+
+
+def test_r_metrics_and_counts_by_hand():
+    pnl = np.array([30.0, -10.0, 0.0, 50.0, -20.0, 5.0])
+    r = np.array([1.5, -1.0, 0.0, 2.5, -1.0, np.nan])  # the last trip had no stop
+    m = compute_metrics(EQ, IN_MARKET, pnl, 365.0, r_multiple=r, both_hit=2)
+    assert (m["wins"], m["losses"], m["bothHit"]) == (3, 2, 2)
+    assert m["pnlR"] == pytest.approx(2.0)
+    assert m["grossProfitR"] == pytest.approx(4.0) and m["grossLossR"] == pytest.approx(-2.0)
+    # seed 003: expectancyR = winRate * avgWinR + lossRate * avgLossR over the 5 trips with R
+    assert m["expectancyR"] == pytest.approx(2 / 5 * 2.0 + 2 / 5 * -1.0)
+    assert m["avgWinR"] == pytest.approx(2.0) and m["avgLossR"] == pytest.approx(-1.0)
+
+
+def test_r_metrics_are_none_without_r():
+    m = compute_metrics(EQ, IN_MARKET, PNL, 365.0)
+    for key in ("pnlR", "grossProfitR", "grossLossR", "expectancyR", "avgWinR", "avgLossR"):
+        assert m[key] is None, key
+    m = compute_metrics(EQ, IN_MARKET, np.array([1.0]), 365.0, r_multiple=np.array([0.5]))
+    assert m["avgLossR"] is None and m["grossLossR"] == 0.0 and m["bothHit"] == 0
