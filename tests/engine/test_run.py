@@ -184,3 +184,30 @@ def test_periods_per_year_override_scales_annualised_metrics(bars):
     ratio = math.sqrt(252.0 / (365 * 24 * 60))
     assert b.metrics["sharpe_ratio"] == pytest.approx(a.metrics["sharpe_ratio"] * ratio)
     assert b.metrics["max_drawdown"] == a.metrics["max_drawdown"]
+
+
+def test_full_risk_model_is_chunk_invariant_and_deterministic(bars):
+    strategy = dataclasses.replace(
+        STRATEGY,
+        short_entry=(Condition("signal", "macd_bearish_cross", MACD),),
+        short_exit=(Condition("signal", "macd_bullish_cross", MACD),),
+        exits=Exits(take_profit=Level("r", 2.0), trailing_stop=Level("percent", 0.004)),
+    )
+    ex = Execution.from_dict(
+        {
+            "allow_short": True, "fee_bps": 5.0, "slippage_bps": 2.0,
+            "enable_volatility_adjustment": True, "target_volatility": 0.0005,
+            "max_trades_per_day": 7, "max_hold_bars": 120,
+            "cooldown_config": {"1m": {"short_loss_limit": 2, "long_loss_limit": 3,
+                                       "short_window_bars": 60, "long_window_bars": 240}},
+        }
+    )  # fmt: skip
+    start = int(bars["BTC-USD"].ts[200])
+    a = run_backtest(bars, strategy, ex, 10_000.0, start, chunk_bars=13, resolution="1m")
+    b = run_backtest(bars, strategy, ex, 10_000.0, start, chunk_bars=50_000, resolution="1m")
+    assert as_json(a) == as_json(b)
+    assert len(a.round_trips) > 5
+    refused = [int(line.split(" entries refused")[0].rsplit(" ", 1)[1]) for line in a.logs]
+    assert sum(refused) > 0
+    reasons = {t["exit_reason"] for t in a.round_trips}
+    assert {"trailing_stop", "signal"} <= reasons
