@@ -1,7 +1,7 @@
 """Request bodies of the canonical v2 API."""
 
 from datetime import datetime
-from typing import Any, Self
+from typing import Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -15,37 +15,54 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class SignalSpec(BaseModel):
-    """One signal of a strategy, in seed 001's format."""
+class CooldownTier(Strict):
+    """Seed 001's two loss tiers for one interval."""
 
-    model_config = ConfigDict(extra="allow")
-
-    name: str
-    timeframe: str | None = None
-    signal_type: str | None = None
-    params: dict[str, Any] = Field(default_factory=dict)
-
-
-class StrategySpec(BaseModel):
-    """A strategy in seed 001's format: named entry and exit signals."""
-
-    model_config = ConfigDict(extra="allow")
-
-    name: str = "strategy"
-    asset: str | None = None
-    entry: list[SignalSpec]
-    exit: list[SignalSpec] = Field(default_factory=list)
+    short_loss_limit: int = Field(ge=1, le=10_000)
+    long_loss_limit: int = Field(ge=1, le=10_000)
+    short_window_bars: int = Field(ge=1, le=10_000_000)
+    long_window_bars: int = Field(ge=1, le=10_000_000)
 
 
 class ExecutionSpec(Strict):
-    """Execution settings that travel beside the strategy (seed 001 names where it has them)."""
+    """Execution settings beside the strategy: seed 001's names and defaults, plus fills and fees."""
 
+    fee_model: Literal["none", "fixed_bps"] = "fixed_bps"
     fee_bps: float = Field(0.0, ge=0, le=1000)
     slippage_bps: float = Field(0.0, ge=0, le=1000)
-    max_hold_bars: int | None = Field(None, ge=1)
-    atr_period: int = Field(14, ge=1, le=1000)
-    atr_multiplier: float | None = Field(None, gt=0, le=100)
-    lot_size: float = Field(0.0, ge=0)
+    fill: Literal["next_open", "close"] = "next_open"
+    sizing: Literal["risk", "fraction", "units", "amount"] = "risk"
+    size: float = Field(1.0, gt=0, le=1e12)
+    lot_size: float = Field(0.0, ge=0, le=1e6)
+    allow_short: bool = False
+    min_balance_threshold: float = Field(0.1, ge=0, le=1)
+    min_trade_amount: float = Field(25.0, ge=0, le=1e12)
+    max_open_positions: int = Field(5, ge=1, le=1000)
+    max_trades_per_day: int = Field(50, ge=1, le=100_000)
+    max_risk_per_trade: float = Field(0.01, gt=0, le=1)
+    max_units_per_trade: float = Field(100.0, gt=0, le=1e15)
+    max_trade_amount: float = Field(10_000.0, gt=0, le=1e15)
+    volatility_window: int = Field(24, ge=2, le=100_000)
+    target_volatility: float = Field(0.02, gt=0, le=10)
+    volatility_mode: Literal["stddev", "atr"] = "stddev"
+    enable_volatility_adjustment: bool = False
+    atr_period: int = Field(14, ge=1, le=10_000)
+    atr_multiplier: float = Field(2.0, ge=0, le=100)
+    max_hold_bars: int | None = Field(None, ge=1, le=10_000_000)
+    cooldown_config: dict[str, CooldownTier] | None = None
+    cooldown_bars: int | None = Field(None, ge=0, le=10_000_000, description="deprecated")
+    daily_momentum_limit: int | None = Field(None, ge=1, le=10_000, description="deprecated")
+    weekly_momentum_limit: int | None = Field(None, ge=1, le=10_000, description="deprecated")
+
+    @field_validator("cooldown_config")
+    @classmethod
+    def _intervals(cls, v: dict[str, CooldownTier] | None) -> dict[str, CooldownTier] | None:
+        for key in v or {}:
+            if key not in RESOLUTIONS or RESOLUTIONS[key] is None:
+                raise ValueError(
+                    f"cooldown_config key {key!r} is not an interval (1m, 5m, 15m, 1h, 4h, 1d)"
+                )
+        return v
 
 
 class BacktestCreate(Strict):
@@ -58,7 +75,7 @@ class BacktestCreate(Strict):
     capital: float = Field(100_000.0, gt=0, le=1e12)
     currency: str = Field("USD", pattern=r"^[A-Z]{3,5}$")
     timezone: str = Field("UTC", max_length=64)
-    strategy: StrategySpec | None = None
+    strategy: dict[str, Any] | None = None
     strategy_json: str | None = None
     strategy_id: str | None = None
     execution: ExecutionSpec = Field(default_factory=ExecutionSpec)

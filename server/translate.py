@@ -14,6 +14,7 @@ from protocol.errors import ApiError, ErrorCode
 from protocol.requests import BacktestCreate
 
 _NS = 1_000_000_000
+_SECONDS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "4h": 14_400, "1d": 86_400}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -71,7 +72,7 @@ def _strategy(req: BacktestCreate) -> dict[str, Any]:
             )
         return spec
     assert req.strategy is not None
-    return req.strategy.model_dump(exclude_none=True)
+    return req.strategy
 
 
 def _check_strategy(spec: dict[str, Any], source: str) -> None:
@@ -85,17 +86,21 @@ def _check_strategy(spec: dict[str, Any], source: str) -> None:
 
 
 def _check_timeframes(spec: dict[str, Any], source: str, interval: str) -> None:
-    """Every signal runs on the run's bars until coarser-timeframe signals land in the engine."""
-    for group in ("entry", "exit"):
+    """A signal may run on the run's bars or a coarser multiple of them, never a finer one."""
+    base = _SECONDS[interval]
+    for group in ("entry", "exit", "short_entry", "short_exit"):
         for i, sig in enumerate(spec.get(group) or []):
             tf = sig.get("timeframe") if isinstance(sig, dict) else None
-            if tf is not None and RESOLUTIONS.get(tf, tf) != interval:
+            if tf is None:
+                continue
+            secs = _SECONDS.get(RESOLUTIONS.get(tf) or "", 0)
+            if secs < base or secs % base:
                 field = f"{source}.{group}[{i}].timeframe"
                 raise ApiError(
                     400,
                     ErrorCode.INVALID_STRATEGY,
-                    f"{field}: signal timeframe {tf!r} differs from the run's resolution"
-                    f" ({interval}); signals on another timeframe are not supported yet",
+                    f"{field}: signal timeframe {tf!r} is finer than the run's resolution"
+                    f" ({interval}) or not a multiple of it",
                     field=field,
                 )
 
@@ -162,7 +167,7 @@ def build_config(body: bytes, store: BarStore) -> dict[str, Any]:
         "currency": req.currency,
         "timezone": req.timezone,
         "strategy": spec,
-        "execution": req.execution.model_dump(),
+        "execution": req.execution.model_dump(exclude_none=True),
     }
 
 

@@ -45,24 +45,16 @@ def _wire(output: Any) -> dict[str, Any]:
     }
 
 
-def _warmup_bars(strategy: dict[str, Any], execution: dict[str, Any]) -> int:
-    """Bars of history loaded before the start so indicators are settled when trading begins."""
-    longest = int(execution.get("atr_period") or 14)
-    for sig in [*strategy.get("entry", []), *strategy.get("exit", [])]:
-        for value in (sig.get("params") or {}).values():
-            if isinstance(value, int) and not isinstance(value, bool):
-                longest = max(longest, value)
-    return 3 * longest + 10
-
-
 class _Cancelled(Exception):
     pass
 
 
 def _run(conn: Connection, job: dict[str, Any]) -> None:
     from engine.data.store import BarStore
-    from engine.run import Cancelled, Execution, run_backtest
+    from engine.execution import Execution
+    from engine.run import Cancelled, run_backtest
     from engine.strategy.compile import compile_strategy
+    from engine.strategy.lookback import warmup_bars
 
     def send(*msg: Any) -> None:
         conn.send(msg)
@@ -74,9 +66,11 @@ def _run(conn: Connection, job: dict[str, Any]) -> None:
         return False
 
     send("progress", "load", 0, 1, {})
+    strategy = compile_strategy(job["strategy"], dialect=job.get("dialect", "v2"))
+    execution = Execution.from_dict(job["execution"])
     store = BarStore(job["bars_dir"])
     step = _INTERVAL_NS[job["resolution"]] * _NS
-    warm = _warmup_bars(job["strategy"], job["execution"]) * step
+    warm = warmup_bars(strategy, job["resolution"], execution.atr_period) * step
     bars = {
         s: store.load(s, job["resolution"], job["start_ns"] - warm, job["end_ns"])
         for s in job["symbols"]
@@ -86,7 +80,6 @@ def _run(conn: Connection, job: dict[str, Any]) -> None:
     if cancelled():
         raise _Cancelled
     send("progress", "prepare", 0, 1, {})
-    strategy = compile_strategy(job["strategy"])
 
     pace = float(job.get("pace_seconds") or 0.0)
 
@@ -100,12 +93,13 @@ def _run(conn: Connection, job: dict[str, Any]) -> None:
         output = run_backtest(
             bars,
             strategy,
-            Execution(**job["execution"]),
+            execution,
             job["capital"],
             job["start_ns"],
             on_progress=on_progress,
             chunk_bars=int(job.get("chunk_bars") or 20_000),
             resolution=job["resolution"],
+            periods_per_year=job.get("periods_per_year"),
         )
     except Cancelled as exc:
         raise _Cancelled from exc

@@ -257,7 +257,7 @@ STRATEGY_ERRORS = [
     ("entry[1].params.window", 0),
     ("entry[1].params.window", "fifty"),
     ("entry[0].params.window_fast", 40),  # fast must be below slow
-    ("entry[0].timeframe", "4h"),  # not the run's resolution
+    ("entry[0].timeframe", "1m"),  # finer than the run's 1h bars
 ]
 
 
