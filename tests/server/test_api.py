@@ -306,6 +306,7 @@ async def test_symbols_signals_and_health(server: ServerProcess) -> None:
         assert "1h" in eth["resolutions"] and eth["first_bar"] < eth["last_bar"]
         sigs = {s["name"] for s in (await c.get("/api/v2/signals")).json()["items"]}
         assert {"macd_bullish_cross", "is_above_sma", "sma_cross_up", "sma_cross_down"} <= sigs
+        assert len(sigs) >= 25
 
 
 async def test_concurrent_creates_all_complete(server: ServerProcess) -> None:
@@ -316,3 +317,156 @@ async def test_concurrent_creates_all_complete(server: ServerProcess) -> None:
         ids = [r.json()["run_id"] for r in rs]
         finals = [await wait_state(c, i, {"completed", "failed"}) for i in ids]
     assert {f["state"] for f in finals} == {"completed"}
+
+
+SEED_EXECUTION = {
+    "min_balance_threshold": 0.1,
+    "min_trade_amount": 25.0,
+    "max_open_positions": 5,
+    "max_trades_per_day": 50,
+    "max_risk_per_trade": 0.01,
+    "max_units_per_trade": 100.0,
+    "max_trade_amount": 10000.0,
+    "volatility_window": 24,
+    "target_volatility": 0.02,
+    "volatility_mode": "stddev",
+    "enable_volatility_adjustment": False,
+    "cooldown_config": {
+        "1h": {
+            "short_loss_limit": 4,
+            "long_loss_limit": 6,
+            "short_window_bars": 48,
+            "long_window_bars": 144,
+        }
+    },
+}
+CANONICAL_METRICS = {
+    "total_return",
+    "irr_annualized",
+    "volatility_annualized",
+    "sharpe_ratio",
+    "sortino_ratio",
+    "calmar_ratio",
+    "max_drawdown",
+    "max_drawdown_duration",
+    "win_rate",
+    "profit_factor",
+    "expectancy",
+    "avg_win",
+    "avg_loss",
+    "exposure",
+    "trade_count",
+    "pnlR",
+    "grossProfitR",
+    "grossLossR",
+    "expectancyR",
+    "avgWinR",
+    "avgLossR",
+    "wins",
+    "losses",
+    "bothHit",
+}
+
+
+async def test_seed_001_example_with_its_execution_settings(server: ServerProcess) -> None:
+    body = backtest(
+        symbols=["ETH"],
+        start="2024-01-15T00:00:00Z",
+        end="2025-01-15T00:00:00Z",
+        strategy_json=orjson.dumps(SEED_STRATEGY).decode(),
+        execution=SEED_EXECUTION,
+    )
+    del body["strategy"]
+    async with server.client() as c:
+        r = await c.post("/api/v2/backtests", json=body)
+        assert r.status_code == 201, r.text
+        assert r.json()["config"]["execution"]["atr_multiplier"] == 2.0  # seed 001's default
+        done = await wait_state(c, r.json()["run_id"], {"completed", "failed"})
+        assert done["state"] == "completed", done
+        res = (await c.get(f"/api/v2/backtests/{done['run_id']}/results")).json()
+    assert set(res["metrics"]) >= CANONICAL_METRICS
+    trips = res["round_trips"]
+    assert trips and res["metrics"]["trade_count"] == len(trips)
+    # Risk sizing: no trade risks more than 1% of the balance at the seed's 2-ATR stop, nor
+    # buys more than 100 units or 10,000 of notional.
+    buys = [t for t in res["trades"] if t["side"] == "buy"]
+    assert all(
+        t["quantity"] <= 100 and t["quantity"] * t["price"] <= 10_000 * (1 + 1e-9) for t in buys
+    )
+    assert {t["exit_reason"] for t in trips} <= {
+        "signal",
+        "stop",
+        "take_profit",
+        "trailing_stop",
+        "max_hold",
+    }
+
+
+async def test_v2_strategy_with_expressions_shorts_and_stops(server: ServerProcess) -> None:
+    strategy = {
+        "name": "both ways",
+        "side": "both",
+        "entry": [
+            "cross_above(ema(12), ema(26))",
+            {"condition": "close > sma(50)", "signal_type": "FILTER", "timeframe": "4h"},
+        ],
+        "exit": ["cross_below(ema(12), ema(26))"],
+        "short_entry": ["cross_below(ema(12), ema(26))"],
+        "short_exit": ["cross_above(ema(12), ema(26))"],
+        "stop_loss": {"type": "atr", "value": 2},
+        "take_profit": {"type": "r", "value": 3},
+        "trailing_stop": {"type": "percent", "value": 0.05},
+    }
+    execution = {
+        "allow_short": True,
+        "sizing": "fraction",
+        "size": 0.5,
+        "fee_bps": 5,
+        "max_trade_amount": 1e9,
+    }
+    async with server.client() as c:
+        r = await c.post("/api/v2/backtests", json=backtest(strategy=strategy, execution=execution))
+        assert r.status_code == 201, r.text
+        done = await wait_state(c, r.json()["run_id"], {"completed", "failed"})
+        assert done["state"] == "completed", done
+        res = (await c.get(f"/api/v2/backtests/{done['run_id']}/results")).json()
+    sides = {t["side"] for t in res["round_trips"]}
+    assert sides == {"long", "short"}
+    assert {t["exit_reason"] for t in res["round_trips"]} <= {
+        "signal",
+        "stop",
+        "take_profit",
+        "trailing_stop",
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "field"),
+    [
+        ({"execution": {"sizing": "kelly"}}, 422, "execution.sizing"),
+        ({"execution": {"max_risk_per_trade": 2}}, 422, "execution.max_risk_per_trade"),
+        (
+            {"execution": {"cooldown_config": {"3m": {}}}},
+            422,
+            "execution.cooldown_config.3m.short_loss_limit",
+        ),
+        (
+            {"execution": {"cooldown_config": {"2h": SEED_EXECUTION["cooldown_config"]["1h"]}}},
+            422,
+            "execution.cooldown_config",
+        ),
+        ({"strategy": {"entry": ["rsi(14) <"]}}, 400, "strategy.entry[0].condition"),
+        (
+            {"strategy": {"entry": [{"name": "rsi_oversold", "params": {"threshold": 101}}]}},
+            400,
+            "strategy.entry[0].params.threshold",
+        ),
+    ],
+)
+async def test_execution_and_strategy_rules(
+    server: ServerProcess, change: dict[str, Any], status: int, field: str
+) -> None:
+    async with server.client() as c:
+        r = await c.post("/api/v2/backtests", json=backtest(**change))
+    assert r.status_code == status, r.text
+    assert r.json()["error"]["field"] == field
