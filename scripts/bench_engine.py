@@ -2,7 +2,8 @@
 """Benchmark barstream's engine against a bare numba loop and the peers a user would pick instead.
 
     .venv/bin/python scripts/bench_engine.py [--sizes 10000,100000,1000000] [--repeat 5]
-                                             [--no-check] [--skip backtrader,...]
+                                             [--no-check] [--skip backtrader,...] [--profile]
+                                             [--engine-root DIR]  # another checkout's engine
 
 One process, one run. Every engine runs the same strategy on the same seeded synthetic 1-minute
 series: SMA 10/30 crossover with an SMA 50 filter, decided on a bar's close, filled at the next
@@ -43,6 +44,7 @@ ONE_CHUNK = 10**9
 SWEEP_BARS = 100_000
 SWEEP_FAST = tuple(range(4, 24, 2))
 SWEEP_SLOW = tuple(range(30, 130, 10))
+RISK_SETTINGS = {"sizing", "cooldown_config", "atr_multiplier"}
 TARGETS = {"floor": 1.5, "full_risk": 3.0, "vectorbt": 20.0, "backtesting": 500.0}
 
 
@@ -85,6 +87,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="largest estimated seconds for backtrader's one run at the largest size",
     )
     p.add_argument("--no-sweep", action="store_true", help="leave out the parameter sweep")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="also print where barstream spends its time at the largest size",
+    )
     p.add_argument("--no-compile", action="store_true", help="leave out the compile-time probes")
     p.add_argument(
         "--engine-root",
@@ -125,7 +132,7 @@ def engines(bars: dict, args: argparse.Namespace, big: bool) -> list[Engine]:
     bars_obj = bs.make_bars(bars)
     strategy = bs.make_strategy()
     plain, _ = bs.make_execution(bs.BENCH_SETTINGS)
-    risky, _ = bs.make_execution(bs.FULL_RISK_SETTINGS)
+    risky, lacking = bs.make_execution(bs.FULL_RISK_SETTINGS)
     df = peers.frame(bars)
     out = [
         Engine("bare loop (floor)", lambda: floor.run_staged(bars)[1]),
@@ -134,12 +141,10 @@ def engines(bars: dict, args: argparse.Namespace, big: bool) -> list[Engine]:
         Engine(
             "barstream, default chunks", lambda: bs.trades(bs.run(bars_obj, strategy, plain), ts0)
         ),
-        Engine(
-            "barstream, full risk model",
-            lambda: bs.trades(bs.run(bars_obj, strategy, risky, ONE_CHUNK), ts0),
-            checked=False,
-        ),
     ]
+    if not set(lacking) & RISK_SETTINGS:  # the engine has the full risk model
+        risk_run = lambda: bs.trades(bs.run(bars_obj, strategy, risky, ONE_CHUNK), ts0)  # noqa: E731
+        out.append(Engine("barstream, full risk model", risk_run, checked=False))
     if "vectorbt" not in args.skip:
         out.append(Engine("vectorbt", lambda: peers.vectorbt_trades(peers.run_vectorbt(bars))))
     if "backtesting" not in args.skip:
@@ -195,7 +200,7 @@ def run_sizes(args: argparse.Namespace) -> list[Row]:
                 print("\n".join(problems))
                 sys.exit(1)
             checks.append(
-                f"- {n:,} bars: {count:,} closed trades identical across {', '.join(found)}"
+                f"- {n:,} bars: {count:,} closed trades identical across {'; '.join(found)}"
             )
         for e in todo:
             rows.append(_time_engine(e, n, first[e.name], args.repeat))
@@ -471,9 +476,30 @@ def main(argv: list[str] | None = None) -> int:
         text, _ = sweep(args)
         print("\n## Parameter sweep\n")
         print(text)
+    if args.profile:
+        print(f"\n## Where barstream spends its time ({max(args.sizes):,} bars, cProfile)\n")
+        print(profile_barstream(max(args.sizes)))
     print("\n## Summary\n")
     print(summary(rows, compile_ok))
     return 0
+
+
+def profile_barstream(n: int, top: int = 8) -> str:
+    """Return the functions with the most own time in one one-chunk run_backtest."""
+    import cProfile
+    import io
+    import pstats
+
+    bars = synthetic_bars(n)
+    args = (bs.make_bars(bars), bs.make_strategy(), bs.make_execution(bs.BENCH_SETTINGS)[0])
+    bs.run(*args, ONE_CHUNK)
+    prof = cProfile.Profile()
+    prof.runcall(bs.run, *args, ONE_CHUNK)
+    out = io.StringIO()
+    pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(top)
+    lines = out.getvalue().strip().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip().startswith("ncalls"))
+    return "```\n" + "\n".join([lines[0].strip(), *lines[start:]]) + "\n```"
 
 
 def compile_probes_text(root: Path) -> tuple[str, bool]:
