@@ -55,9 +55,11 @@ class Level:
 class Exits:
     """Protective exits, checked on every bar a position is open."""
 
-    stop_loss: Level | None = None  # kind "atr" or "percent"
-    take_profit: Level | None = None  # kind "atr", "percent" or "r" (multiples of the stop distance)
-    trailing_stop: Level | None = None  # kind "atr" or "percent", trailing the best price since entry
+    # Kinds: stop_loss "atr" or "percent"; take_profit also "r" (multiples of the stop
+    # distance); trailing_stop "atr" or "percent", trailing the best price since entry.
+    stop_loss: Level | None = None
+    take_profit: Level | None = None
+    trailing_stop: Level | None = None
     max_hold_bars: int | None = None
 
 
