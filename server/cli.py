@@ -1,9 +1,12 @@
-"""The `barstream` command: `serve`, and `keys create`."""
+"""The `barstream` command: `serve`, `keys create`, and `data import|list|export`."""
 
 import argparse
 import asyncio
 import sys
+import time
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -76,6 +79,199 @@ def keys_create(args: argparse.Namespace) -> int:
     return 0
 
 
+PROGRESS_MIN_BYTES = 4 << 20
+
+
+def _store(args: argparse.Namespace) -> Any:
+    from engine.data.store import BarStore
+
+    return BarStore(_settings(args).bars_dir)
+
+
+class _ProgressBar:
+    """A plain-text progress bar on stderr, redrawn at most ten times a second."""
+
+    def __init__(self, label: str) -> None:
+        self.label, self.last = label, 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done < total and now - self.last < 0.1:
+            return
+        self.last = now
+        frac = done / total if total else 1.0
+        bar = "#" * int(frac * 30)
+        sys.stderr.write(
+            f"\r{self.label} [{bar:<30}] {frac:4.0%} {done / 1e6:.1f}/{total / 1e6:.1f} MB"
+        )
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def _iso(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _fail(message: str) -> int:
+    print(f"barstream: error: {message}", file=sys.stderr)
+    return 1
+
+
+def data_import(args: argparse.Namespace) -> int:
+    """Check a CSV file and add its bars to a symbol; a bad file changes nothing."""
+    from engine.data.importer import ImportFailed, import_csv
+
+    path = Path(args.file)
+    if not path.is_file():
+        return _fail(f"{path}: no such file")
+    big = path.stat().st_size >= PROGRESS_MIN_BYTES and not args.no_progress
+    try:
+        report = import_csv(
+            _store(args),
+            path,
+            args.symbol,
+            resolution=args.resolution,
+            fmt=args.format,
+            aliases=tuple(args.alias or ()),
+            calendar=args.calendar,
+            replace=args.replace,
+            progress=_ProgressBar(f"importing {path.name}") if big else None,
+        )
+    except ImportFailed as exc:
+        return _fail(f"{path.name}: {exc}; nothing was changed")
+    except ValueError as exc:
+        return _fail(f"{exc}; nothing was changed")
+    i = report.info
+    print(
+        f"{report.symbol}: {report.rows} rows read ({report.format}, {report.resolution}), "
+        f"{report.added} new bars; stored {i.bar_count} bars from {_iso(i.first_ts)} to "
+        f"{_iso(i.last_ts)}, {i.gaps} gaps, calendar {i.calendar}"
+    )
+    return 0
+
+
+def _symbol_row(i: Any) -> dict[str, Any]:
+    return {
+        "symbol": i.name,
+        "aliases": i.aliases,
+        "base_resolution": i.base_resolution,
+        "resolutions": i.resolutions,
+        "first_bar": _iso(i.first_ts),
+        "last_bar": _iso(i.last_ts),
+        "bar_count": i.bar_count,
+        "gaps": i.gaps,
+        "calendar": i.calendar,
+        "synthetic": i.synthetic,
+    }
+
+
+def data_list(args: argparse.Namespace) -> int:
+    """Print every stored symbol with its aliases, base resolution, range, bars and gaps."""
+    rows = [_symbol_row(i) for i in _store(args).symbols()]
+    if args.json:
+        import orjson
+
+        print(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
+        return 0
+    head = (
+        "symbol",
+        "aliases",
+        "base",
+        "first bar",
+        "last bar",
+        "bars",
+        "gaps",
+        "calendar",
+        "synthetic",
+    )
+    table = [head] + [
+        (
+            r["symbol"],
+            ",".join(r["aliases"]) or "-",
+            r["base_resolution"],
+            r["first_bar"],
+            r["last_bar"],
+            str(r["bar_count"]),
+            str(r["gaps"]),
+            r["calendar"],
+            "yes" if r["synthetic"] else "no",
+        )
+        for r in rows
+    ]
+    widths = [max(len(row[c]) for row in table) for c in range(len(head))]
+    for row in table:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def _ns(value: str | None, default: int) -> int:
+    """Nanoseconds of an ISO 8601 date or time (naive means UTC)."""
+    if value is None:
+        return default
+    dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    dt = dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+    return int(dt.timestamp()) * 1_000_000_000 + dt.microsecond * 1000
+
+
+def data_export(args: argparse.Namespace) -> int:
+    """Write a symbol's bars as CSV in the generic import format."""
+    from engine.data.importer import write_csv
+
+    store = _store(args)
+    info = store.resolve(args.symbol)
+    if info is None:
+        return _fail(f"unknown symbol {args.symbol!r}; `barstream data list` shows them")
+    res = args.resolution or info.base_resolution
+    try:
+        start, end = _ns(args.start, info.first_ts), _ns(args.end, info.last_ts)
+        bars = store.load(info.name, res, start, end, tz=args.tz)
+    except ValueError as exc:
+        return _fail(str(exc))
+    if args.output in (None, "-"):
+        write_csv(bars, sys.stdout, tick=res == "tick")
+    else:
+        with open(args.output, "w", newline="") as out:
+            n = write_csv(bars, out, tick=res == "tick")
+        print(f"wrote {n} {res} bars of {info.name} to {args.output}", file=sys.stderr)
+    return 0
+
+
+def _data_parser(sub: Any) -> None:
+    """The `data` subcommands."""
+    from engine.data.bars import BASE_RESOLUTIONS
+    from engine.data.catalog import CALENDARS
+    from engine.data.importer import FORMATS
+
+    d = sub.add_parser("data", help="import, list and export market data").add_subparsers(
+        dest="data_command", required=True
+    )
+    i = d.add_parser("import", help="check a CSV file and add its bars to a symbol")
+    i.add_argument("file")
+    i.add_argument("--symbol", required=True)
+    i.add_argument("--resolution", choices=list(BASE_RESOLUTIONS), default=None)
+    i.add_argument("--format", choices=list(FORMATS), default=None, help="default: detected")
+    i.add_argument("--alias", action="append", help="another name for the symbol (repeatable)")
+    i.add_argument("--calendar", choices=list(CALENDARS), default=None)
+    i.add_argument("--replace", action="store_true", help="replace stored bars instead of merging")
+    i.add_argument("--no-progress", action="store_true")
+    i.add_argument("--data-dir", default=None)
+    i.set_defaults(func=data_import)
+    ls = d.add_parser("list", help="list stored symbols")
+    ls.add_argument("--json", action="store_true")
+    ls.add_argument("--data-dir", default=None)
+    ls.set_defaults(func=data_list)
+    e = d.add_parser("export", help="write a symbol's bars as CSV")
+    e.add_argument("--symbol", required=True)
+    e.add_argument("--resolution", choices=list(BASE_RESOLUTIONS), default=None)
+    e.add_argument("--start", default=None, help="ISO 8601 (UTC unless an offset is given)")
+    e.add_argument("--end", default=None)
+    e.add_argument("--tz", default="UTC", help="day boundary of daily bars")
+    e.add_argument("-o", "--output", default=None, help="default: standard output")
+    e.add_argument("--data-dir", default=None)
+    e.set_defaults(func=data_export)
+
+
 def parser() -> argparse.ArgumentParser:
     """The command line."""
     p = argparse.ArgumentParser(prog="barstream", description="Self-hosted backtest server")
@@ -94,6 +290,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--user", required=True)
     c.add_argument("--data-dir", default=None)
     c.set_defaults(func=keys_create)
+    _data_parser(sub)
     return p
 
 

@@ -1,51 +1,67 @@
 """Columnar, memory-mapped bar store.
 
-Layout: ``<root>/<SYMBOL>/1m/{ts,open,high,low,close,volume}.npy`` plus
-``<root>/<SYMBOL>/meta.json``.
+Layout under the root (``<data-dir>/bars``)::
+
+    <SYMBOL>/meta.json                          name, aliases, base resolution, range, calendar
+    <SYMBOL>/<base>/{ts,open,high,low,close,volume}.npy        the stored (base) bars
+    <SYMBOL>/cache/<res>[@<tz>]-<key>/{...}.npy                coarser bars, built on first use
+
 Columns are opened with ``np.load(mmap_mode="r")`` and sliced with ``np.searchsorted``, so a
-million-bar symbol loads in milliseconds. Coarser resolutions are resampled from the 1-minute base,
-aligned to UTC epoch multiples of the interval. Writes go to a temporary directory first and are
-then swapped into place with ``os.replace``, so a failed write leaves the previous data untouched.
+million-bar slice loads in milliseconds. Coarser resolutions are resampled from the base once and
+cached on disk; the cache key hashes the base's bar count, last timestamp and meta.json (which
+changes on every write), so a rewritten base is never read through a stale cache. Writes go to a
+temporary directory first and are then swapped into place with ``os.replace``, so a failed write
+leaves the previous data untouched.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-MINUTE_NS = 60_000_000_000
-RESOLUTIONS: dict[str, int] = {
-    "1m": MINUTE_NS,
-    "5m": 5 * MINUTE_NS,
-    "15m": 15 * MINUTE_NS,
-    "1h": 60 * MINUTE_NS,
-    "4h": 240 * MINUTE_NS,
-    "1d": 1440 * MINUTE_NS,
-}
+from engine.data import catalog
+from engine.data.bars import (
+    BASE_RESOLUTIONS,
+    COLUMNS,
+    MINUTE_NS,
+    RESOLUTIONS,
+    BarError,
+    Bars,
+    coarser,
+    concat,
+    count_gaps,
+    empty_bars,
+    take,
+    validate_bars,
+)
+from engine.data.resample import closed_only, is_utc, resample
+
 BASE_RESOLUTION = "1m"
-COLUMNS = ("ts", "open", "high", "low", "close", "volume")
 
-
-@dataclass(frozen=True)
-class Bars:
-    """OHLCV bars; ``ts`` is the bar open time in ns since the epoch (UTC), strictly increasing."""
-
-    ts: np.ndarray
-    open: np.ndarray
-    high: np.ndarray
-    low: np.ndarray
-    close: np.ndarray
-    volume: np.ndarray
-
-    def __len__(self) -> int:
-        return int(self.ts.shape[0])
+__all__ = [
+    "BASE_RESOLUTION",
+    "BASE_RESOLUTIONS",
+    "COLUMNS",
+    "MINUTE_NS",
+    "RESOLUTIONS",
+    "BarError",
+    "BarStore",
+    "Bars",
+    "SymbolInfo",
+    "UnavailableResolution",
+    "empty_bars",
+    "merge_bars",
+    "resample",
+    "validate_bars",
+]
 
 
 @dataclass(frozen=True)
@@ -61,61 +77,44 @@ class SymbolInfo:
     bar_count: int
     synthetic: bool
     description: str
+    calendar: str = "24/7"
+    gaps: int = 0
+    meta: dict = field(default_factory=dict, repr=False, compare=False)
 
 
-def empty_bars() -> Bars:
-    """Return a Bars with no rows."""
-    f = np.empty(0, dtype=np.float64)
-    return Bars(np.empty(0, dtype=np.int64), f, f.copy(), f.copy(), f.copy(), f.copy())
+class UnavailableResolution(ValueError):
+    """A symbol has no data at (or finer than) the resolution asked for."""
 
 
-def validate_bars(bars: Bars, step_ns: int = MINUTE_NS) -> None:
-    """Raise ValueError unless the bars are well-formed base bars."""
-    n = len(bars)
-    cols = [bars.open, bars.high, bars.low, bars.close, bars.volume]
-    if any(c.shape != (n,) for c in cols):
-        raise ValueError("all columns must be 1-D with the same length as ts")
-    if n == 0:
-        raise ValueError("no bars")
-    ts = np.asarray(bars.ts)
-    if ts.dtype.kind not in "iu" or np.any(np.diff(ts) <= 0):
-        raise ValueError("timestamps must be integer ns and strictly increasing")
-    if np.any(ts % step_ns != 0):
-        raise ValueError("timestamps must be aligned to the base resolution")
-    if any(np.isnan(np.asarray(c, dtype=np.float64)).any() for c in cols):
-        raise ValueError("bars contain NaN")
-    if np.any(bars.high < np.maximum(bars.open, bars.close)):
-        raise ValueError("high below max(open, close)")
-    if np.any(bars.low > np.minimum(bars.open, bars.close)):
-        raise ValueError("low above min(open, close)")
-
-
-def resample(bars: Bars, step_ns: int) -> Bars:
-    """Aggregate bars into buckets aligned to UTC epoch multiples of step_ns."""
-    if len(bars) == 0:
-        return empty_bars()
-    bucket = bars.ts - bars.ts % step_ns
-    starts = np.flatnonzero(np.diff(bucket)) + 1
-    starts = np.concatenate(([0], starts))
-    ends = np.concatenate((starts[1:], [len(bars)])) - 1
-    return Bars(
-        ts=bucket[starts].astype(np.int64),
-        open=np.asarray(bars.open)[starts].astype(np.float64),
-        high=np.maximum.reduceat(bars.high, starts).astype(np.float64),
-        low=np.minimum.reduceat(bars.low, starts).astype(np.float64),
-        close=np.asarray(bars.close)[ends].astype(np.float64),
-        volume=np.add.reduceat(bars.volume, starts).astype(np.float64),
-    )
+def merge_bars(old: Bars, new: Bars) -> Bars:
+    """Union of two sorted series; BarError (index into new) if a shared timestamp disagrees."""
+    pos = np.searchsorted(old.ts, new.ts)
+    inside = pos < len(old)
+    same = np.zeros(len(new), dtype=bool)
+    same[inside] = old.ts[pos[inside]] == new.ts[inside]
+    idx = np.flatnonzero(same)
+    for col in COLUMNS[1:]:
+        a, b = getattr(old, col)[pos[idx]], getattr(new, col)[idx]
+        bad = np.flatnonzero(a != b)
+        if bad.size:
+            i = int(idx[bad[0]])
+            raise BarError(
+                i,
+                f"overlaps a stored bar that disagrees ({col} {b[bad[0]]!r}, stored {a[bad[0]]!r})",
+            )
+    both = concat([old, take(new, ~same)])
+    return take(both, np.argsort(both.ts, kind="stable"))
 
 
 class BarStore:
     """Bar store rooted at ``<data_dir>/bars``; safe to share between threads of one process."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, default_quote: str | None = None) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        self.default_quote = default_quote
         self._lock = threading.Lock()
-        self._columns: dict[str, tuple[float, dict[str, np.ndarray]]] = {}
+        self._columns: dict[tuple[str, ...], tuple[tuple[int, int], dict[str, np.ndarray]]] = {}
 
     def symbols(self) -> list[SymbolInfo]:
         """List every stored symbol, sorted by name."""
@@ -123,33 +122,41 @@ class BarStore:
         for path in sorted(self.root.iterdir()):
             if path.name.startswith(".") or not (path / "meta.json").is_file():
                 continue
-            infos.append(self._info(path))
+            try:
+                infos.append(self._info(path))
+            except FileNotFoundError:
+                continue  # swapped out while listing
         return infos
 
     def resolve(self, name: str) -> SymbolInfo | None:
-        """Find a symbol by name or alias, case-insensitively."""
-        key = name.strip().upper()
-        for info in self.symbols():
-            if key == info.name.upper() or key in (a.upper() for a in info.aliases):
-                return info
-        return None
+        """Find a symbol by name or alias, case-insensitively (see engine.data.catalog)."""
+        return catalog.match(name, self.symbols(), self.default_quote)
 
-    def load(self, symbol: str, resolution: str, start_ns: int, end_ns: int) -> Bars:
-        """Return bars with open time in [start_ns, end_ns] at the given resolution."""
-        if resolution not in RESOLUTIONS:
+    def load(
+        self, symbol: str, resolution: str, start_ns: int, end_ns: int, tz: str = "UTC"
+    ) -> Bars:
+        """Return bars with open time in [start_ns, end_ns] at the given resolution.
+
+        Daily bars start at midnight in ``tz`` (default UTC); other resolutions ignore it.
+        Coarser bars are resampled from the stored base once and then read from the cache; a
+        coarse bar whose bucket the stored data does not reach to its end is not returned.
+        """
+        if resolution not in BASE_RESOLUTIONS:
             raise ValueError(f"unsupported resolution {resolution!r}")
         info = self.resolve(symbol)
         if info is None:
             raise KeyError(symbol)
-        step = RESOLUTIONS[resolution]
-        if resolution == BASE_RESOLUTION:
-            return self._slice(info.name, start_ns, end_ns)
-        first = -(-start_ns // step) * step
-        last = end_ns // step * step
-        out = resample(self._slice(info.name, first, last + step - 1), step)
-        if len(out) and out.ts[-1] + step > info.last_ts + MINUTE_NS:
-            out = _head(out, len(out) - 1)
-        return out
+        if resolution not in info.resolutions:
+            raise UnavailableResolution(
+                f"{info.name} has no {resolution} data; available: {', '.join(info.resolutions)}"
+            )
+        if resolution == info.base_resolution:
+            cols = self._open(info, (info.name, info.base_resolution))
+        else:
+            cols = self._cached(info, resolution, "UTC" if is_utc(tz) else tz)
+        lo = int(np.searchsorted(cols["ts"], start_ns, side="left"))
+        hi = max(lo, int(np.searchsorted(cols["ts"], end_ns, side="right")))
+        return Bars(**{c: np.array(cols[c][lo:hi]) for c in COLUMNS})
 
     def write(
         self,
@@ -159,43 +166,46 @@ class BarStore:
         aliases: list[str] | tuple[str, ...] = (),
         synthetic: bool = False,
         description: str = "",
-    ) -> None:
-        """Store 1-minute bars for a symbol, replacing any previous data atomically."""
-        validate_bars(bars)
-        if not name or "/" in name or name.startswith("."):
+        resolution: str = BASE_RESOLUTION,
+        calendar: str = "24/7",
+    ) -> SymbolInfo:
+        """Store bars as a symbol's base data, replacing any previous data atomically."""
+        if resolution not in BASE_RESOLUTIONS:
+            raise ValueError(f"unsupported resolution {resolution!r}")
+        if calendar not in catalog.CALENDARS:
+            raise ValueError(f"calendar must be one of {', '.join(catalog.CALENDARS)}")
+        validate_bars(bars, BASE_RESOLUTIONS[resolution])
+        if not name or "/" in name or name.startswith(".") or name != name.strip():
             raise ValueError(f"invalid symbol name {name!r}")
+        clash = catalog.conflicts(name, aliases, self.symbols())
+        if clash:
+            raise ValueError(clash)
+        step = BASE_RESOLUTIONS[resolution]
+        meta = {
+            "name": name,
+            "aliases": list(dict.fromkeys(aliases)),
+            "base_resolution": resolution,
+            "first_ts": int(bars.ts[0]),
+            "last_ts": int(bars.ts[-1]),
+            "bar_count": len(bars),
+            "gaps": count_gaps(bars.ts, step),
+            "calendar": calendar,
+            "synthetic": synthetic,
+            "description": description,
+            "generation": uuid.uuid4().hex,
+        }
         tmp = self.root / f".tmp-{name}-{uuid.uuid4().hex}"
-        (tmp / BASE_RESOLUTION).mkdir(parents=True)
         try:
-            self._write_dir(tmp, name, bars, list(aliases), synthetic, description)
+            _write_columns(tmp / resolution, bars)
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
             self._swap(tmp, self.root / name)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         with self._lock:
-            self._columns.pop(name, None)
-
-    def _write_dir(
-        self, tmp: Path, name: str, bars: Bars, aliases: list[str], synthetic: bool, desc: str
-    ) -> None:
-        """Write columns and meta.json into a fresh directory."""
-        for col in COLUMNS:
-            dtype = np.int64 if col == "ts" else np.float64
-            np.save(
-                tmp / BASE_RESOLUTION / f"{col}.npy",
-                np.ascontiguousarray(getattr(bars, col), dtype),
-            )
-        meta = {
-            "name": name,
-            "aliases": aliases,
-            "base_resolution": BASE_RESOLUTION,
-            "first_ts": int(bars.ts[0]),
-            "last_ts": int(bars.ts[-1]),
-            "bar_count": len(bars),
-            "synthetic": synthetic,
-            "description": desc,
-        }
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+            for key in [k for k in self._columns if k[0] == name]:
+                del self._columns[key]
+        return self._info(self.root / name)
 
     def _swap(self, tmp: Path, final: Path) -> None:
         """Move tmp into final's place; an existing final is moved aside first, then removed."""
@@ -209,42 +219,97 @@ class BarStore:
 
     def _info(self, path: Path) -> SymbolInfo:
         """Read one symbol's meta.json."""
-        meta = json.loads((path / "meta.json").read_text())
+        raw = (path / "meta.json").read_bytes()
+        meta = json.loads(raw)
+        base = meta.get("base_resolution", BASE_RESOLUTION)
         return SymbolInfo(
             name=meta["name"],
             aliases=list(meta.get("aliases", [])),
-            base_resolution=meta.get("base_resolution", BASE_RESOLUTION),
-            resolutions=list(RESOLUTIONS),
+            base_resolution=base,
+            resolutions=coarser(base),
             first_ts=int(meta["first_ts"]),
             last_ts=int(meta["last_ts"]),
             bar_count=int(meta["bar_count"]),
             synthetic=bool(meta.get("synthetic", False)),
             description=meta.get("description", ""),
+            calendar=meta.get("calendar", "24/7"),
+            gaps=int(meta.get("gaps", 0)),
+            meta={**meta, "hash": hashlib.sha256(raw).hexdigest()},
         )
 
-    def _open(self, name: str) -> dict[str, np.ndarray]:
-        """Return the memory-mapped base columns of a symbol, reopening them if the data changed."""
-        meta_path = self.root / name / "meta.json"
-        mtime = meta_path.stat().st_mtime_ns
+    def _stamp(self, name: str) -> tuple[int, int]:
+        """Identity of a symbol's current meta.json (inode, mtime), which every write replaces."""
+        st = (self.root / name / "meta.json").stat()
+        return (st.st_ino, st.st_mtime_ns)
+
+    def _open(self, info: SymbolInfo, key: tuple[str, ...]) -> dict[str, np.ndarray]:
+        """Memory-map the base columns of a symbol, reopening them if the data changed."""
+        stamp = self._stamp(info.name)
         with self._lock:
-            cached = self._columns.get(name)
-            if cached is not None and cached[0] == mtime:
+            cached = self._columns.get(key)
+            if cached is not None and cached[0] == stamp:
                 return cached[1]
-        base = self.root / name / BASE_RESOLUTION
-        cols = {c: np.load(base / f"{c}.npy", mmap_mode="r") for c in COLUMNS}
+        cols = _read_columns(self.root / info.name / info.base_resolution)
         with self._lock:
-            self._columns[name] = (mtime, cols)
+            self._columns[key] = (stamp, cols)
         return cols
 
-    def _slice(self, name: str, start_ns: int, end_ns: int) -> Bars:
-        """Copy base bars with open time in [start_ns, end_ns] out of the memory maps."""
-        cols = self._open(name)
-        lo = int(np.searchsorted(cols["ts"], start_ns, side="left"))
-        hi = int(np.searchsorted(cols["ts"], end_ns, side="right"))
-        hi = max(lo, hi)
-        return Bars(**{c: np.array(cols[c][lo:hi]) for c in COLUMNS})
+    def _cached(self, info: SymbolInfo, resolution: str, tz: str) -> dict[str, np.ndarray]:
+        """Memory-map the coarser bars of a symbol, building the disk cache on first use."""
+        stamp = self._stamp(info.name)
+        mkey = (info.name, resolution, tz)
+        with self._lock:
+            cached = self._columns.get(mkey)
+            if cached is not None and cached[0] == stamp:
+                return cached[1]
+        tag = resolution + ("" if tz == "UTC" else "@" + tz.replace("/", "~"))
+        digest = f"{info.bar_count}:{info.last_ts}:{info.meta['hash']}"
+        key = hashlib.sha256(digest.encode()).hexdigest()[:16]
+        cache = self.root / info.name / "cache"
+        path = cache / f"{tag}-{key}"
+        if (path / "volume.npy").is_file():
+            cols = _read_columns(path)
+        else:
+            base = self._open(info, (info.name, info.base_resolution))
+            cols = _build(base, info, resolution, tz)
+            _save_cache(cache, path, tag, cols)
+        with self._lock:
+            self._columns[mkey] = (stamp, cols)
+        return cols
 
 
-def _head(bars: Bars, n: int) -> Bars:
-    """Return the first n bars."""
-    return Bars(**{c: getattr(bars, c)[:n] for c in COLUMNS})
+def _build(base: dict[str, np.ndarray], info: SymbolInfo, resolution: str, tz: str) -> dict:
+    """Resample the full base series to a coarser resolution, keeping closed buckets only."""
+    bars = Bars(**base)
+    step = BASE_RESOLUTIONS[resolution]
+    out = resample(bars, step, tz)
+    data_end = info.last_ts + max(BASE_RESOLUTIONS[info.base_resolution], 1)
+    out = closed_only(out, step, data_end, tz)
+    return {c: getattr(out, c) for c in COLUMNS}
+
+
+def _save_cache(cache: Path, path: Path, tag: str, cols: dict[str, np.ndarray]) -> None:
+    """Write a cache entry atomically and drop stale entries of the same resolution."""
+    tmp = cache / f".tmp-{uuid.uuid4().hex}"
+    try:
+        _write_columns(tmp, Bars(**cols))
+        os.replace(tmp, path)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)  # another process built it, or the base moved
+        return
+    for stale in cache.glob(f"{tag}-*"):
+        if stale != path:
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _write_columns(path: Path, bars: Bars) -> None:
+    """Write each column as a .npy file in a new directory."""
+    path.mkdir(parents=True)
+    for col in COLUMNS:
+        dtype = np.int64 if col == "ts" else np.float64
+        np.save(path / f"{col}.npy", np.ascontiguousarray(getattr(bars, col), dtype))
+
+
+def _read_columns(path: Path) -> dict[str, np.ndarray]:
+    """Memory-map each column of a directory."""
+    return {c: np.load(path / f"{c}.npy", mmap_mode="r") for c in COLUMNS}

@@ -1,0 +1,145 @@
+"""OHLCV bars as NumPy columns, the resolutions the store knows, and the bar validation rules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+SECOND_NS = 1_000_000_000
+MINUTE_NS = 60 * SECOND_NS
+DAY_NS = 1440 * MINUTE_NS
+# Bar resolutions a run can use (the engine's timeframes).
+RESOLUTIONS: dict[str, int] = {
+    "1m": MINUTE_NS,
+    "5m": 5 * MINUTE_NS,
+    "15m": 15 * MINUTE_NS,
+    "1h": 60 * MINUTE_NS,
+    "4h": 240 * MINUTE_NS,
+    "1d": DAY_NS,
+}
+# Resolutions data can be stored at, finest first; ticks have no grid (step 0).
+BASE_RESOLUTIONS: dict[str, int] = {"tick": 0, "1s": SECOND_NS, **RESOLUTIONS}
+COLUMNS = ("ts", "open", "high", "low", "close", "volume")
+PRICES = ("open", "high", "low", "close")
+
+
+@dataclass(frozen=True)
+class Bars:
+    """OHLCV bars; ``ts`` is the bar open time in ns since the epoch (UTC), strictly increasing."""
+
+    ts: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.ts.shape[0])
+
+
+class BarError(ValueError):
+    """A bar breaks a rule; ``index`` is its position in the bars checked."""
+
+    def __init__(self, index: int, reason: str) -> None:
+        super().__init__(f"bar {index}: {reason}")
+        self.index = index
+        self.reason = reason
+
+
+def empty_bars() -> Bars:
+    """Return a Bars with no rows."""
+    f = np.empty(0, dtype=np.float64)
+    return Bars(np.empty(0, dtype=np.int64), f, f.copy(), f.copy(), f.copy(), f.copy())
+
+
+def take(bars: Bars, index: np.ndarray | slice) -> Bars:
+    """Return the bars at an index array or slice."""
+    return Bars(**{c: getattr(bars, c)[index] for c in COLUMNS})
+
+
+def concat(parts: list[Bars]) -> Bars:
+    """Concatenate bars column by column."""
+    return Bars(**{c: np.concatenate([getattr(p, c) for p in parts]) for c in COLUMNS})
+
+
+def coarser(base: str) -> list[str]:
+    """The base resolution and every bar resolution built from it, finest first."""
+    names = list(BASE_RESOLUTIONS)
+    out = names[names.index(base) :]
+    return out if base != "tick" else ["tick", *out[1:]]
+
+
+def _iso(ns: int) -> str:
+    return str(np.datetime_as_string(np.datetime64(int(ns), "ns"), timezone="UTC"))
+
+
+def _rules(bars: Bars, step: int) -> list[tuple[np.ndarray, object]]:
+    """Each rule as (bad mask, reason for index i)."""
+    ts = np.asarray(bars.ts, dtype=np.int64)
+    o, h, lo, c, v = (np.asarray(getattr(bars, k), np.float64) for k in COLUMNS[1:])
+    prev = np.concatenate(([np.iinfo(np.int64).min], ts[:-1]))
+    order = ts < prev if step == 0 else ts <= prev
+    rules: list[tuple[np.ndarray, object]] = []
+    for name, col in zip(COLUMNS[1:], (o, h, lo, c, v), strict=True):
+        rules.append((np.isnan(col), lambda i, n=name: f"{n} is missing or NaN"))
+    rules.append(
+        (
+            order,
+            lambda i: (
+                f"timestamp {_iso(ts[i])} is not after the previous row's "
+                f"{_iso(prev[i])} (timestamps must be ordered and unique)"
+            ),
+        )
+    )
+    if step:
+        name = next(k for k, s in BASE_RESOLUTIONS.items() if s == step)
+        rules.append(
+            (ts % step != 0, lambda i: f"timestamp {_iso(ts[i])} is not on the {name} grid")
+        )
+    for name, col in zip(PRICES, (o, h, lo, c), strict=True):
+        rules.append((col < 0, lambda i, n=name, x=col: f"negative {n} {x[i]!r}"))
+    rules.append((v < 0, lambda i: f"negative volume {v[i]!r}"))
+    hi_ref, lo_ref = np.maximum(o, c), np.minimum(o, c)
+    rules.append((h < hi_ref, lambda i: f"high {h[i]!r} is below max(open, close) {hi_ref[i]!r}"))
+    rules.append((lo > lo_ref, lambda i: f"low {lo[i]!r} is above min(open, close) {lo_ref[i]!r}"))
+    return rules
+
+
+def check_bars(bars: Bars, step: int) -> None:
+    """Raise BarError for the first bar breaking a rule (step 0: ticks, no grid, ties allowed)."""
+    n = len(bars)
+    if any(np.shape(getattr(bars, c)) != (n,) for c in COLUMNS):
+        raise ValueError("all columns must be 1-D with the same length as ts")
+    if np.asarray(bars.ts).dtype.kind not in "iu":
+        raise ValueError("timestamps must be integer ns")
+    first, reason = n, None
+    for bad, why in _rules(bars, step):
+        hits = np.flatnonzero(bad[:first])
+        if hits.size:
+            first, reason = int(hits[0]), why
+    if reason is not None:
+        raise BarError(first, reason(first))  # type: ignore[operator]
+
+
+def validate_bars(bars: Bars, step_ns: int = MINUTE_NS) -> None:
+    """Raise ValueError unless the bars are well-formed, non-empty bars at step_ns."""
+    if len(bars) == 0:
+        raise ValueError("no bars")
+    check_bars(bars, step_ns)
+
+
+def count_gaps(ts: np.ndarray, step: int) -> int:
+    """Number of places where one or more bars are missing between two stored bars."""
+    if step == 0 or len(ts) < 2:
+        return 0
+    return int(np.count_nonzero(np.diff(ts) > step))
+
+
+def guess_calendar(ts: np.ndarray) -> str:
+    """'exchange' when two weeks or more of data have no bar on a Saturday or Sunday, else '24/7'."""
+    if len(ts) == 0 or int(ts[-1]) - int(ts[0]) < 14 * DAY_NS:
+        return "24/7"
+    weekday = (np.asarray(ts) // DAY_NS + 3) % 7  # 1970-01-01 was a Thursday; Monday is 0
+    return "exchange" if not np.any(weekday >= 5) else "24/7"
