@@ -72,7 +72,8 @@ def coarser(base: str) -> list[str]:
 
 
 def _iso(ns: int) -> str:
-    return str(np.datetime_as_string(np.datetime64(int(ns), "ns"), timezone="UTC"))
+    unit = "s" if int(ns) % SECOND_NS == 0 else "ns"
+    return str(np.datetime_as_string(np.datetime64(int(ns), "ns"), unit=unit, timezone="UTC"))
 
 
 def _rules(bars: Bars, step: int) -> list[tuple[np.ndarray, object]]:
@@ -94,16 +95,26 @@ def _rules(bars: Bars, step: int) -> list[tuple[np.ndarray, object]]:
         )
     )
     if step:
-        name = next(k for k, s in BASE_RESOLUTIONS.items() if s == step)
+        grid = next(k for k, s in BASE_RESOLUTIONS.items() if s == step)
         rules.append(
-            (ts % step != 0, lambda i: f"timestamp {_iso(ts[i])} is not on the {name} grid")
+            (ts % step != 0, lambda i, g=grid: f"timestamp {_iso(ts[i])} is not on the {g} grid")
         )
     for name, col in zip(PRICES, (o, h, lo, c), strict=True):
-        rules.append((col < 0, lambda i, n=name, x=col: f"negative {n} {x[i]!r}"))
-    rules.append((v < 0, lambda i: f"negative volume {v[i]!r}"))
+        rules.append((col < 0, lambda i, n=name, x=col: f"negative {n} {float(x[i])!r}"))
+    rules.append((v < 0, lambda i: f"negative volume {float(v[i])!r}"))
     hi_ref, lo_ref = np.maximum(o, c), np.minimum(o, c)
-    rules.append((h < hi_ref, lambda i: f"high {h[i]!r} is below max(open, close) {hi_ref[i]!r}"))
-    rules.append((lo > lo_ref, lambda i: f"low {lo[i]!r} is above min(open, close) {lo_ref[i]!r}"))
+    rules.append(
+        (
+            h < hi_ref,
+            lambda i: f"high {float(h[i])!r} is below max(open, close) {float(hi_ref[i])!r}",
+        )
+    )
+    rules.append(
+        (
+            lo > lo_ref,
+            lambda i: f"low {float(lo[i])!r} is above min(open, close) {float(lo_ref[i])!r}",
+        )
+    )
     return rules
 
 

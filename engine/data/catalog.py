@@ -65,7 +65,7 @@ def match(name: str, infos: Sequence[T], quote: str | None = None) -> T | None:
 def conflicts(name: str, aliases: Iterable[str], infos: Iterable[Named]) -> str | None:
     """Describe the first of name/aliases that already names another symbol, or None."""
     for info in infos:
-        if compact(info.name) == compact(name):
+        if info.name.upper() == name.strip().upper():
             continue
         taken = {compact(n): n for n in _names(info)}
         for a in (name, *aliases):

@@ -298,6 +298,28 @@ def _target(store: BarStore, symbol: str) -> SymbolInfo | None:
     return next((i for i in store.symbols() if i.name.upper() == symbol.strip().upper()), None)
 
 
+def _resolution(given: str | None, parsed: Parsed, old: SymbolInfo | None) -> str:
+    """The resolution to store at: given, else the stored symbol's, else the file's spacing."""
+    if old is not None:
+        if given is None and parsed.resolution not in (None, old.base_resolution):
+            raise ImportFailed(
+                f"the file's rows are {parsed.resolution} apart but {old.name} is stored at "
+                f"{old.base_resolution}; pass --resolution or --replace"
+            )
+        if (given or old.base_resolution) != old.base_resolution:
+            raise ImportFailed(
+                f"{old.name} is stored at {old.base_resolution}, not {given}; "
+                "use --replace to start over"
+            )
+        return old.base_resolution
+    if given or parsed.resolution:
+        return given or parsed.resolution  # type: ignore[return-value]
+    raise ImportFailed(
+        "cannot tell the resolution from the spacing of the rows; pass --resolution "
+        f"({', '.join(BASE_RESOLUTIONS)})"
+    )
+
+
 def import_csv(
     store: BarStore,
     path: str | Path,
@@ -322,23 +344,11 @@ def import_csv(
         )
     old = _target(store, symbol)
     merge = old is not None and not replace
+    if merge and old is not None and old.synthetic:
+        raise ImportFailed(f"{old.name} is synthetic demo data; use --replace or another symbol")
     res = resolution or (old.base_resolution if merge and old else None)
     parsed = read_csv(path, fmt=fmt, resolution=res, progress=progress)
-    res = res or parsed.resolution
-    if res is None:
-        raise ImportFailed(
-            "cannot tell the resolution from the spacing of the rows; pass --resolution "
-            f"({', '.join(BASE_RESOLUTIONS)})"
-        )
-    if merge and old is not None:
-        if old.synthetic:
-            raise ImportFailed(
-                f"{old.name} is synthetic demo data; use --replace or another symbol"
-            )
-        if res != old.base_resolution:
-            raise ImportFailed(
-                f"{old.name} is stored at {old.base_resolution}, not {res}; use --replace to start over"
-            )
+    res = _resolution(resolution, parsed, old if merge else None)
     bars = parsed.bars
     try:
         check_bars(bars, BASE_RESOLUTIONS[res])

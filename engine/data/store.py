@@ -100,7 +100,7 @@ def merge_bars(old: Bars, new: Bars) -> Bars:
             i = int(idx[bad[0]])
             raise BarError(
                 i,
-                f"overlaps a stored bar that disagrees ({col} {b[bad[0]]!r}, stored {a[bad[0]]!r})",
+                f"overlaps a stored bar that disagrees ({col} {float(b[bad[0]])!r}, stored {float(a[bad[0]])!r})",
             )
     both = concat([old, take(new, ~same)])
     return take(both, np.argsort(both.ts, kind="stable"))
