@@ -105,7 +105,20 @@ def _check_timeframes(spec: dict[str, Any], source: str, interval: str) -> None:
                 )
 
 
-def _symbols(store: BarStore, names: list[str], start_ns: int, end_ns: int) -> list[str]:
+# Wire resolution → the store's resolution name.
+_STORED = {"tick": "tick", "second": "1s"}
+
+
+def _symbols(
+    store: BarStore,
+    names: list[str],
+    start_ns: int | None,
+    end_ns: int | None,
+    resolution: str | None = None,
+) -> list[str]:
+    """Resolve names to stored symbols: 400 for an unknown one, for a resolution it has no data
+    at (or a run cannot use), or for a range outside its data; the range check is skipped
+    when start_ns is None."""
     resolved = []
     for i, name in enumerate(names):
         info = store.resolve(name)
@@ -116,17 +129,41 @@ def _symbols(store: BarStore, names: list[str], start_ns: int, end_ns: int) -> l
                 f"unknown symbol {name!r}; GET /api/v2/symbols lists them",
                 field=f"symbols.{i}",
             )
-        if start_ns < info.first_ts or end_ns > info.last_ts:
+        if resolution is not None:
+            _check_resolution(info, resolution)
+        if (
+            start_ns is not None
+            and end_ns is not None
+            and not (info.first_ts <= start_ns and end_ns <= info.last_ts)
+        ):
             first = datetime.fromtimestamp(info.first_ts / _NS, UTC)
             last = datetime.fromtimestamp(info.last_ts / _NS, UTC)
             raise ApiError(
                 400,
                 ErrorCode.INVALID_DATE_RANGE,
                 f"{info.name} has data from {_iso(first)} to {_iso(last)}; the requested range is outside it",
-                field="start" if start_ns < info.first_ts else "end",
+                field="start" if not info.first_ts <= start_ns <= info.last_ts else "end",
             )
         resolved.append(info.name)
     return resolved
+
+
+def _check_resolution(info: Any, resolution: str) -> None:
+    """400 unsupported_resolution naming the symbol unless a run can use that resolution."""
+    stored = RESOLUTIONS.get(resolution) or _STORED.get(resolution, resolution)
+    runnable = [r for r in info.resolutions if r in _SECONDS]
+    if stored not in info.resolutions:
+        why = f"{info.name} has no {resolution} data (stored at {info.base_resolution})"
+    elif stored not in _SECONDS:
+        why = f"{info.name} has {resolution} data, but runs at {resolution} resolution are not supported yet"
+    else:
+        return
+    raise ApiError(
+        400,
+        ErrorCode.UNSUPPORTED_RESOLUTION,
+        f"{why}; it can run at: {', '.join(runnable) or 'none'}",
+        field="resolution",
+    )
 
 
 def build_config(body: bytes, store: BarStore) -> dict[str, Any]:
@@ -144,10 +181,11 @@ def build_config(body: bytes, store: BarStore) -> dict[str, Any]:
         raise ApiError(422, ErrorCode.VALIDATION_ERROR, "start must be before end", field="start")
     interval = RESOLUTIONS[req.resolution]
     if interval is None:
+        _symbols(store, req.symbols, None, None, req.resolution)  # raises, naming the symbol
         raise ApiError(
             400,
             ErrorCode.UNSUPPORTED_RESOLUTION,
-            f"no {req.resolution} data is stored; available resolutions: 1m, 5m, 15m, 1h, 4h, 1d",
+            f"runs at {req.resolution} resolution are not supported",
             field="resolution",
         )
     source = "strategy" if req.strategy is not None else "strategy_json"
@@ -155,7 +193,7 @@ def build_config(body: bytes, store: BarStore) -> dict[str, Any]:
     _check_strategy(spec, source)
     _check_timeframes(spec, source, interval)
     start_ns, end_ns = to_ns(start), to_ns(end)
-    symbols = _symbols(store, req.symbols, start_ns, end_ns)
+    symbols = _symbols(store, req.symbols, start_ns, end_ns, req.resolution)
     return {
         "name": req.name,
         "symbols": symbols,

@@ -45,12 +45,33 @@ def _wire(output: Any) -> dict[str, Any]:
     }
 
 
+_STORES: dict[str, Any] = {}
+
+
+def _store(path: str) -> Any:
+    """One BarStore per data directory per worker, so memory maps are shared across runs."""
+    from engine.data.store import BarStore
+
+    if path not in _STORES:
+        _STORES[path] = BarStore(path)
+    return _STORES[path]
+
+
+def _periods_per_year(store: Any, bars: dict[str, Any], resolution: str) -> float | None:
+    """Annualisation hint from the symbols' calendar: None (365-day) unless all are exchange."""
+    from engine.data.catalog import periods_per_year
+
+    infos = [store.resolve(s) for s in bars]
+    if not infos or any(i is None or i.calendar != "exchange" for i in infos):
+        return None
+    return periods_per_year("exchange", resolution, next(iter(bars.values())).ts)
+
+
 class _Cancelled(Exception):
     pass
 
 
 def _run(conn: Connection, job: dict[str, Any]) -> None:
-    from engine.data.store import BarStore
     from engine.execution import Execution
     from engine.run import Cancelled, run_backtest
     from engine.strategy.compile import compile_strategy
@@ -68,13 +89,15 @@ def _run(conn: Connection, job: dict[str, Any]) -> None:
     send("progress", "load", 0, 1, {})
     strategy = compile_strategy(job["strategy"], dialect=job.get("dialect", "v2"))
     execution = Execution.from_dict(job["execution"])
-    store = BarStore(job["bars_dir"])
+    store = _store(job["bars_dir"])
     step = _INTERVAL_NS[job["resolution"]] * _NS
     warm = warmup_bars(strategy, job["resolution"], execution.atr_period) * step
+    tz = job.get("timezone") or "UTC"  # day boundary of daily bars
     bars = {
-        s: store.load(s, job["resolution"], job["start_ns"] - warm, job["end_ns"])
+        s: store.load(s, job["resolution"], job["start_ns"] - warm, job["end_ns"], tz=tz)
         for s in job["symbols"]
     }
+    ppy = job.get("periods_per_year") or _periods_per_year(store, bars, job["resolution"])
     for s, b in bars.items():
         send("log", "info", f"loaded {len(b)} {job['resolution']} bars of {s}")
     if cancelled():
@@ -99,7 +122,7 @@ def _run(conn: Connection, job: dict[str, Any]) -> None:
             on_progress=on_progress,
             chunk_bars=int(job.get("chunk_bars") or 20_000),
             resolution=job["resolution"],
-            periods_per_year=job.get("periods_per_year"),
+            periods_per_year=ppy,
         )
     except Cancelled as exc:
         raise _Cancelled from exc

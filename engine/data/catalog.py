@@ -54,7 +54,7 @@ def match(name: str, infos: Sequence[T], quote: str | None = None) -> T | None:
             return info
     keys = [compact(key)]
     if not _SEPARATORS.search(key.strip()):
-        keys.append(compact(key) + (quote or default_quote()))
+        keys.append(compact(key) + compact(quote or default_quote()))
     for k in keys:
         hits = [i for i in infos if k in (compact(n) for n in _names(i))]
         if len(hits) == 1:

@@ -8,7 +8,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from engine.strategy.catalog import describe_signals
-from protocol.enums import RESOLUTIONS
 from server.auth import require_user
 from server.responses import JSON
 
@@ -33,19 +32,20 @@ async def healthz(request: Request) -> Response:
 
 
 async def symbols(request: Request) -> Response:
-    """What can be backtested: name, aliases, resolutions, first and last bar."""
+    """What can be backtested: name, aliases, stored and coarser resolutions, range, calendar."""
     await require_user(request)
     infos = await asyncio.to_thread(request.app.state.store.symbols)
-    wire = [k for k, v in RESOLUTIONS.items() if v is not None]
     items = [
         {
             "name": i.name,
             "aliases": i.aliases,
-            "resolutions": wire,
+            "resolutions": i.resolutions,
             "base_resolution": i.base_resolution,
             "first_bar": _iso_ns(i.first_ts),
             "last_bar": _iso_ns(i.last_ts),
             "bar_count": i.bar_count,
+            "gaps": i.gaps,
+            "calendar": i.calendar,
             "synthetic": i.synthetic,
             "description": i.description,
         }
