@@ -115,6 +115,11 @@ from engine.nb.records import (
     I_FILLS,
     I_SKIPPED,
     I_TRIPS,
+    K_HAS_LEVELS,
+    K_STOP_PCT,
+    K_TP_PCT,
+    K_TP_R,
+    K_TRAIL_PCT,
     P_ENTRY,
     P_ENTRY_BAR,
     P_SIDE,
@@ -304,8 +309,12 @@ def distances(bars: Bars, ex: Execution, exits: Exits) -> np.ndarray:
     dist = np.full((n, 3), np.nan)
     if n == 0:
         return dist
+    levels = (exits.stop_loss, exits.take_profit, exits.trailing_stop)
+    seed_stop = exits.stop_loss is None and (ex.atr_multiplier or 0.0) > 0
+    if not seed_stop and not any(lv is not None and lv.kind == "atr" for lv in levels):
+        return dist  # no ATR-based level: skip the ATR pass
     atr = atr_nb(_f64(bars.high), _f64(bars.low), _f64(bars.close), ex.atr_period)
-    if exits.stop_loss is None and (ex.atr_multiplier or 0.0) > 0:
+    if seed_stop:
         dist[:, D_STOP] = ex.atr_multiplier * atr
     for col, level in ((D_STOP, exits.stop_loss), (D_TP, exits.take_profit)):
         if level is not None and level.kind == "atr":
@@ -346,9 +355,13 @@ def _sleeve(
     if not ex.allow_short:
         se = np.zeros(n, dtype=np.bool_)
     fstate, istate, pos = new_state(cap, ex.max_open_positions)
+    dist = distances(bars, ex, exits)
+    params = params.copy()
+    pct = params[[K_STOP_PCT, K_TP_PCT, K_TP_R, K_TRAIL_PCT]]
+    params[K_HAS_LEVELS] = float(bool(np.isfinite(pct).any() or np.isfinite(dist).any()))
     start = int(np.searchsorted(bars.ts, t0, side="left"))
     return Sleeve(
-        symbol, bars, cap, start, (le, lx, se, sx), distances(bars, ex, exits),
+        symbol, bars, cap, start, (le, lx, se, sx), dist,
         volatility_scale(bars, ex), np.asarray(bars.ts, dtype=np.int64) // DAY_NS, params,
         fstate, istate, pos, fills=np.zeros(2 * n + 2, dtype=FILL_DTYPE),
         trips=np.zeros(n + 1, dtype=TRIP_DTYPE), equity=np.full(n, cap), cash=np.full(n, cap),
@@ -358,8 +371,13 @@ def _sleeve(
 
 def _clock(sleeves: list[Sleeve], t0: int) -> np.ndarray:
     """Return the sorted union of bar times at or after t0."""
-    parts = [s.bars.ts[s.start :] for s in sleeves]
-    return np.unique(np.concatenate(parts)).astype(np.int64)
+    parts = [np.asarray(s.bars.ts[s.start :], dtype=np.int64) for s in sleeves]
+    if len(parts) == 1:
+        return parts[0]  # one symbol's bar times are sorted and unique already
+    merged = np.sort(np.concatenate(parts), kind="stable")
+    keep = np.ones(merged.size, dtype=np.bool_)
+    keep[1:] = merged[1:] != merged[:-1]
+    return merged[keep]
 
 
 def _simulate(
@@ -405,11 +423,25 @@ def _advance(s: Sleeve, until_ns: int) -> None:
 
 def _at(s: Sleeve, times: np.ndarray) -> np.ndarray:
     """Return, for each time, the index of the sleeve's last bar at or before it (-1 if none)."""
-    return np.searchsorted(s.bars.ts, times, side="right") - 1
+    ts = s.bars.ts
+    own = times.size == ts.size - s.start > 0 and times[0] == ts[s.start] and times[-1] == ts[-1]
+    if own:  # the sleeve's own clock: every time is one of its bars
+        return np.arange(s.start, ts.size)
+    return np.searchsorted(ts, times, side="right") - 1
 
 
 def _combined(sleeves: list[Sleeve], times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Return combined (equity, cash) at the given times, forward-filling each sleeve."""
+    if len(sleeves) == 1 and len(sleeves[0].bars) and times.size:
+        s = sleeves[0]
+        first = int(np.searchsorted(s.bars.ts, times[0]))
+        last = first + times.size
+        if (
+            last <= len(s.bars)
+            and s.bars.ts[first] == times[0]
+            and s.bars.ts[last - 1] == times[-1]
+        ):
+            return s.equity[first:last], s.cash[first:last]  # its own bars: no fill-forward
     equity = np.zeros(times.size)
     cash = np.zeros(times.size)
     for s in sleeves:
@@ -480,54 +512,59 @@ def _exposure_points(
 ) -> list[dict]:
     """Return each symbol's net signed position at the sampled points."""
     times = clock[sample]
-    points = []
-    for k, i in enumerate(sample):
-        for s in sleeves:
-            j = int(_at(s, times[k : k + 1])[0])
-            qty = float(s.units[j]) if j >= 0 else 0.0
-            value = qty * float(s.bars.close[j]) if j >= 0 else 0.0
-            weight = value / float(equity[i]) if equity[i] > 0 else 0.0
-            points.append(
-                {"timestamp": int(clock[i]), "symbol": s.symbol, "quantity": qty,
-                 "value": value, "weight": weight}
-            )  # fmt: skip
-    return points
+    eq = equity[sample]
+    columns = []
+    for s in sleeves:
+        j = _at(s, times) if len(s.bars) else np.full(times.size, -1)
+        ok = j >= 0
+        safe = np.maximum(j, 0)
+        qty = np.where(ok, s.units[safe] if len(s.bars) else 0.0, 0.0)
+        value = np.where(ok, qty * (np.asarray(s.bars.close)[safe] if len(s.bars) else 0.0), 0.0)
+        weight = np.divide(value, eq, out=np.zeros(times.size), where=eq > 0)
+        columns.append((s.symbol, qty.tolist(), value.tolist(), weight.tolist()))
+    stamps = times.tolist()
+    return [
+        {"timestamp": stamps[k], "symbol": sym, "quantity": q[k], "value": v[k], "weight": w[k]}
+        for k in range(times.size)
+        for sym, q, v, w in columns
+    ]
 
 
 def _fills(s: Sleeve) -> list[dict]:
     """Return a sleeve's fills as dicts."""
+    f = s.fills[: s.istate[I_FILLS]]
+    stamps = np.asarray(s.bars.ts)[f["bar"]].tolist()
+    sides = ["buy" if x == SIDE_BUY else "sell" for x in f["side"].tolist()]
     return [
-        {
-            "symbol": s.symbol,
-            "timestamp": int(s.bars.ts[f["bar"]]),
-            "side": "buy" if f["side"] == SIDE_BUY else "sell",
-            "quantity": float(f["quantity"]),
-            "price": float(f["price"]),
-            "commission": float(f["commission"]),
-        }
-        for f in s.fills[: s.istate[I_FILLS]]
-    ]
+        {"symbol": s.symbol, "timestamp": t, "side": side, "quantity": q, "price": p,
+         "commission": c}
+        for t, side, q, p, c in zip(
+            stamps, sides, f["quantity"].tolist(), f["price"].tolist(),
+            f["commission"].tolist(), strict=True,
+        )
+    ]  # fmt: skip
 
 
 def _trips(s: Sleeve) -> list[dict]:
     """Return a sleeve's closed round trips as dicts."""
-    return [
-        {
-            "symbol": s.symbol,
-            "side": "long" if t["side"] > 0 else "short",
-            "entry_time": int(s.bars.ts[t["entry_bar"]]),
-            "exit_time": int(s.bars.ts[t["exit_bar"]]),
-            "entry_price": float(t["entry_price"]),
-            "exit_price": float(t["exit_price"]),
-            "quantity": float(t["quantity"]),
-            "pnl": float(t["pnl"]),
-            "return": float(t["ret"]),
-            "r_multiple": float(t["r_multiple"]) if np.isfinite(t["r_multiple"]) else None,
-            "exit_reason": REASON_NAMES[int(t["reason"])],
-            "both_hit": bool(t["both_hit"]),
-        }
-        for t in s.trips[: s.istate[I_TRIPS]]
+    t = s.trips[: s.istate[I_TRIPS]]
+    ts = np.asarray(s.bars.ts)
+    r = t["r_multiple"]
+    r_list = [
+        None if not ok else x for ok, x in zip(np.isfinite(r).tolist(), r.tolist(), strict=True)
     ]
+    cols = zip(
+        t["side"].tolist(), ts[t["entry_bar"]].tolist(), ts[t["exit_bar"]].tolist(),
+        t["entry_price"].tolist(), t["exit_price"].tolist(), t["quantity"].tolist(),
+        t["pnl"].tolist(), t["ret"].tolist(), r_list, t["reason"].tolist(),
+        t["both_hit"].tolist(), strict=True,
+    )  # fmt: skip
+    return [
+        {"symbol": s.symbol, "side": "long" if side > 0 else "short", "entry_time": et,
+         "exit_time": xt, "entry_price": ep, "exit_price": xp, "quantity": q, "pnl": pnl,
+         "return": ret, "r_multiple": rm, "exit_reason": REASON_NAMES[reason], "both_hit": both}
+        for side, et, xt, ep, xp, q, pnl, ret, rm, reason, both in cols
+    ]  # fmt: skip
 
 
 def _open_positions(s: Sleeve) -> list[dict]:

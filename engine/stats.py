@@ -37,6 +37,8 @@ import math
 
 import numpy as np
 
+from engine.nb.metrics import drawdown_nb, return_moments_nb
+
 YEAR_NS = 365 * 86_400 * 1_000_000_000
 R_KEYS = ("pnlR", "grossProfitR", "grossLossR", "expectancyR", "avgWinR", "avgLossR")
 
@@ -61,14 +63,8 @@ def _ratio(num: float, den: float) -> float | None:
 
 def drawdown_stats(eq: np.ndarray) -> tuple[float, int]:
     """Return (max drawdown fraction, longest run of bars below the running peak)."""
-    peak = np.maximum.accumulate(eq)
-    dd = 1.0 - eq / peak
-    below = eq < peak
-    longest = run = 0
-    for b in below:
-        run = run + 1 if b else 0
-        longest = max(longest, run)
-    return (float(dd.max()) if dd.size else 0.0), longest
+    worst, longest = drawdown_nb(np.ascontiguousarray(eq, dtype=np.float64))
+    return float(worst), int(longest)
 
 
 def return_stats(eq: np.ndarray, ppy: float) -> dict[str, float | None]:
@@ -80,15 +76,14 @@ def return_stats(eq: np.ndarray, ppy: float) -> dict[str, float | None]:
         return out
     growth = eq[-1] / eq[0]
     out["total_return"] = finite(growth - 1.0)
-    r = eq[1:] / eq[:-1] - 1.0
-    if r.size >= 1 and growth > 0:
-        out["irr_annualized"] = finite(growth ** (ppy / r.size) - 1.0)
-    if r.size >= 2:
-        std = float(np.std(r, ddof=1))
+    n = eq.size - 1
+    if n >= 1 and growth > 0:
+        out["irr_annualized"] = finite(growth ** (ppy / n) - 1.0)
+    if n >= 2:
+        mean, std, downside = (float(x) for x in return_moments_nb(eq))
         out["volatility_annualized"] = finite(std * math.sqrt(ppy))
-        out["sharpe_ratio"] = _ratio(float(np.mean(r)) * math.sqrt(ppy), std)
-        downside = math.sqrt(float(np.mean(np.minimum(r, 0.0) ** 2)))
-        out["sortino_ratio"] = _ratio(float(np.mean(r)) * math.sqrt(ppy), downside)
+        out["sharpe_ratio"] = _ratio(mean * math.sqrt(ppy), std)
+        out["sortino_ratio"] = _ratio(mean * math.sqrt(ppy), downside)
     return out
 
 
@@ -131,7 +126,7 @@ def compute_metrics(
     both_hit: int = 0,
 ) -> dict[str, float | None]:
     """Return every metric for a bar-resolution equity curve and round-trip results."""
-    eq = np.asarray(equity, dtype=np.float64)
+    eq = np.ascontiguousarray(equity, dtype=np.float64)
     out = return_stats(eq, ppy)
     mdd, duration = drawdown_stats(eq) if eq.size else (0.0, 0)
     out["max_drawdown"] = finite(mdd) if eq.size else None

@@ -45,35 +45,46 @@ def position_value_nb(row: np.ndarray, price: float) -> float:
     return units * (entry + row[P_SIDE] * (price - entry))
 
 
+# The kernels below take (pos, k) rather than a row view `pos[k]`: a view makes numba count
+# references on every array argument of the function, which costs tens of ns per call.
+
+
 @njit(cache=True)
-def open_position_nb(i, row, side, units, price, fee, fstate, istate, fills):
-    """Fill an entry into a free position row and pay its notional and fee from cash."""
+def value_at_nb(pos: np.ndarray, k: int, price: float) -> float:
+    """Return what closing position k at price would return to cash before fees."""
+    units, entry = pos[k, P_UNITS], pos[k, P_ENTRY]
+    return units * (entry + pos[k, P_SIDE] * (price - entry))
+
+
+@njit(cache=True)
+def open_position_nb(i, pos, k, side, units, price, fee, fstate, istate, fills):
+    """Fill an entry into free position row k and pay its notional and fee from cash."""
     notional = units * price
     commission = notional * fee
     fstate[F_CASH] = max(fstate[F_CASH] - notional - commission, 0.0)
-    row[P_SIDE] = side
-    row[P_UNITS] = units
-    row[P_ENTRY] = price
-    row[P_COMMISSION] = commission
-    row[P_ENTRY_BAR] = i
-    row[P_EXIT] = NO_EXIT
+    pos[k, P_SIDE] = side
+    pos[k, P_UNITS] = units
+    pos[k, P_ENTRY] = price
+    pos[k, P_COMMISSION] = commission
+    pos[k, P_ENTRY_BAR] = i
+    pos[k, P_EXIT] = NO_EXIT
     add_fill_nb(fills, istate, i, SIDE_BUY if side > 0 else SIDE_SELL, units, price, commission)
 
 
 @njit(cache=True)
-def record_trip_nb(i, row, price, pnl, reason, both_hit, trips, istate):
-    """Append the round trip of a position closed at bar i."""
+def record_trip_nb(i, pos, j, price, pnl, reason, both_hit, trips, istate):
+    """Append the round trip of position j closed at bar i."""
     k = istate[I_TRIPS]
-    units, entry = row[P_UNITS], row[P_ENTRY]
-    trips[k]["entry_bar"] = np.int64(row[P_ENTRY_BAR])
+    units, entry = pos[j, P_UNITS], pos[j, P_ENTRY]
+    trips[k]["entry_bar"] = np.int64(pos[j, P_ENTRY_BAR])
     trips[k]["exit_bar"] = i
-    trips[k]["side"] = np.int64(row[P_SIDE])
+    trips[k]["side"] = np.int64(pos[j, P_SIDE])
     trips[k]["entry_price"] = entry
     trips[k]["exit_price"] = price
     trips[k]["quantity"] = units
     trips[k]["pnl"] = pnl
-    trips[k]["ret"] = pnl / (units * entry + row[P_COMMISSION])
-    risk = units * row[P_RISK]
+    trips[k]["ret"] = pnl / (units * entry + pos[j, P_COMMISSION])
+    risk = units * pos[j, P_RISK]
     trips[k]["r_multiple"] = pnl / risk if risk > 0.0 else np.nan
     trips[k]["reason"] = reason
     trips[k]["both_hit"] = both_hit
@@ -81,14 +92,15 @@ def record_trip_nb(i, row, price, pnl, reason, both_hit, trips, istate):
 
 
 @njit(cache=True)
-def close_position_nb(i, row, price, fee, reason, both_hit, fstate, istate, fills, trips):
-    """Close a position at price (slippage already applied); return its pnl."""
-    units, side = row[P_UNITS], row[P_SIDE]
+def close_position_nb(i, pos, k, price, fee, reason, both_hit, fstate, istate, fills, trips):
+    """Close position k at price (slippage already applied); return its pnl."""
+    units, side = pos[k, P_UNITS], pos[k, P_SIDE]
     commission = units * price * fee
-    fstate[F_CASH] += position_value_nb(row, price) - commission
-    pnl = side * units * (price - row[P_ENTRY]) - row[P_COMMISSION] - commission
-    record_trip_nb(i, row, price, pnl, reason, both_hit, trips, istate)
+    fstate[F_CASH] += value_at_nb(pos, k, price) - commission
+    pnl = side * units * (price - pos[k, P_ENTRY]) - pos[k, P_COMMISSION] - commission
+    record_trip_nb(i, pos, k, price, pnl, reason, both_hit, trips, istate)
     add_fill_nb(fills, istate, i, SIDE_SELL if side > 0 else SIDE_BUY, units, price, commission)
-    row[:] = 0.0
-    row[P_EXIT] = NO_EXIT
+    for c in range(pos.shape[1]):
+        pos[k, c] = 0.0
+    pos[k, P_EXIT] = NO_EXIT
     return pnl

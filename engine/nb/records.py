@@ -91,8 +91,9 @@ P_SIZE = 11
     K_CD_LONG_LIMIT,
     K_CD_LONG_WINDOW,
     K_CD_LONG_BARS,
-) = range(23)
-K_SIZE_OF = 23
+    K_HAS_LEVELS,  # 1.0 when any stop, target or trailing stop can be set: else exits are skipped
+) = range(24)
+K_SIZE_OF = 24
 SIZING_RISK, SIZING_FRACTION, SIZING_UNITS, SIZING_AMOUNT = range(4)
 # columns of the per-bar distance array (absolute price distances, NaN when not ATR-based)
 D_STOP, D_TP, D_TRAIL = range(3)
@@ -121,6 +122,7 @@ def new_params() -> np.ndarray:
     p[K_MAX_PER_DAY] = np.inf
     p[K_MAX_UNITS] = np.inf
     p[K_MAX_AMOUNT] = np.inf
+    p[K_HAS_LEVELS] = 1.0  # callers that know no level can be set turn exit checks off
     for k in (K_STOP_PCT, K_TP_PCT, K_TP_R, K_TRAIL_PCT):
         p[k] = np.nan
     return p

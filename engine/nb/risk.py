@@ -44,10 +44,10 @@ def level_distance_nb(absolute: float, pct: float, price: float) -> float:
 
 
 @njit(cache=True)
-def risk_distance_nb(dist_row: np.ndarray, p: np.ndarray, price: float) -> float:
+def risk_distance_nb(dist: np.ndarray, sb: int, p: np.ndarray, price: float) -> float:
     """Return the per-unit distance to the nearer of the stop and trailing stop (NaN if none)."""
-    stop = level_distance_nb(dist_row[D_STOP], p[K_STOP_PCT], price)
-    trail = level_distance_nb(dist_row[D_TRAIL], p[K_TRAIL_PCT], price)
+    stop = level_distance_nb(dist[sb, D_STOP], p[K_STOP_PCT], price)
+    trail = level_distance_nb(dist[sb, D_TRAIL], p[K_TRAIL_PCT], price)
     if not trail > 0.0:
         return stop if stop > 0.0 else np.nan
     if not stop > 0.0:

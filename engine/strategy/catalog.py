@@ -22,7 +22,7 @@ from engine.nb.signals import (
     cross_above_nb,
     cross_below_nb,
 )
-from engine.strategy.indicators import INDICATORS, Params, ParamSpec, col, describe_param
+from engine.strategy.indicators import INDICATORS, Params, ParamSpec, col, computed, describe_param
 
 __all__ = ["EVENT_ROLES", "ROLES", "SIGNALS", "ParamSpec", "SignalSpec", "describe_signals"]
 
@@ -46,7 +46,7 @@ def ind(name: str, bars: Bars, p: Params, **rename: str) -> np.ndarray:
     """Compute a registry indicator, taking its params from p (renamed per `rename`)."""
     spec = INDICATORS[name]
     values = {k: p[rename.get(k, k)] for k, _ in spec.params}
-    return spec.compute(bars, values)
+    return computed(spec, bars, values)
 
 
 def close(bars: Bars) -> np.ndarray:

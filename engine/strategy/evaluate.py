@@ -15,6 +15,7 @@ from engine.data.store import RESOLUTIONS, Bars, resample
 from engine.nb.signals import all_of_nb, any_of_nb
 from engine.strategy.catalog import SIGNALS
 from engine.strategy.form import Condition, Strategy
+from engine.strategy.indicators import shared_indicators
 from engine.strategy.timeframe import check_timeframe, last_closed, on_timeframe
 
 
@@ -92,9 +93,10 @@ def evaluate(strategy: Strategy, bars: Bars, interval: str | None = None) -> Mas
     """Return the entry and exit masks of both sides for `bars`."""
     interval = interval or interval_of(bars)
     cache: dict = {}
-    return Masks(
-        _combine(strategy.long_entry, bars, interval, cache, True),
-        _combine(strategy.long_exit, bars, interval, cache, False),
-        _combine(strategy.short_entry, bars, interval, cache, True),
-        _combine(strategy.short_exit, bars, interval, cache, False),
-    )
+    with shared_indicators():
+        return Masks(
+            _combine(strategy.long_entry, bars, interval, cache, True),
+            _combine(strategy.long_exit, bars, interval, cache, False),
+            _combine(strategy.short_entry, bars, interval, cache, True),
+            _combine(strategy.short_exit, bars, interval, cache, False),
+        )

@@ -9,7 +9,8 @@ the arguments and computes; it caches nothing (the caller does).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -287,6 +288,37 @@ def _specs() -> tuple[IndicatorSpec, ...]:
 
 INDICATORS: dict[str, IndicatorSpec] = {s.name: s for s in _specs()}
 
+_SHARED: dict | None = None
+
+
+@contextmanager
+def shared_indicators() -> Iterator[None]:
+    """Within the block, an indicator asked for twice on the same bars is computed once.
+
+    evaluate() opens one per bar series, so `sma_cross_up` and `sma_cross_down` with the same
+    windows share their two SMAs, and an expression's `sma(50)` reuses a signal's.
+    """
+    global _SHARED
+    outer = _SHARED
+    _SHARED = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _SHARED = outer
+
+
+def computed(spec: IndicatorSpec, bars: Bars, values: Params) -> np.ndarray:
+    """Compute an indicator with bound params, reusing a result from the shared block."""
+    if _SHARED is None:
+        return spec.compute(bars, values)
+    key = (spec.name, id(bars), tuple(sorted(values.items())))
+    hit = _SHARED.get(key)
+    if hit is not None and hit[0] is bars:  # the bars object itself, not a new one at that id
+        return hit[1]
+    out = spec.compute(bars, values)
+    _SHARED[key] = (bars, out)
+    return out
+
 
 def check_value(name: str, spec: ParamSpec, value: object) -> int | float:
     """Return value converted to the param's type, or raise ValueError naming the param."""
@@ -339,7 +371,7 @@ def compute_indicator(
     spec = INDICATORS.get(name)
     if spec is None:
         raise KeyError(f"unknown indicator {name!r}; known: {', '.join(sorted(INDICATORS))}")
-    out = spec.compute(bars, bind_params(spec, tuple(args), dict(kwargs)))
+    out = computed(spec, bars, bind_params(spec, tuple(args), dict(kwargs)))
     return np.asarray(out, dtype=np.float64)
 
 
