@@ -33,6 +33,7 @@ from engine.nb.records import (
     K_TRAIL_PCT,
     NO_EXIT,
     P_BEST,
+    P_ENTRY,
     P_ENTRY_BAR,
     P_EXIT,
     P_RISK,
@@ -199,18 +200,6 @@ def decide_exits_nb(i, lx, sx, pos, max_hold, offset) -> int:
 
 
 @njit(cache=True)
-def book_at_close_nb(pos: np.ndarray, price: float) -> tuple[float, float, int]:
-    """Return (value of open positions, net signed units, open count) at price."""
-    value, net, count = 0.0, 0.0, 0
-    for k in range(pos.shape[0]):
-        if pos[k, P_UNITS] > 0.0:
-            value += value_at_nb(pos, k, price)
-            net += pos[k, P_SIDE] * pos[k, P_UNITS]
-            count += 1
-    return value, net, count
-
-
-@njit(cache=True)
 def simulate_chunk_nb(
     i0, i1, open_, high, low, close, le, lx, se, sx, dist, vol_scale, day,
     p, fstate, istate, pos, fills, trips, equity, cash_out, units_out,
@@ -234,7 +223,9 @@ def simulate_chunk_nb(
             check_exits_nb(i, open_[i], high[i], low[i], pos, p, fstate, istate, fills, trips)
         flagged = 0
         if at_close or i < n - 1:
-            if n_open != 0:
+            # Flags set at a close are filled before the next decision, so with no exit signal
+            # and no max hold nothing can be flagged: skip the call.
+            if n_open != 0 and (lx[i] or sx[i] or max_hold > 0):
                 flagged = decide_exits_nb(i, lx, sx, pos, max_hold, offset)
             if le[i] != se[i]:
                 istate[I_PENDING_SIDE] = 1 if le[i] else -1
@@ -244,7 +235,14 @@ def simulate_chunk_nb(
             n_open = -1
         value, net = 0.0, 0.0
         if n_open != 0:  # else flat all bar long: no fill happened, nothing is open
-            value, net, n_open = book_at_close_nb(pos, close[i])
+            n_open = 0
+            for k in range(pos.shape[0]):  # inline: a call here would cost more than the loop
+                units = pos[k, P_UNITS]
+                if units > 0.0:
+                    entry, side = pos[k, P_ENTRY], pos[k, P_SIDE]
+                    value += units * (entry + side * (close[i] - entry))  # as value_at_nb
+                    net += side * units
+                    n_open += 1
         equity[i] = fstate[F_CASH] + value
         cash_out[i] = fstate[F_CASH]
         units_out[i] = net
