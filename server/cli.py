@@ -1,4 +1,4 @@
-"""The `barstream` command: `serve`, `keys create`, and `data import|list|export`."""
+"""The `barstream` command: `serve`, `keys create`, and `data import|list|export|fetch`."""
 
 import argparse
 import asyncio
@@ -237,6 +237,29 @@ def data_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def data_fetch(args: argparse.Namespace) -> int:
+    """Fetch public OHLCV history through ccxt into a symbol, resuming from its last bar."""
+    try:
+        import ccxt  # type: ignore[import-not-found]
+    except ImportError:
+        return _fail("data fetch needs ccxt: pip install 'barstream[fetch]'")
+    from engine.data.fetch import fetch
+
+    exchange = getattr(ccxt, args.exchange)({"enableRateLimit": False})
+    report = fetch(
+        _store(args),
+        exchange,
+        args.market,
+        args.symbol,
+        args.resolution,
+        _ns(args.since, 0) // 1_000_000,
+        until_ms=_ns(args.until, 0) // 1_000_000 if args.until else None,
+        aliases=tuple(args.alias or ()),
+    )
+    print(f"{report.symbol}: {report.added} new bars in {report.requests} requests")
+    return 0
+
+
 def _data_parser(sub: Any) -> None:
     """The `data` subcommands."""
     from engine.data.bars import BASE_RESOLUTIONS
@@ -270,6 +293,18 @@ def _data_parser(sub: Any) -> None:
     e.add_argument("-o", "--output", default=None, help="default: standard output")
     e.add_argument("--data-dir", default=None)
     e.set_defaults(func=data_export)
+    f = d.add_parser("fetch", help="fetch exchange history through ccxt (the fetch extra)")
+    f.add_argument("--exchange", required=True, help="a ccxt exchange id, e.g. binance")
+    f.add_argument("--market", required=True, help="the exchange's market, e.g. BTC/USDT")
+    f.add_argument("--symbol", required=True, help="the name to store it as, e.g. BTCUSDT")
+    f.add_argument(
+        "--resolution", choices=[r for r in BASE_RESOLUTIONS if r != "tick"], default="1m"
+    )
+    f.add_argument("--since", required=True, help="ISO 8601; ignored once bars are stored")
+    f.add_argument("--until", default=None)
+    f.add_argument("--alias", action="append")
+    f.add_argument("--data-dir", default=None)
+    f.set_defaults(func=data_fetch)
 
 
 def parser() -> argparse.ArgumentParser:
