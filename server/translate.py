@@ -223,4 +223,5 @@ def job_from_config(config: dict[str, Any]) -> dict[str, Any]:
         "strategy": config["strategy"],
         "execution": config["execution"],
         "capital": config["capital"],
+        "timezone": config.get("timezone", "UTC"),
     }
