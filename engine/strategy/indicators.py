@@ -289,6 +289,7 @@ def _specs() -> tuple[IndicatorSpec, ...]:
 INDICATORS: dict[str, IndicatorSpec] = {s.name: s for s in _specs()}
 
 _SHARED: dict | None = None
+SHARED_LIMIT = 64
 
 
 @contextmanager
@@ -316,6 +317,8 @@ def computed(spec: IndicatorSpec, bars: Bars, values: Params) -> np.ndarray:
     if hit is not None and hit[0] is bars:  # the bars object itself, not a new one at that id
         return hit[1]
     out = spec.compute(bars, values)
+    if len(_SHARED) >= SHARED_LIMIT:  # a long sweep: forget the oldest, memory stays bounded
+        del _SHARED[next(iter(_SHARED))]
     _SHARED[key] = (bars, out)
     return out
 
