@@ -65,6 +65,13 @@ class ExecutionSpec(Strict):
         return v
 
 
+class SweepSpec(Strict):
+    """A parameter grid over the strategy: JSON paths to lists of values, ranked by a metric."""
+
+    grid: dict[str, list[Any]] = Field(min_length=1, max_length=20)
+    rank_by: str = "sharpe_ratio"
+
+
 class BacktestCreate(Strict):
     """`POST /api/v2/backtests`: one run over 1-100 symbols."""
 
@@ -79,6 +86,7 @@ class BacktestCreate(Strict):
     strategy_json: str | None = None
     strategy_id: str | None = None
     execution: ExecutionSpec = Field(default_factory=ExecutionSpec)
+    sweep: SweepSpec | None = None
     name: str | None = Field(None, max_length=200)
 
     @field_validator("symbols")

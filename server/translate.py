@@ -109,6 +109,31 @@ def _check_timeframes(spec: dict[str, Any], source: str, interval: str) -> None:
 _STORED = {"tick": "tick", "second": "1s"}
 
 
+def _check_sweep(req: BacktestCreate, spec: dict[str, Any], source: str) -> dict[str, Any] | None:
+    """Expand a sweep once to check every variant compiles; return its config entry."""
+    if req.sweep is None:
+        return None
+    import numpy as np
+
+    from engine.stats import compute_metrics
+    from engine.sweep import SweepError, expand
+
+    known = compute_metrics(np.array([1.0, 1.0]), np.zeros(2, dtype=bool), np.zeros(0), 365.0)
+    if req.sweep.rank_by not in known:
+        raise ApiError(
+            422, ErrorCode.VALIDATION_ERROR,
+            f"sweep.rank_by must be a metric: {', '.join(sorted(known))}", field="sweep.rank_by",
+        )  # fmt: skip
+    try:
+        variants = expand(spec, req.sweep.grid)
+    except SweepError as exc:
+        path = exc.path.replace("strategy.", f"{source}.", 1)
+        code = ErrorCode.INVALID_STRATEGY if path.startswith(source) else ErrorCode.VALIDATION_ERROR
+        status = 400 if code == ErrorCode.INVALID_STRATEGY else 422
+        raise ApiError(status, code, f"{path}: {exc.message}", field=path) from exc
+    return {**req.sweep.model_dump(), "variant_count": len(variants)}
+
+
 def _symbols(
     store: BarStore,
     names: list[str],
@@ -191,6 +216,7 @@ def build_config(body: bytes, store: BarStore) -> dict[str, Any]:
     source = "strategy" if req.strategy is not None else "strategy_json"
     spec = _strategy(req)
     _check_strategy(spec, source)
+    sweep = _check_sweep(req, spec, source)
     _check_timeframes(spec, source, interval)
     start_ns, end_ns = to_ns(start), to_ns(end)
     symbols = _symbols(store, req.symbols, start_ns, end_ns, req.resolution)
@@ -206,6 +232,7 @@ def build_config(body: bytes, store: BarStore) -> dict[str, Any]:
         "timezone": req.timezone,
         "strategy": spec,
         "execution": req.execution.model_dump(exclude_none=True),
+        **({"sweep": sweep} if sweep else {}),
     }
 
 
@@ -224,4 +251,5 @@ def job_from_config(config: dict[str, Any]) -> dict[str, Any]:
         "execution": config["execution"],
         "capital": config["capital"],
         "timezone": config.get("timezone", "UTC"),
+        **({"sweep": config["sweep"]} if config.get("sweep") else {}),
     }

@@ -71,11 +71,35 @@ class _Cancelled(Exception):
     pass
 
 
+SWEEP_METRICS = (
+    "total_return",
+    "irr_annualized",
+    "sharpe_ratio",
+    "sortino_ratio",
+    "max_drawdown",
+    "win_rate",
+    "profit_factor",
+    "expectancy",
+    "trade_count",
+)
+
+
+def _sweep_rows(rows: list[dict], rank_by: str) -> list[dict]:
+    """The ranking as sent: rank, variant number, its grid values and the key metrics."""
+    keep = (*SWEEP_METRICS, rank_by) if rank_by not in SWEEP_METRICS else SWEEP_METRICS
+    return [
+        {"rank": r["rank"], "variant": r["number"], "params": r["params"],
+         "metrics": {k: r["metrics"].get(k) for k in keep}}
+        for r in rows
+    ]  # fmt: skip
+
+
 def _run(conn: Connection, job: dict[str, Any]) -> None:
     from engine.execution import Execution
     from engine.run import Cancelled, run_backtest
     from engine.strategy.compile import compile_strategy
     from engine.strategy.lookback import warmup_bars
+    from engine.sweep import expand, run_sweep
 
     def send(*msg: Any) -> None:
         conn.send(msg)
@@ -87,11 +111,18 @@ def _run(conn: Connection, job: dict[str, Any]) -> None:
         return False
 
     send("progress", "load", 0, 1, {})
-    strategy = compile_strategy(job["strategy"], dialect=job.get("dialect", "v2"))
+    sweep = job.get("sweep")
+    dialect = job.get("dialect", "v2")
+    if sweep:
+        variants = expand(job["strategy"], sweep["grid"], dialect=dialect)
+        strategies = [v.strategy for v in variants]
+    else:
+        strategies = [compile_strategy(job["strategy"], dialect=dialect)]
     execution = Execution.from_dict(job["execution"])
     store = _store(job["bars_dir"])
     step = _INTERVAL_NS[job["resolution"]] * _NS
-    warm = warmup_bars(strategy, job["resolution"], execution.atr_period) * step
+    lookback = max(warmup_bars(s, job["resolution"], execution.atr_period) for s in strategies)
+    warm = lookback * step
     tz = job.get("timezone") or "UTC"  # day boundary of daily bars
     bars = {
         s: store.load(s, job["resolution"], job["start_ns"] - warm, job["end_ns"], tz=tz)
@@ -112,22 +143,38 @@ def _run(conn: Connection, job: dict[str, Any]) -> None:
             time.sleep(pace)  # demo pacing: slows a run so its progress can be watched
         return not cancelled()
 
+    common = {
+        "on_progress": on_progress,
+        "resolution": job["resolution"],
+        "periods_per_year": ppy,
+    }
     try:
-        output = run_backtest(
-            bars,
-            strategy,
-            execution,
-            job["capital"],
-            job["start_ns"],
-            on_progress=on_progress,
-            chunk_bars=int(job.get("chunk_bars") or 20_000),
-            resolution=job["resolution"],
-            periods_per_year=ppy,
-        )
+        if sweep:
+            send(
+                "log", "info", f"sweep of {len(strategies)} variants, ranked by {sweep['rank_by']}"
+            )
+            rows, output = run_sweep(
+                bars, variants, execution, job["capital"], job["start_ns"],
+                rank_by=sweep["rank_by"], **common,
+            )  # fmt: skip
+        else:
+            output = run_backtest(
+                bars, strategies[0], execution, job["capital"], job["start_ns"],
+                chunk_bars=int(job.get("chunk_bars") or 20_000), **common,
+            )  # fmt: skip
     except Cancelled as exc:
         raise _Cancelled from exc
     send("progress", "metrics", 1, 1, {})
-    send("done", _wire(output))
+    body = _wire(output)
+    if sweep:
+        best = rows[0]
+        body["sweep"] = {
+            "rank_by": sweep["rank_by"],
+            "variant_count": len(rows),
+            "best": {"variant": best["number"], "params": best["params"]},
+            "variants": _sweep_rows(rows, sweep["rank_by"]),
+        }
+    send("done", body)
 
 
 def _failure(exc: Exception) -> tuple[str, str]:

@@ -470,3 +470,70 @@ async def test_execution_and_strategy_rules(
         r = await c.post("/api/v2/backtests", json=backtest(**change))
     assert r.status_code == status, r.text
     assert r.json()["error"]["field"] == field
+
+
+SWEEP_GRID = {
+    "entry[0].params.window_fast": [8, 12],
+    "entry[0].params.window_slow": [26, 40],
+    "entry[1].params.window": [20, 50, 100],
+}
+
+
+async def test_sweep_runs_every_variant_and_ranks_them(server: ServerProcess) -> None:
+    body = backtest(sweep={"grid": SWEEP_GRID, "rank_by": "total_return"})
+    async with server.client() as c:
+        r = await c.post("/api/v2/backtests", json=body)
+        assert r.status_code == 201, r.text
+        assert r.json()["config"]["sweep"]["variant_count"] == 12
+        run_id = r.json()["run_id"]
+        done = await wait_state(c, run_id, {"completed", "failed"})
+        assert done["state"] == "completed", done
+        res = (await c.get(f"/api/v2/backtests/{run_id}/results")).json()
+        # One variant on its own gives the same figures as in the sweep.
+        best = res["sweep"]["best"]["params"]
+        alone_strategy = copy.deepcopy(SEED_STRATEGY)
+        alone_strategy["entry"][0]["params"]["window_fast"] = best["entry[0].params.window_fast"]
+        alone_strategy["entry"][0]["params"]["window_slow"] = best["entry[0].params.window_slow"]
+        alone_strategy["entry"][1]["params"]["window"] = best["entry[1].params.window"]
+        alone = (await c.post("/api/v2/backtests", json=backtest(strategy=alone_strategy))).json()
+        await wait_state(c, alone["run_id"], {"completed"})
+        alone_res = (await c.get(f"/api/v2/backtests/{alone['run_id']}/results")).json()
+    variants = res["sweep"]["variants"]
+    assert len(variants) == 12 and [v["rank"] for v in variants] == list(range(1, 13))
+    returns = [v["metrics"]["total_return"] for v in variants]
+    assert returns == sorted(returns, reverse=True)
+    assert {tuple(sorted(v["params"].items())) for v in variants} == {
+        (
+            ("entry[0].params.window_fast", f),
+            ("entry[0].params.window_slow", s),
+            ("entry[1].params.window", w),
+        )
+        for f in (8, 12)
+        for s in (26, 40)
+        for w in (20, 50, 100)
+    }
+    assert res["metrics"] == alone_res["metrics"]
+    assert variants[0]["metrics"]["total_return"] == res["metrics"]["total_return"]
+
+
+@pytest.mark.parametrize(
+    ("sweep", "status", "field"),
+    [
+        ({"grid": SWEEP_GRID, "rank_by": "luck"}, 422, "sweep.rank_by"),
+        ({"grid": {"entry[9].params.window": [1]}}, 422, "sweep.grid.entry[9].params.window"),
+        (
+            {"grid": {"entry[0].params.window_fast": [12, 30]}},
+            400,
+            "strategy.entry[0].params.window_fast",
+        ),
+        ({"grid": {f"entry[0].params.p{i}": list(range(10)) for i in range(5)}}, 422, "sweep.grid"),
+        ({"grid": {}}, 422, "sweep.grid"),
+    ],
+)
+async def test_sweep_rules(
+    server: ServerProcess, sweep: dict[str, Any], status: int, field: str
+) -> None:
+    async with server.client() as c:
+        r = await c.post("/api/v2/backtests", json=backtest(sweep=sweep))
+    assert r.status_code == status, r.text
+    assert r.json()["error"]["field"] == field
