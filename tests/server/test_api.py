@@ -9,7 +9,8 @@ import orjson
 import pytest
 
 from tests.server import harness
-from tests.server.harness import SEED_STRATEGY, ServerProcess, backtest, eventually
+from tests.server.api_helpers import wait_state
+from tests.server.harness import SEED_STRATEGY, ServerProcess, backtest
 
 STATUS_KEYS = {
     "run_id",
@@ -23,14 +24,6 @@ STATUS_KEYS = {
     "archived",
     "archived_at",
 }
-
-
-async def wait_state(client: httpx.AsyncClient, run_id: str, states: set[str]) -> dict[str, Any]:
-    async def check() -> dict[str, Any] | None:
-        body = (await client.get(f"/api/v2/backtests/{run_id}")).json()
-        return body if body["state"] in states else None
-
-    return await eventually(check, timeout=120)
 
 
 async def run_count(client: httpx.AsyncClient) -> int:
