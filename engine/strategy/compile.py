@@ -15,7 +15,8 @@ Seed 001 example (a valid v2 strategy too)::
 The v2 object adds, all optional: conditions as expressions (`{"condition": "rsi(14) < 30"}` or a
 bare string), `side` (`long`, `short` or `both`), `short_entry` / `short_exit` (with `both`),
 `stop_loss`, `take_profit`, `trailing_stop` (`{"type": "atr"|"percent"|"r", "value": x}`) and
-`max_hold_bars`. With `dialect="seed001"` the strict seed 001 rules apply instead: entry is
+`max_hold_bars`. An object with `"type": "score"` is a score strategy (engine.strategy.score:
+named variables, scored conditions, a threshold, fixed-R exits). With `dialect="seed001"` the strict seed 001 rules apply instead: entry is
 exactly one TRIGGER and one FILTER catalog signal, exits are catalog signals, nothing else.
 Every fault raises StrategyError with the JSON path of the offending value.
 """
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.strategy import score
 from engine.strategy.conditions import EXECUTION_KEYS, StrategyError, condition, signal
 from engine.strategy.form import Condition, Exits, Level, Strategy
 
@@ -55,9 +57,15 @@ def compile_strategy(spec: Any, *, dialect: str = "v2") -> Strategy:
     """Validate a strategy object and return the internal form, or raise StrategyError."""
     if not isinstance(spec, dict):
         raise StrategyError("", "strategy must be an object")
-    _check_keys(spec, SEED001_KEYS if dialect == "seed001" else V2_KEYS, dialect)
+    scored = dialect != "seed001" and "type" in spec
+    if scored:
+        score.check_keys(spec)
+    else:
+        _check_keys(spec, SEED001_KEYS if dialect == "seed001" else V2_KEYS, dialect)
     name = _text(spec, "name", "strategy")
     asset = _text(spec, "asset", None)
+    if scored:
+        return score.compile_score(spec, name or "strategy", asset, _exits(spec).max_hold_bars)
     if dialect == "seed001":
         return _seed001(spec, name, asset)
     side = spec.get("side", "long")

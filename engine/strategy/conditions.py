@@ -26,12 +26,18 @@ class StrategyError(ValueError):
         return (StrategyError, (self.path, self.message))
 
 
-def condition(raw: Any, path: str, *, entry: bool) -> Condition:
-    """Compile a v2 condition: a signal object, `{"condition": text}`, or a bare string."""
+def condition(
+    raw: Any, path: str, *, entry: bool, variables: dict[str, Any] | None = None
+) -> Condition:
+    """Compile a v2 condition: a signal object, `{"condition": text}`, or a bare string.
+
+    With `variables` (a score strategy's, name -> parsed expression), a bare name in an
+    expression may be a variable; the condition's text is the expression with them substituted.
+    """
     if isinstance(raw, str):
-        return expression({"condition": raw}, path, entry=entry)
+        return expression({"condition": raw}, path, entry=entry, variables=variables)
     if isinstance(raw, dict) and "condition" in raw:
-        return expression(raw, path, entry=entry)
+        return expression(raw, path, entry=entry, variables=variables)
     return signal(raw, path, entry=entry)
 
 
@@ -57,28 +63,39 @@ def signal(raw: Any, path: str, *, entry: bool) -> Condition:
     )
 
 
-def expression(raw: dict, path: str, *, entry: bool) -> Condition:
+def expression(
+    raw: dict, path: str, *, entry: bool, variables: dict[str, Any] | None = None
+) -> Condition:
     """Compile a condition expression, checking that it parses and names known indicators."""
-    from engine.strategy.expr import ExprError, check, parse
-    from engine.strategy.provider import PROVIDER
-
     for key in raw:
         if key not in EXPR_KEYS:
             raise StrategyError(f"{path}.{key}", "unknown field")
-    text = raw["condition"]
-    if not isinstance(text, str):
-        raise StrategyError(f"{path}.condition", "must be a string")
-    try:
-        node = parse(text)
-        check(node, PROVIDER)
-        _check_series_args(node)
-    except ExprError as exc:
-        raise StrategyError(f"{path}.condition", str(exc)) from exc
+    text = compile_text(raw["condition"], f"{path}.condition", variables)
     roles = ("TRIGGER", "FILTER", "EXIT")
     role = _role(raw.get("signal_type"), roles, "a condition", f"{path}.signal_type", entry=entry)
     return Condition(
         "expr", text, (), _timeframe(raw.get("timeframe"), f"{path}.timeframe"), role, path
     )
+
+
+def compile_text(text: Any, path: str, variables: dict[str, Any] | None = None) -> str:
+    """Check a condition's text; return it, or with `variables` its substituted form."""
+    from engine.strategy.expr import ExprError, check, parse
+    from engine.strategy.provider import PROVIDER
+
+    if not isinstance(text, str):
+        raise StrategyError(path, "must be a string")
+    try:
+        node = parse(text)
+        if variables is not None:
+            from engine.strategy.score import expand, expanded_text
+
+            node = expand(node, variables)
+        check(node, PROVIDER)
+        _check_series_args(node)
+        return text if variables is None else expanded_text(node)
+    except ExprError as exc:
+        raise StrategyError(path, str(exc)) from exc
 
 
 def _check_series_args(node: Any) -> None:

@@ -1,6 +1,8 @@
 """Turn a compiled strategy into per-bar entry and exit masks for one bar series.
 
 Entry rules are all-of (every TRIGGER and FILTER holds on the bar's close), exit rules any-of.
+A score rule's side enters where the scores of its true conditions sum to at least the threshold
+(and, if that side also has entry conditions, where they all hold too).
 A condition on a coarser timeframe is computed on coarser bars and seen by a base bar only once
 the coarser bar has closed (engine.strategy.timeframe). Identical conditions are computed once.
 """
@@ -14,7 +16,7 @@ import numpy as np
 from engine.data.store import RESOLUTIONS, Bars, resample
 from engine.nb.signals import all_of_nb, any_of_nb
 from engine.strategy.catalog import SIGNALS
-from engine.strategy.form import Condition, Strategy
+from engine.strategy.form import Condition, ScoreRule, Strategy
 from engine.strategy.indicators import shared_indicators
 from engine.strategy.timeframe import check_timeframe, last_closed, on_timeframe
 
@@ -74,19 +76,51 @@ def condition_mask(cond: Condition, bars: Bars, interval: str) -> np.ndarray:
     return held & _fresh(bars, interval, cond.timeframe)
 
 
-def _combine(
-    conds: tuple[Condition, ...], bars: Bars, interval: str, cache: dict, all_: bool
-) -> np.ndarray:
-    n = len(bars)
-    if not conds:
-        return np.zeros(n, dtype=np.bool_)
-    stack = np.empty((len(conds), n), dtype=np.bool_)
+def _stack(conds: tuple[Condition, ...], bars: Bars, interval: str, cache: dict) -> np.ndarray:
+    """Return the (conditions, bars) boolean table, computing each distinct condition once."""
+    stack = np.empty((len(conds), len(bars)), dtype=np.bool_)
     for k, cond in enumerate(conds):
-        key = (cond.kind, cond.name, cond.params, cond.timeframe)
+        key = (cond.kind, cond.name, cond.params, cond.timeframe, cond.role)
         if key not in cache:
             cache[key] = condition_mask(cond, bars, interval)
         stack[k] = cache[key]
+    return stack
+
+
+def _combine(
+    conds: tuple[Condition, ...], bars: Bars, interval: str, cache: dict, all_: bool
+) -> np.ndarray:
+    if not conds:
+        return np.zeros(len(bars), dtype=np.bool_)
+    stack = _stack(conds, bars, interval, cache)
     return all_of_nb(stack) if all_ else any_of_nb(stack)
+
+
+def score_table(
+    rule: ScoreRule, bars: Bars, interval: str | None = None, cache: dict | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return (truth, total): each scored condition's mask as a row, and the summed score per bar."""
+    interval = interval or interval_of(bars)
+    conds = tuple(item.condition for item in rule.items)
+    with shared_indicators():
+        truth = _stack(conds, bars, interval, {} if cache is None else cache)
+    total = np.asarray(rule.scores, dtype=np.float64) @ truth.astype(np.float64)
+    return truth, total
+
+
+def score_entry(rule: ScoreRule, total: np.ndarray) -> np.ndarray:
+    """Return where a total score reaches the threshold (with a tolerance for float sums)."""
+    return total >= rule.threshold - 1e-9 * max(1.0, abs(rule.threshold))
+
+
+def _entry(strategy: Strategy, side: str, bars: Bars, interval: str, cache: dict) -> np.ndarray:
+    conds = strategy.long_entry if side == "long" else strategy.short_entry
+    mask = _combine(conds, bars, interval, cache, True)
+    rule = strategy.score
+    if rule is None or rule.side != side:
+        return mask
+    scored = score_entry(rule, score_table(rule, bars, interval, cache)[1])
+    return scored & mask if conds else scored
 
 
 def evaluate(strategy: Strategy, bars: Bars, interval: str | None = None) -> Masks:
@@ -95,8 +129,8 @@ def evaluate(strategy: Strategy, bars: Bars, interval: str | None = None) -> Mas
     cache: dict = {}
     with shared_indicators():
         return Masks(
-            _combine(strategy.long_entry, bars, interval, cache, True),
+            _entry(strategy, "long", bars, interval, cache),
             _combine(strategy.long_exit, bars, interval, cache, False),
-            _combine(strategy.short_entry, bars, interval, cache, True),
+            _entry(strategy, "short", bars, interval, cache),
             _combine(strategy.short_exit, bars, interval, cache, False),
         )

@@ -6,7 +6,10 @@ A strategy is a set of named boolean conditions over bars, grouped into rules:
   a bar's close (``TRIGGER`` conditions are events such as crosses, ``FILTER`` conditions are
   states such as "close above SMA");
 - exit rules per side (``long_exit``, ``short_exit``): exit when *any* condition holds;
-- protective exits (``Exits``): stop loss, take profit, trailing stop, max hold bars.
+- protective exits (``Exits``): stop loss, take profit, trailing stop, max hold bars;
+- a score rule (``ScoreRule``, optional): named conditions with scores; its side enters when the
+  scores of the conditions true on a bar's close add up to at least the threshold (and-ed with
+  that side's entry rule, if it has one). Score strategies (engine.strategy.score) use it.
 
 A condition is either a catalog signal (``kind="signal"``: name + integer params) or a parsed
 condition expression (``kind="expr"``: the source text; the compiler has checked it parses).
@@ -64,6 +67,35 @@ class Exits:
 
 
 @dataclass(frozen=True)
+class ScoreItem:
+    """One scored condition: its name, the condition, and the score it adds while true."""
+
+    name: str
+    condition: Condition
+    score: float
+
+
+@dataclass(frozen=True)
+class ScoreRule:
+    """Enter `side` when the scores of the true conditions sum to at least `threshold`."""
+
+    items: tuple[ScoreItem, ...]
+    threshold: float
+    side: Side = "long"
+    variables: tuple[tuple[str, str], ...] = ()  # name -> expression text, as written
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The condition names in order."""
+        return tuple(item.name for item in self.items)
+
+    @property
+    def scores(self) -> tuple[float, ...]:
+        """The condition scores in order."""
+        return tuple(item.score for item in self.items)
+
+
+@dataclass(frozen=True)
 class Strategy:
     """A compiled strategy: entry and exit rules for each side, and protective exits."""
 
@@ -74,18 +106,21 @@ class Strategy:
     short_entry: tuple[Condition, ...] = ()
     short_exit: tuple[Condition, ...] = ()
     exits: Exits = field(default_factory=Exits)
+    score: ScoreRule | None = None
 
     @property
     def conditions(self) -> tuple[Condition, ...]:
-        """Every condition of every rule."""
-        return self.long_entry + self.long_exit + self.short_entry + self.short_exit
+        """Every condition of every rule, the score rule's last."""
+        scored = tuple(item.condition for item in self.score.items) if self.score else ()
+        return self.long_entry + self.long_exit + self.short_entry + self.short_exit + scored
 
     @property
     def sides(self) -> tuple[Side, ...]:
         """The sides this strategy can trade."""
         out: list[Side] = []
-        if self.long_entry:
+        scored = self.score.side if self.score else None
+        if self.long_entry or scored == "long":
             out.append("long")
-        if self.short_entry:
+        if self.short_entry or scored == "short":
             out.append("short")
         return tuple(out)
