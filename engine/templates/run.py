@@ -1,0 +1,354 @@
+"""run_template: run a grid or DCA plan on its own kernel and report like engine.run.run_backtest.
+
+Fill rules (engine.nb.resting): a resting limit buy at p fills when the bar's low touches p, at p,
+or at the open when the bar opens at or below p; a limit sell mirrors it with the high; a stop sell
+at p fills when the low touches p, at p, or at the open when the bar opens at or below p; a stop
+buy mirrors it. Market orders fill at the open. Limits pay maker_bps, market and stop orders
+taker_bps, on each fill's notional, from cash. No slippage, no leverage, long only.
+
+Grid (engine.nb.grid): ``levels`` are price lines; slot j rests a buy at line j or a sell at line
+j + 1. At the first trading bar's open every slot whose buy line is at or above the open buys at
+market (taker) and rests its sell; the others rest their buys. A filled buy rests a sell one line
+up, a filled sell a buy one line down; a replacement order can fill from the next bar on. Within
+a bar orders fill along open -> low -> high -> close (close >= open) or open -> high -> low ->
+close: crossed at the open first (at the open), then buys from the highest line down and sells
+from the lowest line up. Capital per slot: without ``order_size``, each slot's quantity is
+capital / slots / (1 + max(maker, taker)) / its buy line, so every slot can be bought at once
+with fees; with ``order_size`` every order is that many units and a buy cash cannot pay stays
+resting (counted as refused). Each filled sell closes a round trip (reason ``grid``).
+
+DCA (engine.nb.dca): a market buy of ``amount`` quote (fee on top; less if cash is short) at the
+open of the first bar of each calendar period (UTC; weeks start Monday) or every ``every_bars``
+bars from the first trading bar. Take profit: a resting limit sell of everything at average fill
+price x (1 + take_profit); stop loss: a resting stop sell at average x (1 - stop_loss). Each exit
+closes one round trip (the cycle) and the next scheduled buy starts a new one.
+
+Results as run_backtest's: metrics (engine.stats) over the trading period's equity, equity and
+exposure sampled to max_points, fills as ``trades`` with commission and ``liquidity``
+(maker/taker), round trips, positions open at the end, one log line; on_progress after each chunk
+of chunk_bars bars, returning False raises Cancelled. Outputs do not depend on the chunk size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.data.store import Bars
+from engine.nb.dca import (
+    D_SIZE,
+    D_UNITS,
+    N_CYCLE_BAR,
+    P_AMOUNT,
+    P_MAKER,
+    P_SIZE,
+    P_SL,
+    P_TAKER,
+    P_TP,
+    dca_chunk_nb,
+)
+from engine.nb.grid import (
+    G_SIZE,
+    S_ENTRY,
+    S_ENTRY_BAR,
+    S_QTY,
+    S_SIDE,
+    SELL,
+    grid_chunk_nb,
+    new_slots_nb,
+    start_nb,
+)
+from engine.nb.resting import BUY, FILL_DTYPE, N_FILLS, N_REFUSED, N_TRIPS, REASON_NAMES, TRIP_DTYPE
+from engine.run import BacktestOutput, Cancelled, Progress
+from engine.stats import compute_metrics
+from engine.stats import periods_per_year as default_periods_per_year
+from engine.templates.params import TemplateError
+from engine.templates.plans import DcaPlan, GridPlan
+
+__all__ = ["run_template"]
+
+DAY_NS = 86_400 * 10**9
+HOUR_NS = 3_600 * 10**9
+
+
+@dataclass
+class Book:
+    """A kernel's state, records and per-bar curves."""
+
+    fstate: np.ndarray
+    istate: np.ndarray
+    fills: np.ndarray
+    trips: np.ndarray
+    equity: np.ndarray
+    cash: np.ndarray
+    units: np.ndarray
+
+
+def run_template(
+    bars: dict[str, Bars],
+    plan: GridPlan | DcaPlan,
+    capital: float,
+    trade_start_ns: int,
+    *,
+    maker_bps: float,
+    taker_bps: float,
+    on_progress: Callable[[Progress], bool] | None = None,
+    chunk_bars: int = 20_000,
+    max_points: int = 2_000,
+    periods_per_year: float | None = None,
+) -> BacktestOutput:
+    """Run a grid or DCA plan over one symbol's bars; see the module docstring for the rules."""
+    symbol, b = _check(bars, plan, capital, maker_bps, taker_bps, chunk_bars, max_points)
+    start = int(np.searchsorted(b.ts, trade_start_ns, side="left"))
+    if start >= len(b):
+        raise ValueError("no bars at or after trade_start_ns")
+    o, h, lo, c = (
+        np.ascontiguousarray(x, dtype=np.float64) for x in (b.open, b.high, b.low, b.close)
+    )
+    maker, taker = maker_bps / 1e4, taker_bps / 1e4
+    book = _book(len(b), capital, plan)
+    if isinstance(plan, GridPlan):
+        slots = _grid_slots(plan, capital, max(maker, taker))
+        start_nb(start, o[start], slots, taker, book.fstate, book.istate, book.fills)
+
+        def step(i0: int, i1: int) -> int:
+            return grid_chunk_nb(i0, i1, o, h, lo, c, slots, maker, *_arrays(book))
+    else:
+        params = _dca_params(plan, maker, taker)
+        buy = dca_schedule(np.asarray(b.ts, dtype=np.int64), start, plan)
+
+        def step(i0: int, i1: int) -> int:
+            return dca_chunk_nb(i0, i1, o, h, lo, c, buy, params, *_arrays(book))
+
+    _loop(step, book, start, len(b), chunk_bars, on_progress)
+    opened = _grid_open(slots) if isinstance(plan, GridPlan) else _dca_open(book)
+    ts = np.asarray(b.ts, dtype=np.int64)
+    step_ns = int(np.median(np.diff(ts))) if len(b) > 1 else DAY_NS
+    ppy = periods_per_year or default_periods_per_year(step_ns)
+    return _output(symbol, b, start, book, opened, ppy, max_points)
+
+
+def _check(
+    bars: dict[str, Bars],
+    plan: GridPlan | DcaPlan,
+    capital: float,
+    maker_bps: float,
+    taker_bps: float,
+    chunk_bars: int,
+    max_points: int,
+) -> tuple[str, Bars]:
+    """Return the one symbol and its bars, or raise ValueError."""
+    if len(bars) != 1:
+        raise TemplateError("symbols", f"grid and DCA templates trade one symbol, got {len(bars)}")
+    checks = [
+        (isinstance(plan, GridPlan | DcaPlan), "plan must be a GridPlan or a DcaPlan"),
+        (capital > 0, "capital must be positive"),
+        (maker_bps >= 0 and taker_bps >= 0, "maker_bps and taker_bps must be >= 0"),
+        (chunk_bars >= 1 and max_points >= 2, "chunk_bars >= 1 and max_points >= 2"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ValueError(message)
+    ((symbol, b),) = bars.items()
+    return symbol, b
+
+
+def _book(n: int, capital: float, plan: GridPlan | DcaPlan) -> Book:
+    """Return fresh state and records sized for a first stretch of bars."""
+    size = G_SIZE if isinstance(plan, GridPlan) else D_SIZE
+    fstate = np.zeros(size)
+    fstate[0] = capital  # G_CASH == D_CASH == 0
+    per_bar = plan.slots if isinstance(plan, GridPlan) else 3
+    cap = max(64, 2 * per_bar, min(n * per_bar, 4096 + 2 * per_bar))
+    return Book(
+        fstate, np.zeros(4, dtype=np.int64), np.zeros(cap, FILL_DTYPE), np.zeros(cap, TRIP_DTYPE),
+        np.full(n, capital), np.full(n, capital), np.zeros(n),
+    )  # fmt: skip
+
+
+def _arrays(book: Book) -> tuple[np.ndarray, ...]:
+    """Return the kernel arguments after the params: state, records, curves."""
+    return (book.fstate, book.istate, book.fills, book.trips, book.equity, book.cash, book.units)
+
+
+def _grid_slots(plan: GridPlan, capital: float, fee: float) -> np.ndarray:
+    """Return the slot table with each slot's order quantity."""
+    levels = np.asarray(plan.levels, dtype=np.float64)
+    if plan.order_size is not None:
+        qty = np.full(plan.slots, float(plan.order_size))
+    else:
+        qty = capital / plan.slots / (1.0 + fee) / levels[:-1]
+    return new_slots_nb(levels, qty)
+
+
+def _dca_params(plan: DcaPlan, maker: float, taker: float) -> np.ndarray:
+    """Return the DCA kernel's params array."""
+    p = np.zeros(P_SIZE)
+    p[P_AMOUNT], p[P_TAKER], p[P_MAKER] = plan.amount, taker, maker
+    p[P_TP] = np.nan if plan.take_profit is None else plan.take_profit
+    p[P_SL] = np.nan if plan.stop_loss is None else plan.stop_loss
+    return p
+
+
+def dca_schedule(ts: np.ndarray, start: int, plan: DcaPlan) -> np.ndarray:
+    """Return the bars whose open buys: the first trading bar, then each new period's first bar."""
+    buy = np.zeros(ts.size, dtype=np.bool_)
+    if plan.every_bars is not None:
+        buy[start :: plan.every_bars] = True
+        return buy
+    period = _period(ts[start:], plan.interval or "1d")
+    buy[start] = True
+    buy[start + 1 :] = period[1:] != period[:-1]
+    return buy
+
+
+def _period(ts: np.ndarray, interval: str) -> np.ndarray:
+    """Return each time's UTC calendar period number."""
+    if interval in ("1h", "4h"):
+        return ts // (HOUR_NS * (4 if interval == "4h" else 1))
+    days = ts // DAY_NS
+    if interval == "1d":
+        return days
+    if interval == "1w":
+        return (days + 3) // 7  # 1970-01-01 was a Thursday: weeks start on Monday
+    months = ts.astype("datetime64[ns]").astype("datetime64[M]")
+    return months.astype(np.int64)
+
+
+def _loop(
+    step: Callable[[int, int], int],
+    book: Book,
+    start: int,
+    n: int,
+    chunk_bars: int,
+    on_progress: Callable[[Progress], bool] | None,
+) -> None:
+    """Run the kernel chunk by chunk, growing the records when full and reporting progress."""
+    peak, max_dd = -np.inf, 0.0
+    for u0 in range(start, n, chunk_bars):
+        u1 = min(u0 + chunk_bars, n)
+        i = u0
+        while i < u1:
+            i = step(i, u1)
+            if i < u1:
+                _grow(book)
+        if on_progress is None:
+            continue
+        eq = book.equity[u0:u1]
+        peak = max(peak, float(eq.max()))
+        max_dd = max(max_dd, float((1.0 - eq / np.maximum.accumulate(np.maximum(eq, peak))).max()))
+        metrics = {
+            "equity": float(eq[-1]),
+            "drawdown": float(1.0 - eq[-1] / peak),
+            "max_drawdown": max_dd,
+            "trade_count": float(book.istate[N_TRIPS]),
+        }
+        if on_progress(Progress(u1 - start, n - start, metrics)) is False:
+            raise Cancelled()
+
+
+def _grow(book: Book) -> None:
+    """Double the fill and round-trip records."""
+    book.fills = np.concatenate([book.fills, np.zeros(book.fills.size, FILL_DTYPE)])
+    book.trips = np.concatenate([book.trips, np.zeros(book.trips.size, TRIP_DTYPE)])
+
+
+def _grid_open(slots: np.ndarray) -> list[tuple[int, float, float]]:
+    """Return (entry bar, entry price, quantity) of every slot holding units."""
+    held = slots[slots[:, S_SIDE] == SELL]
+    return [(int(r[S_ENTRY_BAR]), float(r[S_ENTRY]), float(r[S_QTY])) for r in held]
+
+
+def _dca_open(book: Book) -> list[tuple[int, float, float]]:
+    """Return the open DCA cycle as (first buy bar, average price, quantity), if any."""
+    units = float(book.fstate[D_UNITS])
+    if units <= 0:
+        return []
+    return [(int(book.istate[N_CYCLE_BAR]), float(book.fstate[2]) / units, units)]
+
+
+def _output(
+    symbol: str,
+    b: Bars,
+    start: int,
+    book: Book,
+    opened: list[tuple[int, float, float]],
+    ppy: float,
+    max_points: int,
+) -> BacktestOutput:
+    """Assemble metrics, sampled curves, fills, round trips and the log line."""
+    ts = np.asarray(b.ts, dtype=np.int64)
+    eq, cash, units = book.equity[start:], book.cash[start:], book.units[start:]
+    trips = book.trips[: book.istate[N_TRIPS]]
+    metrics = compute_metrics(
+        eq, units > 0, trips["pnl"], ppy, both_hit=int(trips["both_hit"].sum())
+    )
+    sample = _sample(eq.size, max_points)
+    close = np.asarray(b.close, dtype=np.float64)[start:]
+    last = float(close[-1])
+    return BacktestOutput(
+        metrics=metrics,
+        equity=[
+            {"timestamp": int(ts[start + k]), "equity": float(eq[k]), "cash": float(cash[k]),
+             "positions": float(eq[k] - cash[k])}
+            for k in sample
+        ],
+        trades=_fills(symbol, ts, book),
+        round_trips=_trips(symbol, ts, trips),
+        exposure=[
+            {"timestamp": int(ts[start + k]), "symbol": symbol, "quantity": float(units[k]),
+             "value": float(units[k] * close[k]),
+             "weight": float(units[k] * close[k] / eq[k]) if eq[k] > 0 else 0.0}
+            for k in sample
+        ],
+        logs=[_log(symbol, len(b), start, book)],
+        bars=int(eq.size),
+        open_positions=[
+            {"symbol": symbol, "side": "long", "entry_time": int(ts[bar]), "entry_price": price,
+             "quantity": qty, "last_price": last, "value": qty * last,
+             "unrealized_pnl": qty * (last - price)}
+            for bar, price, qty in opened
+        ],
+    )  # fmt: skip
+
+
+def _sample(n: int, max_points: int) -> np.ndarray:
+    """Return the last index of each of at most max_points equal buckets, ending at n - 1."""
+    size = -(-n // max_points)
+    return np.minimum(np.arange(size - 1, n + size - 1, size), n - 1)
+
+
+def _fills(symbol: str, ts: np.ndarray, book: Book) -> list[dict]:
+    """Return the fills as dicts."""
+    f = book.fills[: book.istate[N_FILLS]]
+    return [
+        {"symbol": symbol, "timestamp": int(ts[bar]), "side": "buy" if side == BUY else "sell",
+         "quantity": q, "price": p, "commission": fee, "liquidity": "maker" if mk else "taker"}
+        for bar, side, q, p, fee, mk in zip(
+            f["bar"].tolist(), f["side"].tolist(), f["quantity"].tolist(), f["price"].tolist(),
+            f["commission"].tolist(), f["maker"].tolist(), strict=True,
+        )
+    ]  # fmt: skip
+
+
+def _trips(symbol: str, ts: np.ndarray, trips: np.ndarray) -> list[dict]:
+    """Return the closed round trips as dicts, in run_backtest's shape."""
+    return [
+        {"symbol": symbol, "side": "long", "entry_time": int(ts[t["entry_bar"]]),
+         "exit_time": int(ts[t["exit_bar"]]), "entry_price": float(t["entry_price"]),
+         "exit_price": float(t["exit_price"]), "quantity": float(t["quantity"]),
+         "pnl": float(t["pnl"]), "return": float(t["ret"]), "r_multiple": None,
+         "exit_reason": REASON_NAMES[int(t["reason"])], "both_hit": bool(t["both_hit"])}
+        for t in trips
+    ]  # fmt: skip
+
+
+def _log(symbol: str, n: int, start: int, book: Book) -> str:
+    """Return a one-line summary."""
+    return (
+        f"{symbol}: {n - start} bars traded ({start} warm-up), {int(book.istate[N_FILLS])} fills, "
+        f"{int(book.istate[N_TRIPS])} round trips, {int(book.istate[N_REFUSED])} buys refused "
+        f"for cash, final cash {float(book.fstate[0]):.2f}"
+    )
