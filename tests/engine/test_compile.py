@@ -199,3 +199,21 @@ def test_bad_expressions_name_path_and_position(text, position):
         compile_strategy({"entry": [{"condition": text}]})
     assert info.value.path == "entry[0].condition"
     assert f"at position {position}" in info.value.message
+
+
+def test_type_selects_a_score_strategy_only_in_v2():
+    spec = {
+        "type": "score",
+        "conditions": [{"name": "up", "when": "close > open", "score": 1}],
+        "threshold": 1,
+        "risk": {"stop": {"type": "percent", "value": 0.01}},
+    }
+    s = compile_strategy(spec)
+    assert s.name == "strategy" and s.score is not None and s.score.names == ("up",)
+    assert s.exits == Exits(stop_loss=Level("percent", 0.01), take_profit=Level("r", 3.0))
+    with pytest.raises(StrategyError) as err:
+        compile_strategy(spec, dialect="seed001")
+    assert err.value.path == "type"
+    with pytest.raises(StrategyError) as err:
+        compile_strategy({**spec, "entry": ["close > open"]})
+    assert err.value.path == "entry"  # rule fields do not mix into a score strategy

@@ -1,5 +1,7 @@
 """evaluate(): rules combine conditions; coarser timeframes fire events once and hold states."""
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 
@@ -93,3 +95,49 @@ def test_coarser_trigger_fires_once_and_filter_holds():
     assert np.array_equal(t, held & first)
     # A 4h bar's value is first seen at the hourly bar that ends when the 4h bar closes.
     assert t.sum() == up[: seen[-1] + 1].sum()
+
+
+def score_spec(side: str = "long") -> dict:
+    """A score strategy over RSI, a variable's SMA and a 4h state."""
+    return {
+        "type": "score",
+        "side": side,
+        "variables": {"r": "rsi(14)", "mean": "sma(20)"},
+        "conditions": [
+            {"name": "oversold", "when": "r < 45", "score": 2},
+            {"name": "below_mean", "when": "close < mean", "score": 1.5},
+            {"name": "up_4h", "when": "close > open", "score": 1, "timeframe": "4h"},
+            {"name": "red", "when": "close < open", "score": -0.5},
+        ],
+        "threshold": 3,
+        "risk": {"stop": {"type": "atr", "value": 1.5}},
+        "exit": ["r > 60"],
+    }
+
+
+def test_score_entry_is_where_the_summed_score_reaches_the_threshold():
+    bars = hourly()
+    rsi = rsi_wilder(bars.close, 14)
+    mean = pd.Series(bars.close).rolling(20).mean().to_numpy()
+    up_4h = evaluate(compile_strategy({"entry": [{"condition": "close > open", "timeframe": "4h",
+                                                  "signal_type": "FILTER"}]}), bars).long_entry  # fmt: skip
+    with np.errstate(invalid="ignore"):
+        score = 2 * (rsi < 45) + 1.5 * (bars.close < mean) + up_4h - 0.5 * (bars.close < bars.open)
+        exit_ = rsi > 60
+    expected = score >= 3
+    assert expected.any() and not expected.all() and (score == 3).any()  # the boundary counts
+    long_ = evaluate(compile_strategy(score_spec()), bars)
+    assert np.array_equal(long_.long_entry, expected) and np.array_equal(long_.long_exit, exit_)
+    assert not long_.short_entry.any() and not long_.short_exit.any()
+    short = evaluate(compile_strategy(score_spec("short")), bars)
+    assert np.array_equal(short.short_entry, expected) and np.array_equal(short.short_exit, exit_)
+    assert not short.long_entry.any()
+
+
+def test_score_rule_is_and_ed_with_the_sides_entry_conditions():
+    bars = hourly()
+    scored = compile_strategy(score_spec())
+    plain = compile_strategy({"entry": ["close > open"]})
+    both = dataclasses.replace(scored, long_entry=plain.long_entry)
+    alone = evaluate(scored, bars).long_entry
+    assert np.array_equal(evaluate(both, bars).long_entry, alone & (bars.close > bars.open))
