@@ -161,7 +161,7 @@ def _book(n: int, capital: float, plan: GridPlan | DcaPlan) -> Book:
     fstate = np.zeros(size)
     fstate[0] = capital  # G_CASH == D_CASH == 0
     per_bar = plan.slots if isinstance(plan, GridPlan) else 3
-    cap = max(64, 2 * per_bar, min(n * per_bar, 4096 + 2 * per_bar))
+    cap = 256 + 2 * per_bar  # doubled by _grow whenever a chunk could overflow it
     return Book(
         fstate, np.zeros(4, dtype=np.int64), np.zeros(cap, FILL_DTYPE), np.zeros(cap, TRIP_DTYPE),
         np.full(n, capital), np.full(n, capital), np.zeros(n),
