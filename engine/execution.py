@@ -2,6 +2,7 @@
 
 Every field has a default. ``Execution.from_dict`` builds one from JSON-like data and raises
 ValueError naming the offending field; ``validate`` runs the same checks on an instance.
+Fees: see engine.fees; leverage and liquidation: see engine.run.
 The deprecated ``cooldown_bars`` / ``daily_momentum_limit`` / ``weekly_momentum_limit`` default,
 when None, from ``engine/trading_defaults.json`` (24, 3, 3); 0 switches a tier off.
 """
@@ -18,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.fees import FEE_MODELS, check_tiers, check_venue, fee_table
 from engine.nb.records import (
     K_CD_LONG_BARS,
     K_CD_LONG_LIMIT,
@@ -25,16 +27,19 @@ from engine.nb.records import (
     K_CD_SHORT_BARS,
     K_CD_SHORT_LIMIT,
     K_CD_SHORT_WINDOW,
-    K_FEE,
     K_FILL_CLOSE,
+    K_LEVERAGE,
     K_LOT,
     K_MAX_AMOUNT,
     K_MAX_HOLD,
     K_MAX_PER_DAY,
+    K_MAX_POS,
     K_MAX_UNITS,
     K_MIN_AMOUNT,
     K_MIN_EQUITY,
+    K_MMR,
     K_RISK,
+    K_SHARE,
     K_SIZE,
     K_SIZING,
     K_SLIP,
@@ -59,7 +64,7 @@ SIZING_MODES = {
 DEFAULTS_PATH = Path(__file__).with_name("trading_defaults.json")
 COOLDOWN_KEYS = ("short_loss_limit", "long_loss_limit", "short_window_bars", "long_window_bars")
 CHOICES = {
-    "fee_model": ("none", "fixed_bps"),
+    "fee_model": FEE_MODELS,
     "fill": ("next_open", "close"),
     "sizing": ("risk", "fraction", "units", "amount"),
     "volatility_mode": ("stddev", "atr"),
@@ -102,6 +107,10 @@ class Execution:
     daily_momentum_limit: int | None = None
     weekly_momentum_limit: int | None = None
     allow_short: bool = False
+    fee_tiers: list[dict] | None = None
+    venue: str | None = None
+    leverage: float = 1.0
+    maintenance_margin_rate: float | None = None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Execution:
@@ -121,6 +130,20 @@ class Execution:
                 raise ValueError(f"{name}: invalid value {getattr(self, name)!r}")
         if self.cooldown_config is not None:
             _check_cooldown_config(self.cooldown_config)
+        if self.fee_tiers is not None:
+            check_tiers(self.fee_tiers)
+        if self.fee_model == "match_exchange" or self.venue is not None:
+            check_venue(self.venue)
+
+    def fees(self) -> np.ndarray:
+        """Return the fee tier table of the fee model (see engine.fees)."""
+        return fee_table(self.fee_model, self.fee_bps, self.fee_tiers, self.venue)
+
+    def maintenance_rate(self) -> float:
+        """Return the maintenance margin rate, NaN when positions are never liquidated."""
+        if self.maintenance_margin_rate is not None:
+            return float(self.maintenance_margin_rate)
+        return 0.5 / self.leverage if self.leverage > 1 else math.nan
 
     def deprecated_cooldown(self) -> tuple[int, int, int]:
         """Return (cooldown_bars, daily_momentum_limit, weekly_momentum_limit), filling defaults."""
@@ -173,8 +196,19 @@ def _checks(e: Execution) -> list[tuple[str, bool]]:
         ("weekly_momentum_limit", _int(e.weekly_momentum_limit, 0, allow_none=True)),
         ("enable_volatility_adjustment", isinstance(e.enable_volatility_adjustment, bool)),
         ("allow_short", isinstance(e.allow_short, bool)),
+        ("leverage", _num(e.leverage) and 1 <= e.leverage <= 125),
+        ("maintenance_margin_rate", _mmr_ok(e)),
     ]
     return out
+
+
+def _mmr_ok(e: Execution) -> bool:
+    """Return whether the maintenance margin rate is unset or in [0, 1 / leverage)."""
+    m = e.maintenance_margin_rate
+    if m is None:
+        return True
+    lev = e.leverage if _num(e.leverage) and e.leverage >= 1 else 1.0
+    return _num(m) and 0 <= m < 1 / lev
 
 
 def _check_cooldown_config(config: Any) -> None:
@@ -214,11 +248,19 @@ def cooldown_tiers(
 
 
 def kernel_params(
-    ex: Execution, exits: Exits, capital: float, interval: str | None, interval_ns: int | None
+    ex: Execution,
+    exits: Exits,
+    capital: float,
+    interval: str | None,
+    interval_ns: int | None,
+    symbols: int = 1,
 ) -> np.ndarray:
-    """Return the float64 params array the simulation kernel reads."""
+    """Return the float64 params array the simulation kernels read."""
     p = new_params()
-    p[K_FEE] = ex.fee_bps / 1e4 if ex.fee_model == "fixed_bps" else 0.0
+    p[K_LEVERAGE] = float(ex.leverage)
+    p[K_MMR] = ex.maintenance_rate()
+    p[K_SHARE] = 1.0 / symbols
+    p[K_MAX_POS] = ex.max_open_positions
     p[K_SLIP] = ex.slippage_bps / 1e4
     p[K_FILL_CLOSE] = 1.0 if ex.fill == "close" else 0.0
     p[K_SIZING] = SIZING_MODES[ex.sizing]

@@ -9,10 +9,20 @@ Bars and symbols
   bars with ``ts >= trade_start_ns``. Masks come from ``engine.strategy.evaluate``; a condition
   on a coarser timeframe sees only closed coarser bars there, and a timeframe finer than the
   run's bars (or not a multiple of them) is rejected with the condition's path.
-- Several symbols: capital is split equally into independent sleeves, one per symbol (in sorted
-  symbol order); each sleeve runs the full execution and risk model below on its own bars and
-  cash. The combined equity is the sum of the sleeves on the union clock of their bar times, each
-  sleeve's equity forward-filled (a sleeve with no bar yet counts its starting capital).
+- Several symbols (1-100) form one portfolio: one cash balance, one account, on one clock, the
+  sorted union of the symbols' bar times from trade_start_ns on. A symbol without a bar at a
+  clock time keeps its last price (its positions are valued at it) and does nothing then; its
+  queued orders wait for its next bar. Within a clock time the phases run in order (fills at the
+  open: every symbol's exits, then every symbol's entries; protective exits and close decisions;
+  close-mode fills: exits, then entries; marking), each phase in sorted symbol order, so an exit
+  frees cash for entries at the same time and the first symbol in sort order sizes first.
+- Allocation (an equal risk budget per symbol): ``fraction`` sizing spends size x equity /
+  number of symbols (each symbol's equal share of the account); ``risk`` sizing risks
+  max_risk_per_trade x the whole account's equity on every entry, whichever symbol it is in, so
+  every symbol has the same budget per trade; ``units`` and ``amount`` are per entry. Account-wide:
+  max_open_positions, max_trades_per_day, min_balance_threshold and the loss cooldowns (whose
+  windows count clock steps). A one-symbol run uses a loop specialised for speed with the same
+  rules (tests hold the two equal, byte for byte).
 
 Orders and fills
 
@@ -20,15 +30,30 @@ Orders and fills
   i fills at bar i+1's open; no order is decided on the last bar. ``fill="close"``: it fills at
   bar i's close (for comparisons with same-bar-close engines).
 - Long entries need the strategy's long rules; short entries need ``allow_short`` and short rules.
-  A bar where both the long and the short entry hold queues no entry. Positions are all on one
-  side: an entry for the other side is skipped while positions of the first side are open (an
-  exit decided on the same bar fills first, so exit-then-reverse works).
-- Fees: ``fee_model="none"`` charges nothing; ``"fixed_bps"`` charges fee_bps/1e4 of each fill's
-  notional, paid from cash. Slippage moves every fill price slippage_bps/1e4 against the trader
-  (buys up, sells down), stop and target fills included.
-- Cash accounting without leverage: a long pays units*price (+fee); a short sets aside the same
-  amount as collateral and is worth units*(2*entry - price) at price. Equity = cash + positions
-  at the bar's close.
+  A bar where both the long and the short entry hold queues no entry. A symbol's positions are
+  all on one side: an entry for the other side is skipped while positions of the first side are
+  open (an exit decided on the same bar fills first, so exit-then-reverse works).
+- Fees (engine.fees): ``none``; ``fixed_bps``: fee_bps/1e4 of each fill's notional;
+  ``tiered_maker_taker``: maker and taker rates of the tier the account's traded notional over
+  the 30 days before the fill reaches (``fee_tiers`` or a Binance-like default table);
+  ``match_exchange``: ``venue``'s base rates from engine/venues.json. Market orders, stops,
+  targets and liquidations pay the taker rate, resting limit orders the maker rate. Fees are paid
+  from cash and reported per fill (``commission``, ``liquidity``) and per round trip. Slippage
+  moves every fill price slippage_bps/1e4 against the trader (buys up, sells down), stop, target
+  and liquidation fills included.
+- Cash and margin: an entry pays units*price/leverage of margin (+fee) from cash; a position is
+  worth its margin plus its unrealised pnl, units*(price/leverage + side*(mark - entry)). At
+  leverage 1 a long pays its notional and a short sets the same aside as collateral. Equity =
+  cash + positions at each symbol's last price; no interest is charged.
+- Liquidation (isolated margin, one position at a time): a position is liquidated when its
+  margin plus unrealised pnl falls to maintenance_margin_rate x its notional at that price
+  (default rate 0.5 / leverage when leverage > 1; at leverage 1 only an explicit rate
+  liquidates). That price is entry*(1 - 1/leverage)/(1 - rate) for a long and
+  entry*(1 + 1/leverage)/(1 + rate) for a short; it is checked like a stop (the tightest of
+  stop, trailing stop and liquidation applies): a bar reaching it closes the position there, a
+  bar opening beyond it closes at the open (the loss may then exceed the margin; the account
+  pays it). The round trip has exit_reason ``liquidation`` and ``liquidated: true``; the logs
+  carry a line for it.
 
 Protective exits (per position, from ``strategy.exits``)
 
@@ -55,19 +80,20 @@ Sizing (at the fill, with equity = cash + open positions at the fill's raw price
 
 - ``risk`` (seed 001's default): units = max_risk_per_trade * equity / d, with d the initial
   risk distance per unit (the nearer of the stop and the trailing stop); no stop distance -> the
-  entry is skipped. ``fraction``: units = size * equity / (price * (1 + fee)), the fee-adjusted
-  rule of backtesting.py, so size=1.0 is all in. ``units``: size units. ``amount``: size / price.
+  entry is skipped. ``fraction``: units = size * equity / S * leverage / (price * (1 + fee *
+  leverage)) with S symbols, the fee-adjusted rule of backtesting.py, so size=1.0 is all in. ``units``: size units. ``amount``: size / price.
 - When enable_volatility_adjustment is on, units are multiplied by
   min(1, target_volatility / realised volatility) at the signal bar; realised volatility is the
   sample stddev of the last volatility_window close-to-close returns (``stddev``) or
   ATR(volatility_window) / close (``atr``); undefined or zero -> no adjustment.
 - Then, in every sizing mode: capped by max_units_per_trade, max_trade_amount / price and the
-  cash that can pay for units and fee (no leverage); floored to a multiple of lot_size (0 =
-  fractional); skipped if the result is 0 or its notional is below min_trade_amount.
+  buying power, cash * leverage / (price * (1 + fee * leverage)) units (margin and fee must fit
+  in cash); floored to a multiple of lot_size (0 = fractional); skipped if the result is 0 or its
+  notional is below min_trade_amount.
 
-Entry gates (checked at the fill; a refused entry is counted in the sleeve's log)
+Entry gates (checked at the fill; a refused entry is counted in its symbol's log line)
 
-- min_balance_threshold: no entry while equity < threshold * the sleeve's initial balance.
+- min_balance_threshold: no entry while equity < threshold * the initial capital.
 - max_open_positions: up to that many concurrent positions; each repeated entry signal adds one
   (pyramiding), each with its own stop, target and trailing stop.
 - max_trades_per_day: entries filled per UTC calendar day.
@@ -82,15 +108,17 @@ Entry gates (checked at the fill; a refused entry is counted in the sleeve's log
 
 Results
 
-- Round trips carry side, entry/exit time and price, quantity, pnl (net of both fees), return
-  (pnl / (entry notional + entry fee)), r_multiple (pnl / (units * initial risk distance), None
-  without one), exit_reason and both_hit. Fills carry commission.
+- Round trips carry symbol, side, entry/exit time and price, quantity, pnl (net of both fees),
+  return (pnl / (entry margin + entry fee)), r_multiple (pnl / (units * initial risk distance),
+  None without one), commission (both fees), exit_reason, both_hit and liquidated. Fills carry
+  commission and liquidity (``maker`` or ``taker``), in time order across symbols.
 - Positions open at the end stay open: valued in the final equity, listed in ``open_positions``.
-- Metrics (engine.stats) are computed on the full-resolution combined equity of the trading
-  period, annualised with ``periods_per_year`` (default 365 days over the bar interval; pass 252
+- Metrics (engine.stats) are computed on the full-resolution equity of the trading period, annualised with ``periods_per_year`` (default 365 days over the bar interval; pass 252
   for exchange calendars of daily bars). ``equity`` and ``exposure`` are downsampled to at most
-  ``max_points`` points (the last point of each bucket, always including the final bar).
-- on_progress is called after each chunk of ``chunk_bars`` union-clock bars with running
+  ``max_points`` points (the last point of each bucket, always including the final bar); each
+  equity point carries the total net and gross exposure (sum of units * last price, signed and
+  absolute), ``exposure`` each symbol's quantity, value and weight.
+- on_progress is called after each chunk of ``chunk_bars`` clock steps with running
   equity, drawdown, max_drawdown and trade_count; returning False raises Cancelled. The same
   inputs give identical outputs whatever the chunk size; the run is deterministic.
 """
@@ -105,7 +133,8 @@ import numpy as np
 from engine.data.store import RESOLUTIONS, Bars
 from engine.execution import Execution, kernel_params
 from engine.nb.indicators import atr_nb
-from engine.nb.orders import position_value_nb
+from engine.nb.orders import value_at_nb
+from engine.nb.portfolio import simulate_portfolio_nb
 from engine.nb.records import (
     D_STOP,
     D_TP,
@@ -113,9 +142,9 @@ from engine.nb.records import (
     F_CASH,
     FILL_DTYPE,
     I_FILLS,
-    I_SKIPPED,
     I_TRIPS,
     K_HAS_LEVELS,
+    K_MMR,
     K_STOP_PCT,
     K_TP_PCT,
     K_TP_R,
@@ -124,7 +153,10 @@ from engine.nb.records import (
     P_ENTRY_BAR,
     P_SIDE,
     P_UNITS,
+    REASON_LIQUIDATION,
     REASON_NAMES,
+    S_CURSOR,
+    S_SKIPPED,
     SIDE_BUY,
     TRIP_DTYPE,
     new_state,
@@ -170,30 +202,39 @@ class BacktestOutput:
 
 Masks4 = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 DAY_NS = 86_400 * 10**9
+FIRST_RECORDS = 4_096  # record arrays start this long and double when a chunk needs room
 
 
 @dataclass
-class Sleeve:
-    """One symbol's arrays and kernel state."""
+class Book:
+    """The account of one run: every symbol's arrays (concatenated), kernel state and records."""
 
-    symbol: str
-    bars: Bars
-    capital: float
-    start: int
+    symbols: list[str]
+    bounds: np.ndarray  # (S, 2): symbol s owns bar indices bounds[s, 0] .. bounds[s, 1] - 1
+    starts: np.ndarray  # first traded bar index of each symbol
+    ts: np.ndarray
+    ohlc: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
     masks: Masks4
     dist: np.ndarray
     vol_scale: np.ndarray
-    day: np.ndarray
+    tiers: np.ndarray
     params: np.ndarray
+    clock: np.ndarray
     fstate: np.ndarray
     istate: np.ndarray
+    sstate: np.ndarray
     pos: np.ndarray
     fills: np.ndarray
     trips: np.ndarray
-    equity: np.ndarray
+    equity: np.ndarray  # per clock step (one-symbol loop: per bar)
     cash: np.ndarray
-    units: np.ndarray
-    cursor: int = 0
+    in_market: np.ndarray
+    snap_steps: np.ndarray  # clock steps of the exposure snapshots
+    snap_units: np.ndarray  # (snapshots, S) net signed units
+    snap_marks: np.ndarray  # (snapshots, S) last price
+    marks: np.ndarray  # each symbol's last price
+    portfolio: bool
+    units: np.ndarray | None = None  # one-symbol loop: net units per bar
 
 
 def run_backtest(
@@ -210,24 +251,39 @@ def run_backtest(
     periods_per_year: float | None = None,
 ) -> BacktestOutput:
     """Backtest a strategy over one or more symbols; see the module docstring for semantics."""
+    return _run(
+        bars, strategy, execution, capital, trade_start_ns, on_progress, chunk_bars, max_points,
+        resolution, periods_per_year, portfolio=len(bars) > 1,
+    )  # fmt: skip
+
+
+def _run(
+    bars: dict[str, Bars],
+    strategy: Strategy,
+    execution: Execution,
+    capital: float,
+    trade_start_ns: int,
+    on_progress: Callable[[Progress], bool] | None,
+    chunk_bars: int,
+    max_points: int,
+    resolution: str | None,
+    periods_per_year: float | None,
+    portfolio: bool,
+) -> BacktestOutput:
+    """Run with the portfolio loop or, for one symbol, the one-symbol loop (the same rules)."""
     exits = strategy_exits(strategy)
     _check_inputs(bars, execution, exits, capital, chunk_bars, max_points, periods_per_year)
     interval = _interval(bars, resolution)
     _check_timeframes(strategy, interval)
     name = resolution or _resolution_name(interval)
-    share = capital / len(bars)
-    params = kernel_params(execution, exits, share, name, interval)
-    sleeves = [
-        _sleeve(s, bars[s], strategy, execution, exits, params, share, trade_start_ns, name)
-        for s in sorted(bars)
-    ]
-    clock = _clock(sleeves, trade_start_ns)
-    if clock.size == 0:
-        raise ValueError("no bars at or after trade_start_ns")
-    _simulate(sleeves, clock, chunk_bars, on_progress)
+    params = kernel_params(execution, exits, capital, name, interval, len(bars))
+    book = _book(bars, strategy, execution, exits, params, capital, trade_start_ns, name,
+                 max_points, portfolio)  # fmt: skip
+    _simulate(book, chunk_bars, on_progress)
+    clock = book.clock
     step = interval or (int(np.median(np.diff(clock))) if clock.size > 1 else DAY_NS)
     ppy = periods_per_year or default_periods_per_year(step)
-    return _output(sleeves, clock, ppy, max_points)
+    return _output(book, ppy)
 
 
 def _check_inputs(
@@ -303,18 +359,21 @@ def _f64(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.float64)
 
 
+def needs_atr(ex: Execution, exits: Exits) -> bool:
+    """Return whether any stop, target or trailing stop is a multiple of ATR."""
+    levels = (exits.stop_loss, exits.take_profit, exits.trailing_stop)
+    seed_stop = exits.stop_loss is None and (ex.atr_multiplier or 0.0) > 0
+    return seed_stop or any(lv is not None and lv.kind == "atr" for lv in levels)
+
+
 def distances(bars: Bars, ex: Execution, exits: Exits) -> np.ndarray:
     """Return the (n, 3) ATR-based stop, target and trailing distances per signal bar (NaN: none)."""
     n = len(bars)
     dist = np.full((n, 3), np.nan)
-    if n == 0:
+    if n == 0 or not needs_atr(ex, exits):
         return dist
-    levels = (exits.stop_loss, exits.take_profit, exits.trailing_stop)
-    seed_stop = exits.stop_loss is None and (ex.atr_multiplier or 0.0) > 0
-    if not seed_stop and not any(lv is not None and lv.kind == "atr" for lv in levels):
-        return dist  # no ATR-based level: skip the ATR pass
     atr = atr_nb(_f64(bars.high), _f64(bars.low), _f64(bars.close), ex.atr_period)
-    if seed_stop:
+    if exits.stop_loss is None and (ex.atr_multiplier or 0.0) > 0:
         dist[:, D_STOP] = ex.atr_multiplier * atr
     for col, level in ((D_STOP, exits.stop_loss), (D_TP, exits.take_profit)):
         if level is not None and level.kind == "atr":
@@ -338,151 +397,200 @@ def volatility_scale(bars: Bars, ex: Execution) -> np.ndarray:
     return vol_scale_nb(realised, ex.target_volatility)
 
 
-def _sleeve(
-    symbol: str,
-    bars: Bars,
+def _book(
+    bars: dict[str, Bars],
     strategy: Strategy,
     ex: Execution,
     exits: Exits,
     params: np.ndarray,
-    cap: float,
+    capital: float,
     t0: int,
     name: str | None,
-) -> Sleeve:
-    """Compute a sleeve's signals and allocate its state and records."""
-    n = len(bars)
-    le, lx, se, sx = strategy_masks(strategy, bars, name)
-    if not ex.allow_short:
-        se = np.zeros(n, dtype=np.bool_)
-    fstate, istate, pos = new_state(cap, ex.max_open_positions)
-    dist = distances(bars, ex, exits)
+    max_points: int,
+    portfolio: bool,
+) -> Book:
+    """Compute every symbol's signals into the run's arrays and allocate state and records."""
+    symbols = sorted(bars)
+    sizes = np.array([len(bars[s]) for s in symbols], dtype=np.int64)
+    bounds = np.stack([np.cumsum(sizes) - sizes, np.cumsum(sizes)], axis=1)
+    first_bars = [np.searchsorted(bars[s].ts, t0, side="left") for s in symbols]
+    starts = bounds[:, 0] + np.array(first_bars, dtype=np.int64)
+    ts, ohlc, masks, dist, vol = _arrays(bars, symbols, strategy, ex, exits, name, portfolio)
     params = params.copy()
-    pct = params[[K_STOP_PCT, K_TP_PCT, K_TP_R, K_TRAIL_PCT]]
+    pct = params[[K_STOP_PCT, K_TP_PCT, K_TP_R, K_TRAIL_PCT, K_MMR]]  # K_MMR: liquidation level
     params[K_HAS_LEVELS] = float(bool(np.isfinite(pct).any() or np.isfinite(dist).any()))
-    start = int(np.searchsorted(bars.ts, t0, side="left"))
-    return Sleeve(
-        symbol, bars, cap, start, (le, lx, se, sx), dist,
-        volatility_scale(bars, ex), np.asarray(bars.ts, dtype=np.int64) // DAY_NS, params,
-        fstate, istate, pos, fills=np.zeros(2 * n + 2, dtype=FILL_DTYPE),
-        trips=np.zeros(n + 1, dtype=TRIP_DTYPE), equity=np.full(n, cap), cash=np.full(n, cap),
-        units=np.zeros(n), cursor=start,
+    clock = _clock(ts, bounds, starts)
+    if clock.size == 0:
+        raise ValueError("no bars at or after trade_start_ns")
+    fstate, istate, sstate, pos = new_state(capital, ex.max_open_positions, len(symbols))
+    sstate[:, S_CURSOR] = starts
+    sample = sample_indices(clock.size, max_points)
+    steps = clock.size if portfolio else ts.size
+    first = min(FIRST_RECORDS, 2 * int(sizes.sum()) + 2) + pos.shape[0] * 3 + 3 * len(symbols) + 2
+    return Book(
+        symbols, bounds, starts, ts, ohlc, masks, dist, vol, ex.fees(), params, clock,
+        fstate, istate, sstate, pos, np.zeros(first, FILL_DTYPE), np.zeros(first, TRIP_DTYPE),
+        np.zeros(steps), np.zeros(steps), np.zeros(clock.size, dtype=np.bool_),
+        sample, np.zeros((sample.size, len(symbols))), np.zeros((sample.size, len(symbols))),
+        np.zeros(len(symbols)), portfolio, None if portfolio else np.zeros(ts.size),
     )  # fmt: skip
 
 
-def _clock(sleeves: list[Sleeve], t0: int) -> np.ndarray:
-    """Return the sorted union of bar times at or after t0."""
-    parts = [np.asarray(s.bars.ts[s.start :], dtype=np.int64) for s in sleeves]
-    if len(parts) == 1:
-        return parts[0]  # one symbol's bar times are sorted and unique already
-    merged = np.sort(np.concatenate(parts), kind="stable")
+def _arrays(
+    bars: dict[str, Bars],
+    symbols: list[str],
+    strategy: Strategy,
+    ex: Execution,
+    exits: Exits,
+    name: str | None,
+    portfolio: bool,
+) -> tuple[np.ndarray, tuple, Masks4, np.ndarray, np.ndarray]:
+    """Return (ts, ohlc, masks, distances, volatility scale), each symbol's bars copied once."""
+    atr = needs_atr(ex, exits)
+    vol = ex.enable_volatility_adjustment
+    if not portfolio:  # one symbol: its own arrays, no copy
+        b = bars[symbols[0]]
+        ohlc = (_f64(b.open), _f64(b.high), _f64(b.low), _f64(b.close))
+        dist = distances(b, ex, exits) if atr else np.full((1, 3), np.nan)
+        scale = volatility_scale(b, ex) if vol else np.ones(1)
+        ts = np.ascontiguousarray(b.ts, dtype=np.int64)
+        return ts, ohlc, _masks(strategy, b, ex, name), dist, scale
+    total = sum(len(bars[s]) for s in symbols)
+    ts = np.empty(total, dtype=np.int64)
+    ohlc = tuple(np.empty(total) for _ in range(4))
+    masks = tuple(np.zeros(total, dtype=np.bool_) for _ in range(4))
+    dist = np.full((total, 3) if atr else (1, 3), np.nan)
+    scale = np.ones(total if vol else 1)
+    lo = 0
+    for s in symbols:
+        b = bars[s]
+        hi = lo + len(b)
+        ts[lo:hi] = b.ts
+        for out, col in zip(ohlc, (b.open, b.high, b.low, b.close), strict=True):
+            out[lo:hi] = col
+        if hi > lo:
+            for out, m in zip(masks, _masks(strategy, b, ex, name), strict=True):
+                out[lo:hi] = m
+            if atr:
+                dist[lo:hi] = distances(b, ex, exits)
+            if vol:
+                scale[lo:hi] = volatility_scale(b, ex)
+        lo = hi
+    return ts, ohlc, masks, dist, scale  # type: ignore[return-value]
+
+
+def _masks(strategy: Strategy, bars: Bars, ex: Execution, name: str | None) -> Masks4:
+    """Return the entry and exit masks, short entries off unless allow_short."""
+    le, lx, se, sx = strategy_masks(strategy, bars, name)
+    if not ex.allow_short:
+        se = np.zeros(len(bars), dtype=np.bool_)
+    return le, lx, se, sx
+
+
+def _clock(ts: np.ndarray, bounds: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Return the sorted union of the symbols' bar times from their first traded bar on."""
+    parts = [ts[a:hi] for a, hi in zip(starts.tolist(), bounds[:, 1].tolist(), strict=True)]
+    parts = [x for x in parts if x.size] or [ts[:0]]
+    first = parts[0]
+    if all(x.size == first.size and np.array_equal(x, first) for x in parts[1:]):
+        return first  # one symbol, or symbols on the same bar times: sorted and unique already
+    merged = np.sort(np.concatenate(parts), kind="stable")  # timsort merges the sorted runs
     keep = np.ones(merged.size, dtype=np.bool_)
     keep[1:] = merged[1:] != merged[:-1]
     return merged[keep]
 
 
-def _simulate(
-    sleeves: list[Sleeve],
-    clock: np.ndarray,
-    chunk_bars: int,
-    on_progress: Callable[[Progress], bool] | None,
-) -> None:
-    """Advance every sleeve chunk by chunk along the union clock, reporting progress."""
+def _simulate(book: Book, chunk_bars: int, on_progress: Callable[[Progress], bool] | None) -> None:
+    """Advance the run chunk by chunk along the clock, reporting progress."""
     peak, max_dd = -np.inf, 0.0
-    for u0 in range(0, clock.size, chunk_bars):
-        u1 = min(u0 + chunk_bars, clock.size)
-        for s in sleeves:
-            _advance(s, int(clock[u1 - 1]))
+    n = book.clock.size
+    for u0 in range(0, n, chunk_bars):
+        u1 = min(u0 + chunk_bars, n)
+        _advance(book, u0, u1)
         if on_progress is None:
             continue
-        eq = _combined(sleeves, clock[u0:u1])[0]
+        eq = _curves(book)[0][u0:u1]
         peak = max(peak, float(eq.max()))
         max_dd = max(max_dd, float((1.0 - eq / np.maximum.accumulate(np.maximum(eq, peak))).max()))
         metrics = {
             "equity": float(eq[-1]),
             "drawdown": float(1.0 - eq[-1] / peak),
             "max_drawdown": max_dd,
-            "trade_count": float(sum(int(s.istate[I_TRIPS]) for s in sleeves)),
+            "trade_count": float(book.istate[I_TRIPS]),
         }
-        if on_progress(Progress(u1, int(clock.size), metrics)) is False:
+        if on_progress(Progress(u1, n, metrics)) is False:
             raise Cancelled()
 
 
-def _advance(s: Sleeve, until_ns: int) -> None:
-    """Run a sleeve's kernel over its bars up to and including time until_ns."""
-    end = int(np.searchsorted(s.bars.ts, until_ns, side="right"))
-    if end <= s.cursor:
+def _advance(b: Book, u0: int, u1: int) -> None:
+    """Run clock steps [u0, u1), growing the record arrays whenever the kernel asks for room."""
+    if b.portfolio:
+        t = u0
+        while t < u1:
+            t = simulate_portfolio_nb(
+                t, u1, b.clock, b.bounds, b.ts, *b.ohlc, *b.masks, b.dist, b.vol_scale, b.tiers,
+                b.params, b.fstate, b.istate, b.sstate, b.marks, b.pos, b.fills, b.trips,
+                b.equity, b.cash, b.in_market, b.snap_steps, b.snap_units, b.snap_marks,
+            )  # fmt: skip
+            if t < u1:
+                _grow(b)
         return
-    b = s.bars
-    simulate_chunk_nb(
-        s.cursor, end, _f64(b.open), _f64(b.high), _f64(b.low), _f64(b.close), *s.masks,
-        s.dist, s.vol_scale, s.day, s.params, s.fstate, s.istate, s.pos, s.fills, s.trips,
-        s.equity, s.cash, s.units,
-    )  # fmt: skip
-    s.cursor = end
+    i, end = int(b.starts[0]) + u0, int(b.starts[0]) + u1
+    while i < end:
+        i = simulate_chunk_nb(
+            i, end, b.ts, *b.ohlc, *b.masks, b.dist, b.vol_scale, b.tiers, b.params, b.fstate,
+            b.istate, b.sstate, b.pos, b.fills, b.trips, b.equity, b.cash, b.units,
+        )  # fmt: skip
+        if i < end:
+            _grow(b)
 
 
-def _at(s: Sleeve, times: np.ndarray) -> np.ndarray:
-    """Return, for each time, the index of the sleeve's last bar at or before it (-1 if none)."""
-    ts = s.bars.ts
-    own = times.size == ts.size - s.start > 0 and times[0] == ts[s.start] and times[-1] == ts[-1]
-    if own:  # the sleeve's own clock: every time is one of its bars
-        return np.arange(s.start, ts.size)
-    return np.searchsorted(ts, times, side="right") - 1
+def _grow(b: Book) -> None:
+    """Double the fill and round-trip record arrays."""
+    for name in ("fills", "trips"):
+        old = getattr(b, name)
+        new = np.zeros(2 * old.size, dtype=old.dtype)
+        new[: old.size] = old
+        setattr(b, name, new)
 
 
-def _combined(sleeves: list[Sleeve], times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Return combined (equity, cash) at the given times, forward-filling each sleeve."""
-    if len(sleeves) == 1 and len(sleeves[0].bars) and times.size:
-        s = sleeves[0]
-        first = int(np.searchsorted(s.bars.ts, times[0]))
-        last = first + times.size
-        if (
-            last <= len(s.bars)
-            and s.bars.ts[first] == times[0]
-            and s.bars.ts[last - 1] == times[-1]
-        ):
-            return s.equity[first:last], s.cash[first:last]  # its own bars: no fill-forward
-    equity = np.zeros(times.size)
-    cash = np.zeros(times.size)
-    for s in sleeves:
-        if len(s.bars) == 0:
-            equity += s.capital
-            cash += s.capital
-            continue
-        idx = _at(s, times)
-        ok = idx >= 0
-        safe = np.maximum(idx, 0)
-        equity += np.where(ok, s.equity[safe], s.capital)
-        cash += np.where(ok, s.cash[safe], s.capital)
-    return equity, cash
+def _curves(b: Book) -> tuple[np.ndarray, np.ndarray]:
+    """Return (equity, cash) per clock step."""
+    if b.portfolio:
+        return b.equity, b.cash
+    start = int(b.starts[0])
+    return b.equity[start:], b.cash[start:]
 
 
-def _output(
-    sleeves: list[Sleeve], clock: np.ndarray, ppy: float, max_points: int
-) -> BacktestOutput:
+def _exposure_arrays(b: Book) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return (in market per step, net units and last price per snapshot and symbol)."""
+    if b.portfolio:
+        return b.in_market, b.snap_units, b.snap_marks
+    start = int(b.starts[0])
+    units = b.units[start:]  # type: ignore[index]
+    return units != 0, units[b.snap_steps][:, None], b.ohlc[3][start + b.snap_steps][:, None]
+
+
+def _output(b: Book, ppy: float) -> BacktestOutput:
     """Assemble metrics, sampled curves, fills, round trips and logs."""
-    equity, cash = _combined(sleeves, clock)
-    in_market = np.zeros(clock.size, dtype=bool)
-    for s in sleeves:
-        if len(s.bars) == 0:
-            continue
-        idx = _at(s, clock)
-        in_market |= (idx >= 0) & (s.units[np.maximum(idx, 0)] != 0)
-    trips = np.concatenate([s.trips[: s.istate[I_TRIPS]] for s in sleeves])
+    equity, cash = _curves(b)
+    in_market, units, marks = _exposure_arrays(b)
+    trips = b.trips[: b.istate[I_TRIPS]]
     metrics = compute_metrics(
         equity, in_market, trips["pnl"], ppy,
         r_multiple=trips["r_multiple"], both_hit=int(trips["both_hit"].sum()),
     )  # fmt: skip
-    sample = sample_indices(clock.size, max_points)
+    values = units * marks
+    round_trips = _trips(b)
     return BacktestOutput(
         metrics=metrics,
-        equity=_equity_points(clock, equity, cash, sample),
-        trades=[t for s in sleeves for t in _fills(s)],
-        round_trips=[t for s in sleeves for t in _trips(s)],
-        exposure=_exposure_points(sleeves, clock, equity, sample),
-        logs=[_log(s) for s in sleeves],
-        bars=int(clock.size),
-        open_positions=[p for s in sleeves for p in _open_positions(s)],
+        equity=_equity_points(b, equity, cash, values),
+        trades=_fills(b),
+        round_trips=round_trips,
+        exposure=_exposure_points(b, equity, units, values),
+        logs=_logs(b, round_trips),
+        bars=int(b.clock.size),
+        open_positions=_open_positions(b),
     )
 
 
@@ -492,114 +600,129 @@ def sample_indices(n: int, max_points: int) -> np.ndarray:
     return np.minimum(np.arange(size - 1, n + size - 1, size), n - 1)
 
 
-def _equity_points(
-    clock: np.ndarray, equity: np.ndarray, cash: np.ndarray, sample: np.ndarray
-) -> list[dict]:
-    """Return the sampled combined equity curve."""
+def _equity_points(b: Book, equity: np.ndarray, cash: np.ndarray, values: np.ndarray) -> list[dict]:
+    """Return the sampled equity curve with the total net and gross exposure."""
+    net, gross = values.sum(axis=1).tolist(), np.abs(values).sum(axis=1).tolist()
+    stamps, steps = b.clock[b.snap_steps].tolist(), b.snap_steps.tolist()
     return [
         {
-            "timestamp": int(clock[i]),
+            "timestamp": stamps[j],
             "equity": float(equity[i]),
             "cash": float(cash[i]),
             "positions": float(equity[i] - cash[i]),
+            "net_exposure": net[j],
+            "gross_exposure": gross[j],
         }
-        for i in sample
+        for j, i in enumerate(steps)
     ]
 
 
 def _exposure_points(
-    sleeves: list[Sleeve], clock: np.ndarray, equity: np.ndarray, sample: np.ndarray
+    b: Book, equity: np.ndarray, units: np.ndarray, values: np.ndarray
 ) -> list[dict]:
     """Return each symbol's net signed position at the sampled points."""
-    times = clock[sample]
-    eq = equity[sample]
-    columns = []
-    for s in sleeves:
-        j = _at(s, times) if len(s.bars) else np.full(times.size, -1)
-        ok = j >= 0
-        safe = np.maximum(j, 0)
-        qty = np.where(ok, s.units[safe] if len(s.bars) else 0.0, 0.0)
-        value = np.where(ok, qty * (np.asarray(s.bars.close)[safe] if len(s.bars) else 0.0), 0.0)
-        weight = np.divide(value, eq, out=np.zeros(times.size), where=eq > 0)
-        columns.append((s.symbol, qty.tolist(), value.tolist(), weight.tolist()))
-    stamps = times.tolist()
+    eq = equity[b.snap_steps][:, None]
+    weight = np.divide(values, eq, out=np.zeros(values.shape), where=eq > 0)
+    stamps = b.clock[b.snap_steps].tolist()
+    q, v, w = units.tolist(), values.tolist(), weight.tolist()
     return [
-        {"timestamp": stamps[k], "symbol": sym, "quantity": q[k], "value": v[k], "weight": w[k]}
-        for k in range(times.size)
-        for sym, q, v, w in columns
-    ]
+        {"timestamp": stamps[k], "symbol": sym, "quantity": q[k][s], "value": v[k][s],
+         "weight": w[k][s]}
+        for k in range(len(stamps))
+        for s, sym in enumerate(b.symbols)
+    ]  # fmt: skip
 
 
-def _fills(s: Sleeve) -> list[dict]:
-    """Return a sleeve's fills as dicts."""
-    f = s.fills[: s.istate[I_FILLS]]
-    stamps = np.asarray(s.bars.ts)[f["bar"]].tolist()
+def _symbol_index(b: Book, bar: np.ndarray) -> np.ndarray:
+    """Return the index of the symbol owning each bar index."""
+    return np.searchsorted(b.bounds[:, 1], bar, side="right")
+
+
+def _fills(b: Book) -> list[dict]:
+    """Return the fills as dicts, in time order."""
+    f = b.fills[: b.istate[I_FILLS]]
+    symbols = [b.symbols[k] for k in _symbol_index(b, f["bar"]).tolist()]
     sides = ["buy" if x == SIDE_BUY else "sell" for x in f["side"].tolist()]
     return [
-        {"symbol": s.symbol, "timestamp": t, "side": side, "quantity": q, "price": p,
-         "commission": c}
-        for t, side, q, p, c in zip(
-            stamps, sides, f["quantity"].tolist(), f["price"].tolist(),
-            f["commission"].tolist(), strict=True,
+        {"symbol": sym, "timestamp": t, "side": side, "quantity": q, "price": p,
+         "commission": c, "liquidity": "maker" if mk else "taker"}
+        for sym, t, side, q, p, c, mk in zip(
+            symbols, b.ts[f["bar"]].tolist(), sides, f["quantity"].tolist(), f["price"].tolist(),
+            f["commission"].tolist(), f["maker"].tolist(), strict=True,
         )
     ]  # fmt: skip
 
 
-def _trips(s: Sleeve) -> list[dict]:
-    """Return a sleeve's closed round trips as dicts."""
-    t = s.trips[: s.istate[I_TRIPS]]
-    ts = np.asarray(s.bars.ts)
+def _trips(b: Book) -> list[dict]:
+    """Return the closed round trips as dicts."""
+    t = b.trips[: b.istate[I_TRIPS]]
     r = t["r_multiple"]
     r_list = [
         None if not ok else x for ok, x in zip(np.isfinite(r).tolist(), r.tolist(), strict=True)
     ]
+    symbols = [b.symbols[k] for k in _symbol_index(b, t["exit_bar"]).tolist()]
     cols = zip(
-        t["side"].tolist(), ts[t["entry_bar"]].tolist(), ts[t["exit_bar"]].tolist(),
-        t["entry_price"].tolist(), t["exit_price"].tolist(), t["quantity"].tolist(),
-        t["pnl"].tolist(), t["ret"].tolist(), r_list, t["reason"].tolist(),
-        t["both_hit"].tolist(), strict=True,
+        symbols, t["side"].tolist(), b.ts[t["entry_bar"]].tolist(),
+        b.ts[t["exit_bar"]].tolist(), t["entry_price"].tolist(), t["exit_price"].tolist(),
+        t["quantity"].tolist(), t["pnl"].tolist(), t["ret"].tolist(), r_list,
+        t["commission"].tolist(), t["reason"].tolist(), t["both_hit"].tolist(), strict=True,
     )  # fmt: skip
     return [
-        {"symbol": s.symbol, "side": "long" if side > 0 else "short", "entry_time": et,
+        {"symbol": sym, "side": "long" if side > 0 else "short", "entry_time": et,
          "exit_time": xt, "entry_price": ep, "exit_price": xp, "quantity": q, "pnl": pnl,
-         "return": ret, "r_multiple": rm, "exit_reason": REASON_NAMES[reason], "both_hit": both}
-        for side, et, xt, ep, xp, q, pnl, ret, rm, reason, both in cols
+         "return": ret, "r_multiple": rm, "commission": c, "exit_reason": REASON_NAMES[reason],
+         "both_hit": both, "liquidated": reason == REASON_LIQUIDATION}
+        for sym, side, et, xt, ep, xp, q, pnl, ret, rm, c, reason, both in cols
     ]  # fmt: skip
 
 
-def _open_positions(s: Sleeve) -> list[dict]:
-    """Return the sleeve's positions still open at the end."""
-    if len(s.bars) == 0:
-        return []
-    last = float(s.bars.close[-1])
+def _open_positions(b: Book) -> list[dict]:
+    """Return the positions still open at the end, valued at each symbol's last close."""
+    m = b.pos.shape[0] // len(b.symbols)
     out = []
-    for row in s.pos:
-        if row[P_UNITS] <= 0:
+    for k in range(b.pos.shape[0]):
+        if b.pos[k, P_UNITS] <= 0:
             continue
-        value = float(position_value_nb(row, last))
+        s = k // m
+        last = float(b.ohlc[3][b.bounds[s, 1] - 1])
+        side = float(b.pos[k, P_SIDE])
+        units, entry = float(b.pos[k, P_UNITS]), float(b.pos[k, P_ENTRY])
         out.append(
             {
-                "symbol": s.symbol,
-                "side": "long" if row[P_SIDE] > 0 else "short",
-                "entry_time": int(s.bars.ts[int(row[P_ENTRY_BAR])]),
-                "entry_price": float(row[P_ENTRY]),
-                "quantity": float(row[P_UNITS]),
+                "symbol": b.symbols[s],
+                "side": "long" if side > 0 else "short",
+                "entry_time": int(b.ts[int(b.pos[k, P_ENTRY_BAR])]),
+                "entry_price": entry,
+                "quantity": units,
                 "last_price": last,
-                "value": value,
-                "unrealized_pnl": float(row[P_SIDE] * row[P_UNITS] * (last - row[P_ENTRY])),
+                "value": float(value_at_nb(b.pos, k, last)),
+                "unrealized_pnl": side * units * (last - entry),
             }
         )
     return out
 
 
-def _log(s: Sleeve) -> str:
-    """Return a one-line summary of a sleeve."""
-    return (
-        f"{s.symbol}: {len(s.bars) - s.start} bars traded ({s.start} warm-up), "
-        f"{int(s.istate[I_FILLS])} fills, {int(s.istate[I_TRIPS])} round trips, "
-        f"{int(s.istate[I_SKIPPED])} entries refused by risk rules or sizing, "
-        f"final cash {float(s.fstate[F_CASH]):.2f}"
-    )
+def _logs(b: Book, round_trips: list[dict]) -> list[str]:
+    """Return one summary line per symbol, one per liquidation, and the account's final cash."""
+    count = len(b.symbols)
+    trips = np.bincount(_symbol_index(b, b.trips["exit_bar"][: b.istate[I_TRIPS]]), minlength=count)
+    fills = np.bincount(_symbol_index(b, b.fills["bar"][: b.istate[I_FILLS]]), minlength=count)
+    lines = [
+        f"{sym}: {int(b.bounds[s, 1] - b.starts[s])} bars traded "
+        f"({int(b.starts[s] - b.bounds[s, 0])} warm-up), {int(fills[s])} fills, "
+        f"{int(trips[s])} round trips, {int(b.sstate[s, S_SKIPPED])} entries refused by risk "
+        "rules or sizing"
+        for s, sym in enumerate(b.symbols)
+    ]
+    lines += [
+        f"liquidation: {t['symbol']} {t['side']} of {t['quantity']:g} entered at "
+        f"{t['entry_price']:g}, closed at {t['exit_price']:g} at time {t['exit_time']}, "
+        f"pnl {t['pnl']:.2f}"
+        for t in round_trips
+        if t["liquidated"]
+    ]
+    lines.append(f"account: final cash {float(b.fstate[F_CASH]):.2f}")
+    return lines
 
 
 WARM_UP_STRATEGY = Strategy(
@@ -624,3 +747,4 @@ def warm_up() -> None:
         allow_short=True,
     )  # fmt: skip
     run_backtest({"X": bars}, WARM_UP_STRATEGY, execution, 1000.0, int(ts[5]))
+    run_backtest({"X": bars, "Y": bars}, WARM_UP_STRATEGY, execution, 1000.0, int(ts[5]))

@@ -24,10 +24,18 @@ class CooldownTier(Strict):
     long_window_bars: int = Field(ge=1, le=10_000_000)
 
 
+class FeeTier(Strict):
+    """One row of a tiered maker/taker fee table."""
+
+    min_volume_30d: float = Field(ge=0, le=1e15)
+    maker_bps: float = Field(ge=0, lt=10_000)
+    taker_bps: float = Field(ge=0, lt=10_000)
+
+
 class ExecutionSpec(Strict):
     """Execution settings beside the strategy: seed 001's names and defaults, plus fills and fees."""
 
-    fee_model: Literal["none", "fixed_bps"] = "fixed_bps"
+    fee_model: Literal["none", "fixed_bps", "tiered_maker_taker", "match_exchange"] = "fixed_bps"
     fee_bps: float = Field(0.0, ge=0, le=1000)
     slippage_bps: float = Field(0.0, ge=0, le=1000)
     fill: Literal["next_open", "close"] = "next_open"
@@ -53,6 +61,10 @@ class ExecutionSpec(Strict):
     cooldown_bars: int | None = Field(None, ge=0, le=10_000_000, description="deprecated")
     daily_momentum_limit: int | None = Field(None, ge=1, le=10_000, description="deprecated")
     weekly_momentum_limit: int | None = Field(None, ge=1, le=10_000, description="deprecated")
+    fee_tiers: list[FeeTier] | None = Field(None, min_length=1, max_length=50)
+    venue: str | None = Field(None, min_length=1, max_length=64)
+    leverage: float = Field(1.0, ge=1, le=125)
+    maintenance_margin_rate: float | None = Field(None, ge=0, lt=1)
 
     @field_validator("cooldown_config")
     @classmethod

@@ -11,6 +11,7 @@ from engine.nb.records import (
     I_BLOCK_SHORT,
     I_DAY,
     I_DAY_ENTRIES,
+    I_OPEN,
     I_TRIPS,
     K_CD_LONG_BARS,
     K_CD_LONG_LIMIT,
@@ -18,13 +19,16 @@ from engine.nb.records import (
     K_CD_SHORT_BARS,
     K_CD_SHORT_LIMIT,
     K_CD_SHORT_WINDOW,
+    K_LEVERAGE,
     K_LOT,
     K_MAX_AMOUNT,
     K_MAX_PER_DAY,
+    K_MAX_POS,
     K_MAX_UNITS,
     K_MIN_AMOUNT,
     K_MIN_EQUITY,
     K_RISK,
+    K_SHARE,
     K_SIZE,
     K_SIZING,
     K_STOP_PCT,
@@ -61,8 +65,9 @@ def raw_units_nb(p: np.ndarray, equity: float, price: float, fee: float, risk: f
     mode = p[K_SIZING]
     if mode == SIZING_RISK:
         return p[K_RISK] * equity / risk if risk > 0.0 else np.nan
-    if mode == SIZING_FRACTION:
-        return p[K_SIZE] * equity / (price * (1.0 + fee))
+    if mode == SIZING_FRACTION:  # size x the symbol's share of buying power, fee included
+        lev = p[K_LEVERAGE]
+        return p[K_SIZE] * equity * (p[K_SHARE] * lev) / (price * (1.0 + fee * lev))
     if mode == SIZING_AMOUNT:
         return p[K_SIZE] / price
     return p[K_SIZE]
@@ -70,8 +75,10 @@ def raw_units_nb(p: np.ndarray, equity: float, price: float, fee: float, risk: f
 
 @njit(cache=True)
 def capped_units_nb(units: float, p: np.ndarray, cash: float, price: float, fee: float) -> float:
-    """Cap units by max units, max amount and cash (no leverage), floor to the lot; 0 if too small."""
-    units = min(units, p[K_MAX_UNITS], p[K_MAX_AMOUNT] / price, cash / (price * (1.0 + fee)))
+    """Cap units by max units, max amount and buying power, floor to the lot; 0 if too small."""
+    lev = p[K_LEVERAGE]
+    buying = cash * lev / (price * (1.0 + fee * lev))  # margin and fee must fit in cash
+    units = min(units, p[K_MAX_UNITS], p[K_MAX_AMOUNT] / price, buying)
     lot = p[K_LOT]
     if lot > 0.0:
         units = np.floor(units / lot) * lot
@@ -90,11 +97,11 @@ def entry_units_nb(p, fstate, equity, price, fee, risk, vol_scale):
 
 
 @njit(cache=True)
-def entry_allowed_nb(i, day, p, istate, equity, open_count, max_positions):
-    """Return whether a new entry may fill at bar i (balance, positions, daily count, cooldowns)."""
-    if equity < p[K_MIN_EQUITY] or open_count >= max_positions:
+def entry_allowed_nb(step, day, p, istate, equity):
+    """Return whether a new entry may fill at a clock step (balance, positions, day, cooldowns)."""
+    if equity < p[K_MIN_EQUITY] or istate[I_OPEN] >= p[K_MAX_POS]:
         return False
-    if i <= istate[I_BLOCK_SHORT] or i <= istate[I_BLOCK_LONG]:
+    if step <= istate[I_BLOCK_SHORT] or step <= istate[I_BLOCK_LONG]:
         return False
     if day != istate[I_DAY]:
         istate[I_DAY] = day
@@ -103,11 +110,11 @@ def entry_allowed_nb(i, day, p, istate, equity, open_count, max_positions):
 
 
 @njit(cache=True)
-def losses_since_nb(trips, n_trips: int, first_bar: int) -> int:
-    """Count losing round trips (pnl < 0) that closed at or after first_bar."""
+def losses_since_nb(trips, n_trips: int, first_step: int) -> int:
+    """Count losing round trips (pnl < 0) that closed at or after clock step first_step."""
     count = 0
     for k in range(n_trips - 1, -1, -1):
-        if trips[k]["exit_bar"] < first_bar:
+        if trips[k]["exit_step"] < first_step:
             break
         if trips[k]["pnl"] < 0.0:
             count += 1
@@ -116,7 +123,7 @@ def losses_since_nb(trips, n_trips: int, first_bar: int) -> int:
 
 @njit(cache=True)
 def trip_tier_nb(i, limit, window, bars, trips, istate, slot):
-    """Block entries through bar i + bars when limit losses closed within the last window bars."""
+    """Block entries through step i + bars when limit losses closed within the last window steps."""
     if limit <= 0 or bars <= 0:
         return
     if losses_since_nb(trips, istate[I_TRIPS], i - int(window) + 1) >= limit:
@@ -125,7 +132,7 @@ def trip_tier_nb(i, limit, window, bars, trips, istate, slot):
 
 @njit(cache=True)
 def register_loss_nb(i, p, trips, istate):
-    """Check both cooldown tiers after a losing round trip closed at bar i."""
+    """Check both cooldown tiers after a losing round trip closed at clock step i."""
     trip_tier_nb(
         i, p[K_CD_SHORT_LIMIT], p[K_CD_SHORT_WINDOW], p[K_CD_SHORT_BARS], trips, istate,
         I_BLOCK_SHORT,

@@ -144,7 +144,8 @@ def test_kernel_params_from_settings():
     ex = Execution(fee_model="none", fee_bps=10.0, max_hold_bars=9, min_balance_threshold=0.2)
     exits = Exits(stop_loss=Level("percent", 0.03), take_profit=Level("r", 2.5), max_hold_bars=4)
     p = kernel_params(ex, exits, 5000.0, None, None)
-    assert p[rec.K_FEE] == 0.0 and p[rec.K_MAX_HOLD] == 4 and p[rec.K_MIN_EQUITY] == 1000.0
+    assert ex.fees().tolist() == [[0.0, 0.0, 0.0]]
+    assert p[rec.K_MAX_HOLD] == 4 and p[rec.K_MIN_EQUITY] == 1000.0
     assert p[rec.K_STOP_PCT] == 0.03 and p[rec.K_TP_R] == 2.5 and np.isnan(p[rec.K_TP_PCT])
 
 
@@ -156,7 +157,13 @@ def test_kernel_params_from_settings():
         ({"max_open_positions": 0}, "max_open_positions"),
         ({"max_risk_per_trade": 1.5}, "max_risk_per_trade"),
         ({"cooldown_bars": -1}, "cooldown_bars"),
-        ({"leverage": 2}, "leverage"),
+        ({"leverage": 0.5}, "leverage"),
+        ({"leverage": 4, "maintenance_margin_rate": 0.25}, "maintenance_margin_rate"),
+        ({"fee_model": "match_exchange", "venue": "nowhere"}, "venue"),
+        ({"fee_model": "match_exchange"}, "venue"),
+        ({"fee_model": "tiered_maker_taker", "fee_tiers": []}, "fee_tiers"),
+        ({"fee_tiers": [{"min_volume_30d": 5, "maker_bps": 1, "taker_bps": 2}]}, "fee_tiers"),
+        ({"fee_model": "flat"}, "fee_model"),
         ({"cooldown_config": {"1h": {"short_loss_limit": 4}}}, "cooldown_config.1h"),
     ],
 )

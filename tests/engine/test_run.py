@@ -60,21 +60,30 @@ def test_progress_is_reported_and_cancel_raises(bars):
         )
 
 
-def test_sleeves_sum_on_the_union_clock(bars):
+def test_portfolio_shares_one_cash_balance_on_the_union_clock(bars):
     start = int(bars["BTC-USD"].ts[200])
-    both = run_backtest(bars, STRATEGY, EXECUTION, 10_000.0, start, max_points=10**6)
-    alone = {
-        s: run_backtest({s: b}, STRATEGY, EXECUTION, 5_000.0, start, max_points=10**6)
-        for s, b in bars.items()
-    }
-    btc_curve = {p["timestamp"]: p["equity"] for p in alone["BTC-USD"].equity}
-    eth_ts = np.array([p["timestamp"] for p in alone["ETH-USD"].equity])
-    eth_eq = [5_000.0] + [p["equity"] for p in alone["ETH-USD"].equity]
-    for point in both.equity[::97]:
-        # ETH starts later (its capital counts as cash) and ends earlier (forward-filled)
-        eth = eth_eq[int(np.searchsorted(eth_ts, point["timestamp"], side="right"))]
-        assert point["equity"] == pytest.approx(btc_curve[point["timestamp"]] + eth, rel=1e-12)
-    assert both.trades == alone["BTC-USD"].trades + alone["ETH-USD"].trades
+    ex = dataclasses.replace(EXECUTION, sizing="fraction", size=0.9, max_trade_amount=1e9,
+                             max_units_per_trade=1e9)  # fmt: skip
+    out = run_backtest(bars, STRATEGY, ex, 10_000.0, start, max_points=10**6)
+    # ETH's bars lie inside BTC's minutes: the clock is BTC's from the start on
+    assert [p["timestamp"] for p in out.equity] == bars["BTC-USD"].ts[200:].tolist()
+    assert {t["symbol"] for t in out.trades} == {"BTC-USD", "ETH-USD"}
+    stamps = [t["timestamp"] for t in out.trades]
+    assert stamps == sorted(stamps)  # one account: fills in time order across symbols
+    # one cash balance: every fill of either symbol moves it
+    cash = 10_000.0
+    by_time = {p["timestamp"]: p for p in out.equity}
+    for t in out.trades:
+        cash += (-1 if t["side"] == "buy" else 1) * t["quantity"] * t["price"] - t["commission"]
+    assert out.equity[-1]["cash"] == pytest.approx(cash, rel=1e-9)
+    # each entry spends at most 0.9 x equity / 2 symbols
+    for t in out.trades:
+        if t["side"] == "buy":
+            before = by_time[t["timestamp"]]["equity"]
+            assert t["quantity"] * t["price"] <= 0.9 * before / 2 * 1.05
+    last = out.equity[-1]
+    value = sum(p["value"] for p in out.open_positions)
+    assert last["equity"] == pytest.approx(last["cash"] + value, rel=1e-12)
 
 
 def test_final_equity_is_cash_plus_open_position(bars):
@@ -137,13 +146,16 @@ def test_sample_indices(n, max_points):
     assert np.all(np.diff(idx) > 0)
 
 
-def test_symbol_without_bars_keeps_its_capital_as_cash(bars):
-    one = {"BTC-USD": bars["BTC-USD"], "NONE": empty_bars()}
-    out = run_backtest(one, STRATEGY, EXECUTION, 2_000.0, int(bars["BTC-USD"].ts[100]))
-    alone = run_backtest(
-        {"BTC-USD": bars["BTC-USD"]}, STRATEGY, EXECUTION, 1_000.0, int(bars["BTC-USD"].ts[100])
-    )
-    assert out.equity[-1]["equity"] == pytest.approx(alone.equity[-1]["equity"] + 1_000.0)
+def test_symbol_without_bars_changes_nothing_under_risk_sizing(bars):
+    # risk sizing risks a fraction of the whole account: an idle symbol leaves every fill as is
+    start = int(bars["BTC-USD"].ts[100])
+    both = {"BTC-USD": bars["BTC-USD"], "NONE": empty_bars()}
+    out = run_backtest(both, STRATEGY, EXECUTION, 2_000.0, start)
+    alone = run_backtest({"BTC-USD": bars["BTC-USD"]}, STRATEGY, EXECUTION, 2_000.0, start)
+    assert out.trades == alone.trades and out.round_trips == alone.round_trips
+    assert [p["equity"] for p in out.equity] == [p["equity"] for p in alone.equity]
+    assert out.metrics == alone.metrics
+    assert len(out.exposure) == 2 * len(alone.exposure)
 
 
 def test_warm_up_runs():
@@ -207,7 +219,11 @@ def test_full_risk_model_is_chunk_invariant_and_deterministic(bars):
     b = run_backtest(bars, strategy, ex, 10_000.0, start, chunk_bars=50_000, resolution="1m")
     assert as_json(a) == as_json(b)
     assert len(a.round_trips) > 5
-    refused = [int(line.split(" entries refused")[0].rsplit(" ", 1)[1]) for line in a.logs]
+    refused = [
+        int(line.split(" entries refused")[0].rsplit(" ", 1)[1])
+        for line in a.logs
+        if " entries refused" in line
+    ]
     assert sum(refused) > 0
     reasons = {t["exit_reason"] for t in a.round_trips}
     assert {"trailing_stop", "signal"} <= reasons

@@ -26,8 +26,13 @@ def mask(n: int, bars) -> np.ndarray:
     return m
 
 
-def run(rows, le=(), lx=(), se=(), sx=(), dist=(None, None, None), max_pos=1, days=None, **k):
-    """Run the kernel over hand-made bars; k sets params by slot name (fee=..., stop_pct=...)."""
+def run(rows, le=(), lx=(), se=(), sx=(), dist=(None, None, None), max_pos=1, days=None,
+        fee=0.0, tiers=None, ts=None, **k):  # fmt: skip
+    """Run the kernel over hand-made bars; k sets params by slot name (slip=..., stop_pct=...).
+
+    fee is a flat rate on every fill, tiers a fee tier table; bars are a day apart unless days
+    (the UTC day of each bar) or ts (each bar's time in ns) says otherwise.
+    """
     o, h, lo, c = (np.array(col) for col in zip(*rows, strict=True))
     n = o.size
     p = rec.new_params()
@@ -37,15 +42,20 @@ def run(rows, le=(), lx=(), se=(), sx=(), dist=(None, None, None), max_pos=1, da
     for col, value in enumerate(dist):
         if value is not None:
             d[:, col] = value
-    day = np.zeros(n, np.int64) if days is None else np.array(days, np.int64)
-    fstate, istate, pos = rec.new_state(1000.0, max_pos)
-    fills, trips = np.zeros(2 * n + 2, FILL_DTYPE), np.zeros(n + 1, TRIP_DTYPE)
+    if ts is None:
+        ts = (np.arange(n) if days is None else np.array(days)) * rec.DAY_NS
+    ts = np.asarray(ts, np.int64)
+    tiers = rec.flat_fees(fee) if tiers is None else np.asarray(tiers, np.float64)
+    fstate, istate, sstate, pos = rec.new_state(1000.0, max_pos)
+    room = 2 * n + 3 * max_pos + 2  # the kernel stops early when records have less room
+    fills, trips = np.zeros(room, FILL_DTYPE), np.zeros(room, TRIP_DTYPE)
     eq, ca, un = np.zeros(n), np.zeros(n), np.zeros(n)
     masks = [mask(n, m) for m in (le, lx, se, sx)]
-    simulate_chunk_nb(
-        0, n, o, h, lo, c, *masks, d, np.ones(n), day, p, fstate, istate, pos, fills, trips,
-        eq, ca, un,
+    done = simulate_chunk_nb(
+        0, n, ts, o, h, lo, c, *masks, d, np.ones(n), tiers, p, fstate, istate, sstate, pos,
+        fills, trips, eq, ca, un,
     )  # fmt: skip
+    assert done == n
     return fills[: istate[I_FILLS]], trips[: istate[I_TRIPS]], eq, fstate, un
 
 
