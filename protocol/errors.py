@@ -12,6 +12,7 @@ class ErrorCode(StrEnum):
     VALIDATION_ERROR = "validation_error"
     INVALID_JSON = "invalid_json"
     INVALID_STRATEGY = "invalid_strategy"
+    INVALID_TEMPLATE = "invalid_template"
     UNSUPPORTED_ASSET = "unsupported_asset"
     UNSUPPORTED_RESOLUTION = "unsupported_resolution"
     INVALID_DATE_RANGE = "invalid_date_range"

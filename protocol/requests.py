@@ -97,6 +97,8 @@ class BacktestCreate(Strict):
     strategy: dict[str, Any] | None = None
     strategy_json: str | None = None
     strategy_id: str | None = None
+    template: str | None = Field(None, max_length=64)
+    template_params: dict[str, Any] | None = None
     execution: ExecutionSpec = Field(default_factory=ExecutionSpec)
     sweep: SweepSpec | None = None
     name: str | None = Field(None, max_length=200)
@@ -129,10 +131,15 @@ class BacktestCreate(Strict):
 
     @model_validator(mode="after")
     def _one_strategy(self) -> Self:
-        given = [k for k in ("strategy", "strategy_json", "strategy_id") if getattr(self, k)]
+        kinds = ("strategy", "strategy_json", "strategy_id", "template")
+        given = [k for k in kinds if getattr(self, k)]
         if len(given) != 1:
             raise ValueError(
-                "exactly one of strategy, strategy_json or strategy_id is required"
+                "exactly one of strategy, strategy_json, strategy_id or template is required"
                 + (f" (got {', '.join(given)})" if given else "")
             )
+        if self.template_params is not None and self.template is None:
+            raise ValueError("template_params needs a template")
+        if self.template is not None and self.sweep is not None:
+            raise ValueError("a sweep varies a strategy; templates cannot be swept yet")
         return self

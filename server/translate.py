@@ -213,13 +213,26 @@ def build_config(body: bytes, store: BarStore) -> dict[str, Any]:
             f"runs at {req.resolution} resolution are not supported",
             field="resolution",
         )
+    start_ns, end_ns = to_ns(start), to_ns(end)
+    symbols = _symbols(store, req.symbols, start_ns, end_ns, req.resolution)
+    if req.template is not None:
+        return {**_common(req, start, end, interval, symbols), **_template(req, symbols)}
     source = "strategy" if req.strategy is not None else "strategy_json"
     spec = _strategy(req)
     _check_strategy(spec, source)
     sweep = _check_sweep(req, spec, source)
     _check_timeframes(spec, source, interval)
-    start_ns, end_ns = to_ns(start), to_ns(end)
-    symbols = _symbols(store, req.symbols, start_ns, end_ns, req.resolution)
+    return {
+        **_common(req, start, end, interval, symbols),
+        "strategy": spec,
+        "execution": req.execution.model_dump(exclude_none=True),
+        **({"sweep": sweep} if sweep else {}),
+    }
+
+
+def _common(
+    req: BacktestCreate, start: datetime, end: datetime, interval: str, symbols: list[str]
+) -> dict[str, Any]:
     return {
         "name": req.name,
         "symbols": symbols,
@@ -230,10 +243,31 @@ def build_config(body: bytes, store: BarStore) -> dict[str, Any]:
         "capital": req.capital,
         "currency": req.currency,
         "timezone": req.timezone,
-        "strategy": spec,
-        "execution": req.execution.model_dump(exclude_none=True),
-        **({"sweep": sweep} if sweep else {}),
     }
+
+
+def _template(req: BacktestCreate, symbols: list[str]) -> dict[str, Any]:
+    """Check a template's params and symbol count; its runs hold one position at a time
+    unless the request says otherwise (exit signals of templates stay true for many bars)."""
+    from engine.templates import TemplateError, compile_template
+
+    assert req.template is not None
+    params = req.template_params or {}
+    try:
+        compile_template(req.template, params, symbols=symbols)
+    except TemplateError as exc:
+        field = (
+            exc.path.replace("params", "template_params", 1)
+            if exc.path.startswith("params")
+            else exc.path
+        )
+        raise ApiError(
+            400, ErrorCode.INVALID_TEMPLATE, f"{field}: {exc.message}", field=field
+        ) from exc
+    execution = req.execution.model_dump(exclude_none=True)
+    if "max_open_positions" not in req.execution.model_fields_set:
+        execution["max_open_positions"] = 1
+    return {"template": req.template, "template_params": params, "execution": execution}
 
 
 def job_from_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -247,9 +281,14 @@ def job_from_config(config: dict[str, Any]) -> dict[str, Any]:
         "resolution": config["interval"],
         "start_ns": ns(config["start"]),
         "end_ns": ns(config["end"]),
-        "strategy": config["strategy"],
+        "strategy": config.get("strategy"),
         "execution": config["execution"],
         "capital": config["capital"],
         "timezone": config.get("timezone", "UTC"),
         **({"sweep": config["sweep"]} if config.get("sweep") else {}),
+        **(
+            {"template": config["template"], "template_params": config["template_params"]}
+            if config.get("template")
+            else {}
+        ),
     }

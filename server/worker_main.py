@@ -94,10 +94,33 @@ def _sweep_rows(rows: list[dict], rank_by: str) -> list[dict]:
     ]  # fmt: skip
 
 
+def _template_plan(job: dict[str, Any]) -> Any:
+    """The compiled template of a template run (a Strategy or an order plan), else None."""
+    if not job.get("template"):
+        return None
+    from engine.templates import compile_template
+
+    return compile_template(job["template"], job["template_params"], symbols=job["symbols"])
+
+
+def _maker_taker_bps(execution: Any) -> tuple[float, float]:
+    """Maker and taker fees in bps for template order plans (limit orders pay maker)."""
+    try:
+        from engine.fees import maker_taker_bps
+    except ImportError:
+        maker_taker_bps = None
+    if maker_taker_bps is not None:
+        return maker_taker_bps(execution)
+    if execution.fee_model == "none":
+        return 0.0, 0.0
+    return execution.fee_bps, execution.fee_bps
+
+
 def _run(conn: Connection, job: dict[str, Any]) -> None:
     from engine.execution import Execution
     from engine.run import Cancelled, run_backtest
     from engine.strategy.compile import compile_strategy
+    from engine.strategy.form import Strategy
     from engine.strategy.lookback import warmup_bars
     from engine.sweep import expand, run_sweep
 
@@ -113,15 +136,20 @@ def _run(conn: Connection, job: dict[str, Any]) -> None:
     send("progress", "load", 0, 1, {})
     sweep = job.get("sweep")
     dialect = job.get("dialect", "v2")
+    plan = _template_plan(job)
     if sweep:
         variants = expand(job["strategy"], sweep["grid"], dialect=dialect)
         strategies = [v.strategy for v in variants]
+    elif plan is not None:
+        strategies = [plan] if isinstance(plan, Strategy) else []
     else:
         strategies = [compile_strategy(job["strategy"], dialect=dialect)]
     execution = Execution.from_dict(job["execution"])
     store = _store(job["bars_dir"])
     step = _INTERVAL_NS[job["resolution"]] * _NS
-    lookback = max(warmup_bars(s, job["resolution"], execution.atr_period) for s in strategies)
+    lookback = max(
+        (warmup_bars(s, job["resolution"], execution.atr_period) for s in strategies), default=0
+    )
     warm = lookback * step
     tz = job.get("timezone") or "UTC"  # day boundary of daily bars
     bars = {
@@ -149,7 +177,16 @@ def _run(conn: Connection, job: dict[str, Any]) -> None:
         "periods_per_year": ppy,
     }
     try:
-        if sweep:
+        if plan is not None and not strategies:
+            from engine.templates.run import run_template
+
+            maker, taker = _maker_taker_bps(execution)
+            output = run_template(
+                bars, plan, job["capital"], job["start_ns"], maker_bps=maker, taker_bps=taker,
+                on_progress=on_progress, chunk_bars=int(job.get("chunk_bars") or 20_000),
+                periods_per_year=ppy,
+            )  # fmt: skip
+        elif sweep:
             send(
                 "log", "info", f"sweep of {len(strategies)} variants, ranked by {sweep['rank_by']}"
             )

@@ -61,8 +61,18 @@ async def signals(request: Request) -> Response:
     return JSON({"items": items, "total": len(items)})
 
 
+async def templates(request: Request) -> Response:
+    """The template catalog: params as JSON Schema, whether several symbols may be traded."""
+    await require_user(request)
+    from engine.templates import describe_templates
+
+    items = describe_templates()
+    return JSON({"items": items, "total": len(items)})
+
+
 routes = [
     Route("/healthz", healthz, methods=["GET"]),
     Route("/api/v2/symbols", symbols, methods=["GET"]),
     Route("/api/v2/signals", signals, methods=["GET"]),
+    Route("/api/v2/templates", templates, methods=["GET"]),
 ]
