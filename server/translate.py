@@ -88,7 +88,7 @@ def _check_strategy(spec: dict[str, Any], source: str) -> None:
 def _check_timeframes(spec: dict[str, Any], source: str, interval: str) -> None:
     """A signal may run on the run's bars or a coarser multiple of them, never a finer one."""
     base = _SECONDS[interval]
-    for group in ("entry", "exit", "short_entry", "short_exit"):
+    for group in ("entry", "exit", "short_entry", "short_exit", "conditions"):
         for i, sig in enumerate(spec.get(group) or []):
             tf = sig.get("timeframe") if isinstance(sig, dict) else None
             if tf is None:

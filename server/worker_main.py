@@ -94,6 +94,14 @@ def _sweep_rows(rows: list[dict], rank_by: str) -> list[dict]:
     ]  # fmt: skip
 
 
+def _score(strategy: Any, bars: dict[str, Any], output: Any, job: dict[str, Any], ex: Any) -> dict:
+    """Seed 003's view of a score strategy's run: R summary, condition and score shares, trades."""
+    from engine.diagnostics import r_summary, score_diagnostics
+
+    diag = score_diagnostics(strategy, bars, output.round_trips, job["start_ns"], fill=ex.fill)
+    return {"summary": r_summary(output.round_trips), **diag}
+
+
 def _template_plan(job: dict[str, Any]) -> Any:
     """The compiled template of a template run (a Strategy or an order plan), else None."""
     if not job.get("template"):
@@ -203,6 +211,8 @@ def _run(conn: Connection, job: dict[str, Any]) -> None:
         raise _Cancelled from exc
     send("progress", "metrics", 1, 1, {})
     body = _wire(output)
+    if len(strategies) == 1 and getattr(strategies[0], "score", None) is not None:
+        body["score"] = _score(strategies[0], bars, output, job, execution)
     if sweep:
         best = rows[0]
         body["sweep"] = {

@@ -96,3 +96,54 @@ async def test_template_errors(
     assert r.status_code == status, r.text
     err = r.json()["error"]
     assert (err["code"], err["field"]) == (code, field)
+
+
+SCORE = {
+    "name": "momentum score",
+    "type": "score",
+    "variables": {"fast": "ema(12)", "slow": "ema(26)", "r": "rsi(14)"},
+    "conditions": [
+        {"name": "trend_up", "when": "fast > slow", "score": 2},
+        {"name": "not_overbought", "when": "r < 70", "score": 1},
+        {"name": "above_200", "when": "close > sma(200)", "score": 1, "timeframe": "4h"},
+    ],
+    "threshold": 3,
+    "side": "long",
+    "risk": {"stop": {"type": "atr", "value": 1.5}, "reward_risk": 3.0},
+    "exit": ["fast < slow"],
+}
+
+
+async def test_score_strategy_reports_seed_003_results(server: ServerProcess) -> None:
+    execution = {
+        "sizing": "fraction",
+        "size": 1.0,
+        "max_trade_amount": 1e9,
+        "max_units_per_trade": 1e9,
+    }
+    async with server.client() as c:
+        r = await c.post("/api/v2/backtests", json=backtest(strategy=SCORE, execution=execution))
+        assert r.status_code == 201, r.text
+        done = await wait_state(c, r.json()["run_id"], {"completed", "failed"})
+        assert done["state"] == "completed", done
+        res = (await c.get(f"/api/v2/backtests/{done['run_id']}/results")).json()
+        bad = await c.post(
+            "/api/v2/backtests",
+            json=backtest(
+                strategy={**SCORE, "conditions": [{"name": "x", "when": "fst > slow", "score": 1}]}
+            ),
+        )
+    score = res["score"]
+    assert set(score["conditionsDistributionPct"]) == {"trend_up", "not_overbought", "above_200"}
+    assert all(0 <= v <= 1 for v in score["conditionsDistributionPct"].values())
+    assert sum(score["scoreDistributionPct"].values()) == pytest.approx(1.0)
+    summary = score["summary"]
+    assert summary["trades"] == len(res["round_trips"]) > 0
+    assert summary["wins"] + summary["losses"] <= summary["trades"]
+    detail = score["tradesDetail"]
+    assert len(detail) == summary["trades"] and all(d["totalScoreAtEntry"] >= 3 for d in detail)
+    # Targets sit at 3R: no winner makes more than 3R (fees only take away).
+    assert all(
+        t["r_multiple"] <= 3.0 + 1e-9 for t in res["round_trips"] if t["r_multiple"] is not None
+    )
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "strategy.conditions[0].when"
