@@ -112,16 +112,11 @@ def _template_plan(job: dict[str, Any]) -> Any:
 
 
 def _maker_taker_bps(execution: Any) -> tuple[float, float]:
-    """Maker and taker fees in bps for template order plans (limit orders pay maker)."""
-    try:
-        from engine.fees import maker_taker_bps
-    except ImportError:
-        maker_taker_bps = None
-    if maker_taker_bps is not None:
-        return maker_taker_bps(execution)
-    if execution.fee_model == "none":
-        return 0.0, 0.0
-    return execution.fee_bps, execution.fee_bps
+    """Maker and taker fees in bps for template order plans: the fee model's base tier."""
+    from engine.fees import fee_table
+
+    table = fee_table(execution.fee_model, execution.fee_bps, execution.fee_tiers, execution.venue)
+    return float(table[0, 1] * 1e4), float(table[0, 2] * 1e4)
 
 
 def _run(conn: Connection, job: dict[str, Any]) -> None:

@@ -147,3 +147,18 @@ async def test_score_strategy_reports_seed_003_results(server: ServerProcess) ->
         t["r_multiple"] <= 3.0 + 1e-9 for t in res["round_trips"] if t["r_multiple"] is not None
     )
     assert bad.status_code == 400 and bad.json()["error"]["field"] == "strategy.conditions[0].when"
+
+
+async def test_grid_pays_the_venues_maker_rate_on_resting_orders(server: ServerProcess) -> None:
+    # Coinbase Advanced's published base tier: 40 bps maker, 60 bps taker.
+    execution = {"fee_model": "match_exchange", "venue": "coinbase"}
+    async with server.client() as c:
+        r = await c.post(
+            "/api/v2/backtests", json=template_run("tpl_grid", GRID, execution=execution)
+        )
+        assert r.status_code == 201, r.text
+        done = await wait_state(c, r.json()["run_id"], {"completed", "failed"})
+        assert done["state"] == "completed", done
+        res = (await c.get(f"/api/v2/backtests/{done['run_id']}/results")).json()
+    rates = {round(t["commission"] / (t["quantity"] * t["price"]), 10) for t in res["trades"]}
+    assert 0.004 in rates and rates <= {0.004, 0.006}
