@@ -4,6 +4,7 @@
     .venv/bin/python scripts/bench_engine.py [--sizes 10000,100000,1000000] [--repeat 5]
                                              [--no-check] [--skip backtrader,...] [--profile]
                                              [--engine-root DIR]  # another checkout's engine
+    .venv/bin/python scripts/bench_engine.py --portfolio [--repeat 3]  # 100 symbols x 100k bars
 
 One process, one run. Every engine runs the same strategy on the same seeded synthetic 1-minute
 series: SMA 10/30 crossover with an SMA 50 filter, decided on a bar's close, filled at the next
@@ -11,7 +12,8 @@ bar's open, 0.1% fee per fill, all in. Before any speed figure is printed, ``--c
 default) verifies that every engine closes the same trades (entry and exit bar of each) and exits
 non-zero, showing the first differences, if they do not. Then it prints median times, ns per bar
 and ratios, numba compile time (cold and from a warm on-disk cache, each in a fresh subprocess),
-a 100-variant parameter sweep, and a summary of the targets of issue 3.
+a 100-variant parameter sweep, and a summary of the targets of issue 3. ``--portfolio`` instead
+times one run over 100 symbols x 100k bars and its peak memory against the input (issue 5).
 
 The bare loop in scripts/bench/floor.py is written apart from the engine: it is the floor.
 """
@@ -93,6 +95,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="also print where barstream spends its time at the largest size",
     )
     p.add_argument("--no-compile", action="store_true", help="leave out the compile-time probes")
+    p.add_argument(
+        "--portfolio",
+        action="store_true",
+        help="only the 100-symbol x 100k-bar portfolio: time and peak memory vs the input",
+    )
     p.add_argument(
         "--engine-root",
         type=Path,
@@ -461,6 +468,12 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(report.machine(root)))
     print(f"- engine interface: {bs.interface()}" + _missing_settings())
     print(f"\nCommand: `{report.command_line()}`\n")
+    if args.portfolio:
+        from bench import portfolio
+
+        print("## Portfolio: 100 symbols x 100,000 bars\n")
+        print(portfolio.report(repeat=args.repeat))
+        return 0
     print(
         "Strategy: SMA 10/30 cross with close > SMA 50, next-open fills, 0.1% fee a fill, "
         "all in; seeded synthetic 1-minute bars with drift; decisions from bar 100."

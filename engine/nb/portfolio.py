@@ -26,6 +26,7 @@ from engine.nb.records import (
     S_OPEN,
     S_PENDING_BAR,
     S_PENDING_SIDE,
+    S_ROWS,
 )
 from engine.nb.simulate import (
     check_exits_nb,
@@ -57,15 +58,21 @@ def others_value_nb(pos: np.ndarray, sstate: np.ndarray, marks: np.ndarray, skip
     total = 0.0
     for s in range(sstate.shape[0]):
         if s != skip and sstate[s, S_OPEN] > 0:
-            total += rows_value_nb(pos, s * m, s * m + m, marks[s])[0]
+            total += rows_value_nb(pos, s * m, s * m + sstate[s, S_ROWS], marks[s])[0]
     return total
 
 
 @njit(cache=True)
 def recount_nb(pos: np.ndarray, sstate: np.ndarray, s: int) -> None:
-    """Recount symbol s's open positions after fills."""
+    """Recount symbol s's open positions and rows in use after fills."""
     m = pos.shape[0] // sstate.shape[0]
-    sstate[s, S_OPEN] = rows_value_nb(pos, s * m, s * m + m, 0.0)[2]
+    count, rows = 0, 0
+    for k in range(m):
+        if pos[s * m + k, P_UNITS] > 0.0:
+            count += 1
+            rows = k + 1
+    sstate[s, S_OPEN] = count
+    sstate[s, S_ROWS] = rows
 
 
 @njit(cache=True)
@@ -75,8 +82,9 @@ def exit_phase_nb(t, prices, ts, tiers, p, fstate, istate, sstate, pos, fills, t
     for s in range(sstate.shape[0]):
         if sstate[s, S_HAS] != 0 and sstate[s, S_FLAGGED] > 0:
             c = sstate[s, S_CURSOR]
-            fill_exits_nb(c, t, prices[c], pos, s * m, s * m + m, ts, tiers, p, fstate, istate,
-                          fills, trips)  # fmt: skip
+            r0 = s * m
+            fill_exits_nb(c, t, prices[c], pos, r0, r0 + sstate[s, S_ROWS], ts, tiers, p, fstate,
+                          istate, fills, trips)  # fmt: skip
             sstate[s, S_FLAGGED] = 0
             recount_nb(pos, sstate, s)
 
@@ -124,13 +132,13 @@ def close_phase_nb(t, bounds, open_, high, low, close, le, lx, se, sx, ts, tiers
         c = sstate[s, S_CURSOR]
         r0 = s * m
         if sstate[s, S_OPEN] > 0 and levels:
-            check_exits_nb(c, t, open_[c], high[c], low[c], pos, r0, r0 + m, ts, tiers, p,
-                           fstate, istate, fills, trips)  # fmt: skip
+            check_exits_nb(c, t, open_[c], high[c], low[c], pos, r0, r0 + sstate[s, S_ROWS], ts,
+                           tiers, p, fstate, istate, fills, trips)  # fmt: skip
             recount_nb(pos, sstate, s)
         if at_close or c < bounds[s, 1] - 1:
             if sstate[s, S_OPEN] > 0 and (lx[c] or sx[c] or max_hold > 0):
-                sstate[s, S_FLAGGED] = decide_exits_nb(c, lx, sx, pos, r0, r0 + m, max_hold,
-                                                       offset)  # fmt: skip
+                sstate[s, S_FLAGGED] = decide_exits_nb(c, lx, sx, pos, r0, r0 + sstate[s, S_ROWS],
+                                                       max_hold, offset)  # fmt: skip
             if le[c] != se[c]:
                 sstate[s, S_PENDING_SIDE] = 1 if le[c] else -1
                 sstate[s, S_PENDING_BAR] = c
@@ -145,7 +153,7 @@ def mark_phase_nb(t, pos, sstate, marks, fstate, equity, cash_out, in_market) ->
     for s in range(sstate.shape[0]):
         sstate[s, S_CURSOR] += sstate[s, S_HAS]
         if sstate[s, S_OPEN] > 0:
-            v, _, n = rows_value_nb(pos, s * m, s * m + m, marks[s])
+            v, _, n = rows_value_nb(pos, s * m, s * m + sstate[s, S_ROWS], marks[s])
             value += v
             count += n
     equity[t] = fstate[F_CASH] + value
@@ -158,7 +166,7 @@ def snapshot_nb(j, pos, sstate, marks, snap_units, snap_marks) -> None:
     """Record every symbol's net signed units and last price in snapshot row j."""
     m = pos.shape[0] // sstate.shape[0]
     for s in range(sstate.shape[0]):
-        snap_units[j, s] = rows_value_nb(pos, s * m, s * m + m, marks[s])[1]
+        snap_units[j, s] = rows_value_nb(pos, s * m, s * m + sstate[s, S_ROWS], marks[s])[1]
         snap_marks[j, s] = marks[s]
 
 

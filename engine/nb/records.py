@@ -63,9 +63,10 @@ F_SIZE = 3
 ) = range(9)
 I_SIZE = 9
 # int per-symbol state slots (one row per symbol): pending entry (side 0 = none, signal bar),
-# next bar to run, open positions, positions flagged to exit, refused entries, has a bar now
-S_PENDING_SIDE, S_PENDING_BAR, S_CURSOR, S_OPEN, S_FLAGGED, S_SKIPPED, S_HAS = range(7)
-S_SIZE = 7
+# next bar to run, open positions, positions flagged to exit, refused entries, has a bar now,
+# rows in use (1 + the last occupied row of the symbol's rows: loops scan only those)
+S_PENDING_SIDE, S_PENDING_BAR, S_CURSOR, S_OPEN, S_FLAGGED, S_SKIPPED, S_HAS, S_ROWS = range(8)
+S_SIZE = 8
 
 # position slots, one row per open position (P_UNITS == 0: free row); a symbol owns
 # max_open_positions consecutive rows
