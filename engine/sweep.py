@@ -59,10 +59,12 @@ def _steps(path: str) -> list[str | int]:
 
 
 def set_path(obj: dict, path: str, value: Any) -> None:
-    """Set `value` at `path` in a strategy object; the parent must exist, the leaf may be new."""
+    """Set `value` at `path` in a strategy object, creating missing objects (not list items)."""
     steps = _steps(path)
     node: Any = obj
-    for step in steps[:-1]:
+    for step, after in itertools.pairwise(steps):
+        if isinstance(node, dict) and step not in node and isinstance(after, str):
+            node[step] = {}  # e.g. a signal without "params" yet
         try:
             node = node[step]
         except (KeyError, IndexError, TypeError) as exc:

@@ -40,7 +40,6 @@ def _wire(output: Any) -> dict[str, Any]:
         "round_trips": conv(output.round_trips, ("entry_time", "exit_time")),
         "open_positions": conv(getattr(output, "open_positions", []), ("entry_time",)),
         "exposure": conv(output.exposure, ("timestamp",)),
-        "engine_logs": list(output.logs),
         "bars": output.bars,
     }
 
@@ -204,6 +203,8 @@ def _run(conn: Connection, job: dict[str, Any]) -> None:
             )  # fmt: skip
     except Cancelled as exc:
         raise _Cancelled from exc
+    for line in output.logs:  # per-symbol summaries, the account line, liquidations
+        send("log", "warning" if "liquidat" in line else "info", line)
     send("progress", "metrics", 1, 1, {})
     body = _wire(output)
     if len(strategies) == 1 and getattr(strategies[0], "score", None) is not None:
