@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.data.store import Bars
+from engine.errors import PathError
 from engine.execution import Execution
 from engine.run import BacktestOutput, Cancelled, Progress, run_backtest
 from engine.strategy.compile import StrategyError, compile_strategy
@@ -31,16 +32,8 @@ _PATH = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*|\[\d+\])*")
 _STEP = re.compile(r"([A-Za-z_]\w*)|\[(\d+)\]")
 
 
-class SweepError(ValueError):
+class SweepError(PathError):
     """A fault in a sweep, located by its path (`sweep.grid.entry[0].params.window`)."""
-
-    def __init__(self, path: str, message: str) -> None:
-        super().__init__(f"{path}: {message}")
-        self.path = path
-        self.message = message
-
-    def __reduce__(self) -> tuple:
-        return (SweepError, (self.path, self.message))
 
 
 @dataclass(frozen=True)

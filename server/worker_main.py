@@ -222,8 +222,11 @@ def _run(conn: Connection, job: dict[str, Any]) -> None:
 
 def _failure(exc: Exception) -> tuple[str, str]:
     """The code and client-facing message of a failed job; details stay in the server log."""
-    if type(exc).__name__ == "StrategyError":
-        return "invalid_strategy", str(exc)
+    from engine.errors import PathError
+
+    if isinstance(exc, PathError):  # the request was checked before queuing; say what broke
+        code = "invalid_template" if type(exc).__name__ == "TemplateError" else "invalid_strategy"
+        return code, str(exc)
     return "engine_error", f"the engine failed ({type(exc).__name__}); the server log has details"
 
 

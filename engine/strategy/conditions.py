@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 from engine.data.store import RESOLUTIONS
+from engine.errors import PathError
 from engine.strategy.catalog import SIGNALS, SignalSpec
 from engine.strategy.form import Condition
 
@@ -14,16 +15,8 @@ EXPR_KEYS = {"condition", "timeframe", "signal_type"}
 EXECUTION_KEYS = ("atr_period", "atr_multiplier")
 
 
-class StrategyError(ValueError):
+class StrategyError(PathError):
     """A strategy fault, located by the JSON path of the offending value."""
-
-    def __init__(self, path: str, message: str) -> None:
-        super().__init__(f"{path}: {message}" if path else message)
-        self.path = path
-        self.message = message
-
-    def __reduce__(self) -> tuple:
-        return (StrategyError, (self.path, self.message))
 
 
 def condition(

@@ -12,25 +12,18 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from engine.errors import PathError
+
 Kind = Literal["integer", "number", "string", "boolean"]
 DECIMAL = r"^-?[0-9]+(\.[0-9]+)?$"
 _DECIMAL = re.compile(DECIMAL)
 REQUIRED = object()  # the default of a param without one: the caller must give it
 
 
-class TemplateError(ValueError):
+class TemplateError(PathError):
     """A template fault, located by the path of the offending value (``params.grid_levels``)."""
 
     code = "INVALID_PARAMETER"
-
-    def __init__(self, path: str, message: str) -> None:
-        super().__init__(f"{path}: {message}" if path else message)
-        self.path = path
-        self.message = message
-
-    def __reduce__(self) -> tuple:
-        """Pickle with the path and the message."""
-        return (TemplateError, (self.path, self.message))
 
 
 @dataclass(frozen=True)
