@@ -170,7 +170,10 @@ from engine.strategy.compile import StrategyError
 from engine.strategy.evaluate import evaluate
 from engine.strategy.form import Condition, Exits, Level, Strategy
 
-__all__ = ["BacktestOutput", "Cancelled", "Execution", "Progress", "run_backtest", "warm_up"]
+__all__ = [
+    "BacktestOutput", "Cancelled", "Execution", "Frame", "Progress", "prepare_frame",
+    "run_backtest", "run_metrics", "warm_up",
+]  # fmt: skip
 
 
 @dataclass
@@ -273,17 +276,82 @@ def _run(
     """Run with the portfolio loop or, for one symbol, the one-symbol loop (the same rules)."""
     exits = strategy_exits(strategy)
     _check_inputs(bars, execution, exits, capital, chunk_bars, max_points, periods_per_year)
-    interval = _interval(bars, resolution)
-    _check_timeframes(strategy, interval)
-    name = resolution or _resolution_name(interval)
-    params = kernel_params(execution, exits, capital, name, interval, len(bars))
-    book = _book(bars, strategy, execution, exits, params, capital, trade_start_ns, name,
-                 max_points, portfolio)  # fmt: skip
+    frame = prepare_frame(bars, execution, trade_start_ns, resolution, periods_per_year, portfolio)
+    book = _book(frame, bars, strategy, execution, exits, capital, max_points)
     _simulate(book, chunk_bars, on_progress)
-    clock = book.clock
+    return _output(book, frame.ppy)
+
+
+@dataclass
+class Frame:
+    """A run's set-up that depends on the bars and execution only, not on the strategy."""
+
+    symbols: list[str]
+    sizes: np.ndarray  # bars per symbol
+    bounds: np.ndarray  # (S, 2): symbol s owns bar indices bounds[s, 0] .. bounds[s, 1] - 1
+    starts: np.ndarray  # first traded bar index of each symbol
+    ts: np.ndarray
+    ohlc: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+    vol_scale: np.ndarray
+    tiers: np.ndarray
+    clock: np.ndarray
+    interval: int | None
+    name: str | None
+    ppy: float
+    portfolio: bool
+
+
+def prepare_frame(
+    bars: dict[str, Bars],
+    execution: Execution,
+    trade_start_ns: int,
+    resolution: str | None = None,
+    periods_per_year: float | None = None,
+    portfolio: bool | None = None,
+) -> Frame:
+    """Return the strategy-independent set-up of a run (a sweep builds it once for all variants)."""
+    portfolio = len(bars) > 1 if portfolio is None else portfolio
+    interval = _interval(bars, resolution)
+    name = resolution or _resolution_name(interval)
+    symbols = sorted(bars)
+    sizes = np.array([len(bars[s]) for s in symbols], dtype=np.int64)
+    bounds = np.stack([np.cumsum(sizes) - sizes, np.cumsum(sizes)], axis=1)
+    first_bars = [np.searchsorted(bars[s].ts, trade_start_ns, side="left") for s in symbols]
+    starts = bounds[:, 0] + np.array(first_bars, dtype=np.int64)
+    ts, ohlc, vol = _bar_arrays(bars, symbols, execution, portfolio)
+    clock = _clock(ts, bounds, starts)
     step = interval or (int(np.median(np.diff(clock))) if clock.size > 1 else DAY_NS)
     ppy = periods_per_year or default_periods_per_year(step)
-    return _output(book, ppy)
+    return Frame(
+        symbols, sizes, bounds, starts, ts, ohlc, vol, execution.fees(), clock, interval, name,
+        ppy, portfolio,
+    )  # fmt: skip
+
+
+def run_metrics(
+    bars: dict[str, Bars],
+    strategy: Strategy,
+    execution: Execution,
+    capital: float,
+    trade_start_ns: int,
+    *,
+    frame: Frame | None = None,
+    resolution: str | None = None,
+    periods_per_year: float | None = None,
+) -> dict[str, float | None]:
+    """Return run_backtest(...).metrics without building result lists, curves or logs.
+
+    ``frame`` is prepare_frame() of the same bars, execution, trade_start_ns, resolution and
+    periods_per_year, reused across calls (a sweep); the run is the same steps as run_backtest.
+    """
+    exits = strategy_exits(strategy)
+    _check_inputs(bars, execution, exits, capital, 1, 2, periods_per_year)
+    if frame is None:
+        frame = prepare_frame(bars, execution, trade_start_ns, resolution, periods_per_year)
+    book = _book(frame, bars, strategy, execution, exits, capital, 2)
+    _simulate(book, 1 << 62, None)
+    equity, _ = _curves(book)
+    return _metrics(book, equity, _exposure_arrays(book)[0], frame.ppy)
 
 
 def _check_inputs(
@@ -398,68 +466,53 @@ def volatility_scale(bars: Bars, ex: Execution) -> np.ndarray:
 
 
 def _book(
+    frame: Frame,
     bars: dict[str, Bars],
     strategy: Strategy,
     ex: Execution,
     exits: Exits,
-    params: np.ndarray,
     capital: float,
-    t0: int,
-    name: str | None,
     max_points: int,
-    portfolio: bool,
 ) -> Book:
     """Compute every symbol's signals into the run's arrays and allocate state and records."""
-    symbols = sorted(bars)
-    sizes = np.array([len(bars[s]) for s in symbols], dtype=np.int64)
-    bounds = np.stack([np.cumsum(sizes) - sizes, np.cumsum(sizes)], axis=1)
-    first_bars = [np.searchsorted(bars[s].ts, t0, side="left") for s in symbols]
-    starts = bounds[:, 0] + np.array(first_bars, dtype=np.int64)
-    ts, ohlc, masks, dist, vol = _arrays(bars, symbols, strategy, ex, exits, name, portfolio)
-    params = params.copy()
+    _check_timeframes(strategy, frame.interval)
+    symbols, portfolio = frame.symbols, frame.portfolio
+    masks, dist = _signal_arrays(frame, bars, strategy, ex, exits)
+    params = kernel_params(ex, exits, capital, frame.name, frame.interval, len(bars))
     pct = params[[K_STOP_PCT, K_TP_PCT, K_TP_R, K_TRAIL_PCT, K_MMR]]  # K_MMR: liquidation level
     params[K_HAS_LEVELS] = float(bool(np.isfinite(pct).any() or np.isfinite(dist).any()))
-    clock = _clock(ts, bounds, starts)
+    clock = frame.clock
     if clock.size == 0:
         raise ValueError("no bars at or after trade_start_ns")
     fstate, istate, sstate, pos = new_state(capital, ex.max_open_positions, len(symbols))
-    sstate[:, S_CURSOR] = starts
+    sstate[:, S_CURSOR] = frame.starts
     sample = sample_indices(clock.size, max_points)
-    steps = clock.size if portfolio else ts.size
-    first = min(FIRST_RECORDS, 2 * int(sizes.sum()) + 2) + pos.shape[0] * 3 + 3 * len(symbols) + 2
+    steps = clock.size if portfolio else frame.ts.size
+    first = min(FIRST_RECORDS, 2 * int(frame.sizes.sum()) + 2) + pos.shape[0] * 3
+    first += 3 * len(symbols) + 2
     return Book(
-        symbols, bounds, starts, ts, ohlc, masks, dist, vol, ex.fees(), params, clock,
-        fstate, istate, sstate, pos, np.zeros(first, FILL_DTYPE), np.zeros(first, TRIP_DTYPE),
-        np.zeros(steps), np.zeros(steps), np.zeros(clock.size, dtype=np.bool_),
-        sample, np.zeros((sample.size, len(symbols))), np.zeros((sample.size, len(symbols))),
-        np.zeros(len(symbols)), portfolio, None if portfolio else np.zeros(ts.size),
+        symbols, frame.bounds, frame.starts, frame.ts, frame.ohlc, masks, dist, frame.vol_scale,
+        frame.tiers, params, clock, fstate, istate, sstate, pos, np.zeros(first, FILL_DTYPE),
+        np.zeros(first, TRIP_DTYPE), np.zeros(steps), np.zeros(steps),
+        np.zeros(clock.size, dtype=np.bool_), sample, np.zeros((sample.size, len(symbols))),
+        np.zeros((sample.size, len(symbols))), np.zeros(len(symbols)), portfolio,
+        None if portfolio else np.zeros(frame.ts.size),
     )  # fmt: skip
 
 
-def _arrays(
-    bars: dict[str, Bars],
-    symbols: list[str],
-    strategy: Strategy,
-    ex: Execution,
-    exits: Exits,
-    name: str | None,
-    portfolio: bool,
-) -> tuple[np.ndarray, tuple, Masks4, np.ndarray, np.ndarray]:
-    """Return (ts, ohlc, masks, distances, volatility scale), each symbol's bars copied once."""
-    atr = needs_atr(ex, exits)
+def _bar_arrays(
+    bars: dict[str, Bars], symbols: list[str], ex: Execution, portfolio: bool
+) -> tuple[np.ndarray, tuple, np.ndarray]:
+    """Return (ts, ohlc, volatility scale), each symbol's bars copied once (one symbol: none)."""
     vol = ex.enable_volatility_adjustment
     if not portfolio:  # one symbol: its own arrays, no copy
         b = bars[symbols[0]]
         ohlc = (_f64(b.open), _f64(b.high), _f64(b.low), _f64(b.close))
-        dist = distances(b, ex, exits) if atr else np.full((1, 3), np.nan)
         scale = volatility_scale(b, ex) if vol else np.ones(1)
-        ts = np.ascontiguousarray(b.ts, dtype=np.int64)
-        return ts, ohlc, _masks(strategy, b, ex, name), dist, scale
+        return np.ascontiguousarray(b.ts, dtype=np.int64), ohlc, scale
     total = sum(len(bars[s]) for s in symbols)
     ts = np.empty(total, dtype=np.int64)
     ohlc = tuple(np.empty(total) for _ in range(4))
-    masks = tuple(np.zeros(total, dtype=np.bool_) for _ in range(4))
-    dist = np.full((total, 3) if atr else (1, 3), np.nan)
     scale = np.ones(total if vol else 1)
     lo = 0
     for s in symbols:
@@ -468,15 +521,31 @@ def _arrays(
         ts[lo:hi] = b.ts
         for out, col in zip(ohlc, (b.open, b.high, b.low, b.close), strict=True):
             out[lo:hi] = col
+        if vol and hi > lo:
+            scale[lo:hi] = volatility_scale(b, ex)
+        lo = hi
+    return ts, ohlc, scale
+
+
+def _signal_arrays(
+    frame: Frame, bars: dict[str, Bars], strategy: Strategy, ex: Execution, exits: Exits
+) -> tuple[Masks4, np.ndarray]:
+    """Return the strategy's (masks, distances) over the frame's bars (one symbol: no copy)."""
+    atr = needs_atr(ex, exits)
+    if not frame.portfolio:
+        b = bars[frame.symbols[0]]
+        dist = distances(b, ex, exits) if atr else np.full((1, 3), np.nan)
+        return _masks(strategy, b, ex, frame.name), dist
+    total = int(frame.sizes.sum())
+    masks = tuple(np.zeros(total, dtype=np.bool_) for _ in range(4))
+    dist = np.full((total, 3) if atr else (1, 3), np.nan)
+    for s, (lo, hi) in zip(frame.symbols, frame.bounds.tolist(), strict=True):
         if hi > lo:
-            for out, m in zip(masks, _masks(strategy, b, ex, name), strict=True):
+            for out, m in zip(masks, _masks(strategy, bars[s], ex, frame.name), strict=True):
                 out[lo:hi] = m
             if atr:
-                dist[lo:hi] = distances(b, ex, exits)
-            if vol:
-                scale[lo:hi] = volatility_scale(b, ex)
-        lo = hi
-    return ts, ohlc, masks, dist, scale  # type: ignore[return-value]
+                dist[lo:hi] = distances(bars[s], ex, exits)
+    return masks, dist  # type: ignore[return-value]
 
 
 def _masks(strategy: Strategy, bars: Bars, ex: Execution, name: str | None) -> Masks4:
@@ -575,15 +644,10 @@ def _output(b: Book, ppy: float) -> BacktestOutput:
     """Assemble metrics, sampled curves, fills, round trips and logs."""
     equity, cash = _curves(b)
     in_market, units, marks = _exposure_arrays(b)
-    trips = b.trips[: b.istate[I_TRIPS]]
-    metrics = compute_metrics(
-        equity, in_market, trips["pnl"], ppy,
-        r_multiple=trips["r_multiple"], both_hit=int(trips["both_hit"].sum()),
-    )  # fmt: skip
     values = units * marks
     round_trips = _trips(b)
     return BacktestOutput(
-        metrics=metrics,
+        metrics=_metrics(b, equity, in_market, ppy),
         equity=_equity_points(b, equity, cash, values),
         trades=_fills(b),
         round_trips=round_trips,
@@ -592,6 +656,17 @@ def _output(b: Book, ppy: float) -> BacktestOutput:
         bars=int(b.clock.size),
         open_positions=_open_positions(b),
     )
+
+
+def _metrics(
+    b: Book, equity: np.ndarray, in_market: np.ndarray, ppy: float
+) -> dict[str, float | None]:
+    """Return the run's metrics from its equity curve, exposure and closed round trips."""
+    trips = b.trips[: b.istate[I_TRIPS]]
+    return compute_metrics(
+        equity, in_market, trips["pnl"], ppy,
+        r_multiple=trips["r_multiple"], both_hit=int(trips["both_hit"].sum()),
+    )  # fmt: skip
 
 
 def sample_indices(n: int, max_points: int) -> np.ndarray:

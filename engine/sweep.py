@@ -4,8 +4,12 @@ A sweep is a strategy object plus a grid: JSON paths into that object, each with
 values, e.g. ``{"entry[0].params.window_fast": [5, 10, 20], "stop_loss.value": [1.5, 2.0]}``.
 Every combination is one variant (at most MAX_VARIANTS). The bars are loaded once by the caller
 and every indicator is computed once for all variants that use it with the same params (the
-indicator cache of engine.strategy.indicators spans the whole sweep). Each variant runs through
-run_backtest exactly as it would alone, so its metrics equal a run of that variant by itself.
+indicator cache of engine.strategy.indicators spans the whole sweep). The strategy-independent
+set-up (float64 bars, clock, volatility scale, fee table) is built once too. Variants run on a
+pool of threads (os.cpu_count() by default; the kernels release the GIL), each through
+engine.run.run_metrics: the same steps as run_backtest without the result lists, so its
+metrics equal a run of that variant by itself. Rows come back in variant order whatever the
+threads do; the best variant is then run once more through run_backtest for its full output.
 """
 
 from __future__ import annotations
@@ -13,20 +17,32 @@ from __future__ import annotations
 import copy
 import itertools
 import math
+import os
 import re
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from engine.data.store import Bars
 from engine.errors import PathError
 from engine.execution import Execution
-from engine.run import BacktestOutput, Cancelled, Progress, run_backtest
+from engine.run import (
+    BacktestOutput,
+    Cancelled,
+    Progress,
+    prepare_frame,
+    run_backtest,
+    run_metrics,
+)
 from engine.strategy.compile import StrategyError, compile_strategy
 from engine.strategy.form import Strategy
 from engine.strategy.indicators import shared_indicators
 
 MAX_VARIANTS = 10_000
+PROGRESS_BATCH = 2  # progress after every 2 x workers variants
+IN_FLIGHT = 4  # variants queued ahead per worker thread
 LOWER_IS_BETTER = {"max_drawdown", "max_drawdown_duration", "volatility_annualized"}
 _PATH = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*|\[\d+\])*")
 _STEP = re.compile(r"([A-Za-z_]\w*)|\[(\d+)\]")
@@ -121,25 +137,62 @@ def run_sweep(
     on_progress: Callable[[Progress], bool] | None = None,
     resolution: str | None = None,
     periods_per_year: float | None = None,
+    workers: int | None = None,
 ) -> tuple[list[dict], BacktestOutput]:
-    """Run every variant; return the ranked rows and the best variant's full output."""
-    rows: list[dict] = []
-    best: tuple[tuple, BacktestOutput] | None = None
+    """Run every variant on `workers` threads; return the ranked rows and the best one's output."""
+    if not variants:
+        raise SweepError("sweep.grid", "no variants to run")
     key = rank_key(rank_by)
+    common = {"resolution": resolution, "periods_per_year": periods_per_year}
     with shared_indicators():
-        for done, v in enumerate(variants, start=1):
-            out = run_backtest(
-                bars, v.strategy, execution, capital, trade_start_ns,
-                chunk_bars=1 << 62, resolution=resolution, periods_per_year=periods_per_year,
-            )  # fmt: skip
-            row = {"number": v.number, "params": v.params, "metrics": out.metrics}
-            rows.append(row)
-            if best is None or key(row) < best[0]:
-                best = (key(row), out)
-            if on_progress is not None and on_progress(Progress(done, len(variants), {})) is False:
+        frame = prepare_frame(bars, execution, trade_start_ns, resolution, periods_per_year)
+
+        def one(v: Variant) -> dict:
+            """Return one variant's row: its number, params and metrics."""
+            metrics = run_metrics(
+                bars, v.strategy, execution, capital, trade_start_ns, frame=frame, **common
+            )
+            return {"number": v.number, "params": v.params, "metrics": metrics}
+
+        rows = _run_all(variants, one, on_progress, workers or os.cpu_count() or 1)
+        rows.sort(key=key)
+        for rank, row in enumerate(rows, start=1):
+            row["rank"] = rank
+        best = next(v for v in variants if v.number == rows[0]["number"])
+        out = run_backtest(
+            bars, best.strategy, execution, capital, trade_start_ns, chunk_bars=1 << 62, **common
+        )
+    return rows, out
+
+
+def _run_all(
+    variants: list[Variant],
+    one: Callable[[Variant], dict],
+    on_progress: Callable[[Progress], bool] | None,
+    workers: int,
+) -> list[dict]:
+    """Return one(v) for every variant, in order, computed on up to `workers` threads.
+
+    The calling thread collects results in variant order and reports progress after every
+    batch of PROGRESS_BATCH * workers variants (and at the end); a False from on_progress
+    cancels the variants not started yet and raises Cancelled.
+    """
+    total = len(variants)
+    workers = max(1, min(workers, total))
+    batch = PROGRESS_BATCH * workers
+    rows: list[dict] = []
+    with ThreadPoolExecutor(workers, thread_name_prefix="sweep") as pool:
+        pending: deque[Future[dict]] = deque()
+        queued = 0
+        for done in range(1, total + 1):
+            while queued < total and len(pending) < IN_FLIGHT * workers:
+                pending.append(pool.submit(one, variants[queued]))
+                queued += 1
+            rows.append(pending.popleft().result())
+            if on_progress is None or (done % batch and done < total):
+                continue
+            if on_progress(Progress(done, total, {})) is False:
+                for f in pending:
+                    f.cancel()
                 raise Cancelled()
-    rows.sort(key=key)
-    for rank, row in enumerate(rows, start=1):
-        row["rank"] = rank
-    assert best is not None
-    return rows, best[1]
+    return rows

@@ -4,7 +4,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def first_valid_nb(x: np.ndarray) -> int:
     """Return the index of the first non-NaN value, or len(x) if there is none."""
     for i in range(x.shape[0]):
@@ -13,7 +13,7 @@ def first_valid_nb(x: np.ndarray) -> int:
     return x.shape[0]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def sma_nb(x: np.ndarray, n: int) -> np.ndarray:
     """Simple moving average over n values; NaN until n values (or while a NaN is in the window)."""
     out = np.full(x.shape[0], np.nan)
@@ -34,7 +34,7 @@ def sma_nb(x: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def ema_nb(x: np.ndarray, n: int) -> np.ndarray:
     """EMA with alpha 2/(n+1), seeded with the mean of the first n valid values; NaN before."""
     out = np.full(x.shape[0], np.nan)
@@ -51,7 +51,7 @@ def ema_nb(x: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def macd_nb(
     close: np.ndarray, window_fast: int, window_slow: int, window_sign: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -61,7 +61,7 @@ def macd_nb(
     return line, signal, line - signal
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def true_range_nb(high: np.ndarray, low: np.ndarray, close: np.ndarray) -> np.ndarray:
     """True range; the first bar uses high - low."""
     out = np.empty(high.shape[0])
@@ -74,7 +74,7 @@ def true_range_nb(high: np.ndarray, low: np.ndarray, close: np.ndarray) -> np.nd
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def atr_nb(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> np.ndarray:
     """Wilder ATR: mean of the first n true ranges, then atr = (atr*(n-1) + tr)/n; NaN before."""
     tr = true_range_nb(high, low, close)
@@ -89,7 +89,7 @@ def atr_nb(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> np.n
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def wilder_nb(x: np.ndarray, n: int) -> np.ndarray:
     """Wilder smoothing seeded by the mean of the first n valid values: s = (s*(n-1) + x)/n."""
     out = np.full(x.shape[0], np.nan)
@@ -105,7 +105,7 @@ def wilder_nb(x: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def wma_nb(x: np.ndarray, n: int) -> np.ndarray:
     """Linearly weighted moving average (weights 1..n, newest heaviest); NaN until n values."""
     out = np.full(x.shape[0], np.nan)
@@ -118,7 +118,7 @@ def wma_nb(x: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def rolling_std_nb(x: np.ndarray, n: int, ddof: int) -> np.ndarray:
     """Standard deviation over n values with the given ddof (two-pass per window); NaN before."""
     out = np.full(x.shape[0], np.nan)
@@ -131,7 +131,7 @@ def rolling_std_nb(x: np.ndarray, n: int, ddof: int) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def rolling_max_nb(x: np.ndarray, n: int) -> np.ndarray:
     """Maximum of the last n values including the current one; NaN until n values."""
     out = np.full(x.shape[0], np.nan)
@@ -140,7 +140,7 @@ def rolling_max_nb(x: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def rolling_min_nb(x: np.ndarray, n: int) -> np.ndarray:
     """Minimum of the last n values including the current one; NaN until n values."""
     out = np.full(x.shape[0], np.nan)
@@ -149,7 +149,7 @@ def rolling_min_nb(x: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def rsi_nb(close: np.ndarray, n: int) -> np.ndarray:
     """Wilder RSI over n changes (seeded by their simple mean); 100 with no losses, 50 if flat."""
     m = close.shape[0]
@@ -173,7 +173,7 @@ def rsi_nb(close: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def bollinger_nb(close: np.ndarray, n: int, k: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return (upper, mid, lower): mid = SMA(n), bands = mid ± k·population std (ddof=0)."""
     mid = sma_nb(close, n)
@@ -181,7 +181,7 @@ def bollinger_nb(close: np.ndarray, n: int, k: float) -> tuple[np.ndarray, np.nd
     return mid + k * std, mid, mid - k * std
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def stoch_nb(
     high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int, d_window: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -196,7 +196,7 @@ def stoch_nb(
     return k, sma_nb(k, d_window)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def adx_nb(
     high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -225,7 +225,7 @@ def adx_nb(
     return pdi, mdi, wilder_nb(dx, n)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def roc_nb(x: np.ndarray, n: int) -> np.ndarray:
     """Rate of change in percent: 100·(x[i]/x[i-n] - 1); NaN for the first n values."""
     out = np.full(x.shape[0], np.nan)
@@ -234,7 +234,7 @@ def roc_nb(x: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def cci_nb(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> np.ndarray:
     """CCI: (tp - SMA(tp))/(0.015·mean absolute deviation) over n bars; 0 when the MAD is 0."""
     tp = (high + low + close) / 3.0
@@ -247,13 +247,13 @@ def cci_nb(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> np.n
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def donchian_nb(high: np.ndarray, low: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Return (upper, lower): max high and min low over the last n bars INCLUDING the current."""
     return rolling_max_nb(high, n), rolling_min_nb(low, n)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def obv_nb(close: np.ndarray, volume: np.ndarray) -> np.ndarray:
     """On-balance volume: 0 on the first bar, then ± volume as the close rises or falls."""
     out = np.zeros(close.shape[0])
@@ -267,7 +267,7 @@ def obv_nb(close: np.ndarray, volume: np.ndarray) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def vwap_nb(
     high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray, n: int
 ) -> np.ndarray:
@@ -281,7 +281,7 @@ def vwap_nb(
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def rolling_std_returns_nb(close: np.ndarray, n: int) -> np.ndarray:
     """Sample std (ddof=1) of simple returns over the last n returns; NaN before bar n."""
     r = np.full(close.shape[0], np.nan)

@@ -255,7 +255,7 @@ def needs_room_nb(fills, trips, istate, room: int) -> bool:
     return istate[I_FILLS] + room > fills.shape[0] or istate[I_TRIPS] + room > trips.shape[0]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def simulate_chunk_nb(
     i0, i1, ts, open_, high, low, close, le, lx, se, sx, dist, vol_scale, tiers,
     p, fstate, istate, sstate, pos, fills, trips, equity, cash_out, units_out,

@@ -9,6 +9,7 @@ the arguments and computes; it caches nothing (the caller does).
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -289,6 +290,7 @@ def _specs() -> tuple[IndicatorSpec, ...]:
 INDICATORS: dict[str, IndicatorSpec] = {s.name: s for s in _specs()}
 
 _SHARED: dict | None = None
+_SHARED_LOCK = threading.Lock()
 SHARED_LIMIT = 64
 
 
@@ -297,7 +299,9 @@ def shared_indicators() -> Iterator[None]:
     """Within the block, an indicator asked for twice on the same bars is computed once.
 
     evaluate() opens one per bar series, so `sma_cross_up` and `sma_cross_down` with the same
-    windows share their two SMAs, and an expression's `sma(50)` reuses a signal's.
+    windows share their two SMAs, and an expression's `sma(50)` reuses a signal's. A sweep opens
+    one on its own thread around the whole sweep; its worker threads then share it (lookups and
+    stores take a lock; two threads may compute the same indicator once each, same values).
     """
     global _SHARED
     outer = _SHARED
@@ -310,16 +314,19 @@ def shared_indicators() -> Iterator[None]:
 
 def computed(spec: IndicatorSpec, bars: Bars, values: Params) -> np.ndarray:
     """Compute an indicator with bound params, reusing a result from the shared block."""
-    if _SHARED is None:
+    shared = _SHARED
+    if shared is None:
         return spec.compute(bars, values)
     key = (spec.name, id(bars), tuple(sorted(values.items())))
-    hit = _SHARED.get(key)
+    with _SHARED_LOCK:
+        hit = shared.get(key)
     if hit is not None and hit[0] is bars:  # the bars object itself, not a new one at that id
         return hit[1]
-    out = spec.compute(bars, values)
-    if len(_SHARED) >= SHARED_LIMIT:  # a long sweep: forget the oldest, memory stays bounded
-        del _SHARED[next(iter(_SHARED))]
-    _SHARED[key] = (bars, out)
+    out = spec.compute(bars, values)  # outside the lock: numba kernels release the GIL
+    with _SHARED_LOCK:
+        while len(shared) >= SHARED_LIMIT:  # a long sweep: forget the oldest, memory stays bounded
+            del shared[next(iter(shared))]
+        shared[key] = (bars, out)
     return out
 
 
