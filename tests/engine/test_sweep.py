@@ -6,7 +6,7 @@ import pytest
 from engine.data.demo import DEMO_SYMBOLS, generate_bars
 from engine.data.store import Bars
 from engine.execution import Execution
-from engine.run import run_backtest
+from engine.run import Cancelled, Progress, prepare_frame, run_backtest, run_metrics
 from engine.strategy.compile import compile_strategy
 from engine.sweep import MAX_VARIANTS, SweepError, expand, rank_key, run_sweep, set_path
 
@@ -29,7 +29,39 @@ def bars() -> dict[str, Bars]:
     return {"BTC-USD": m}
 
 
-def test_variants_equal_their_own_runs():
+RISKY_SPEC = {
+    "side": "both",
+    "entry": [{"name": "sma_cross_up", "params": {"window_fast": 10, "window_slow": 30}}],
+    "exit": [{"name": "sma_cross_down", "params": {"window_fast": 10, "window_slow": 30}}],
+    "short_entry": [{"name": "sma_cross_down", "params": {"window_fast": 10, "window_slow": 30}}],
+    "short_exit": [{"name": "sma_cross_up", "params": {"window_fast": 10, "window_slow": 30}}],
+    "take_profit": {"type": "r", "value": 2.0},
+}
+RISKY_GRID = {
+    "entry[0].params.window_fast": [5, 12],
+    "stop_loss": [{"type": "atr", "value": 1.5}, {"type": "percent", "value": 0.01}, None],
+    "trailing_stop": [None, {"type": "percent", "value": 0.004}],
+    "max_hold_bars": [None, 90],
+}
+RISKY_EX = Execution(
+    allow_short=True, fee_bps=7, slippage_bps=2, atr_multiplier=2.0, max_open_positions=3,
+    enable_volatility_adjustment=True, max_trade_amount=1e12, leverage=3.0,
+    cooldown_config={"1m": {"short_loss_limit": 2, "long_loss_limit": 4,
+                            "short_window_bars": 60, "long_window_bars": 600}},
+)  # fmt: skip
+
+
+def two_symbols() -> dict[str, Bars]:
+    start = 1_704_067_200_000_000_000
+    rng = np.random.default_rng(5)
+    return {
+        "BTC-USD": generate_bars(DEMO_SYMBOLS[0], start, 6_000, rng),
+        "ETH-USD": generate_bars(DEMO_SYMBOLS[1], start + 60 * 10**9 * 7, 5_000, rng),
+    }
+
+
+@pytest.mark.parametrize("workers", [1, 2, 5])
+def test_variants_equal_their_own_runs(workers):
     data = bars()
     ex = Execution(
         sizing="fraction", size=1.0, fee_bps=10, atr_multiplier=0.0, max_trade_amount=1e12
@@ -38,8 +70,9 @@ def test_variants_equal_their_own_runs():
     variants = expand(SPEC, GRID)
     assert len(variants) == 12
     rows, best = run_sweep(
-        data, variants, ex, 10_000.0, t0, rank_by="total_return", resolution="1m"
-    )
+        data, variants, ex, 10_000.0, t0, rank_by="total_return", resolution="1m",
+        workers=workers,
+    )  # fmt: skip
     by_number = {r["number"]: r for r in rows}
     for v in variants:
         alone = run_backtest(data, v.strategy, ex, 10_000.0, t0, resolution="1m")
@@ -49,6 +82,64 @@ def test_variants_equal_their_own_runs():
     assert returns == sorted(returns, reverse=True)
     assert [r["rank"] for r in rows] == list(range(1, 13))
     assert best.metrics == rows[0]["metrics"]
+
+
+@pytest.mark.parametrize("symbols", [1, 2])
+def test_risk_model_variants_equal_their_own_runs(symbols):
+    data = dict(list(two_symbols().items())[:symbols])
+    t0 = int(data["BTC-USD"].ts[400])
+    variants = expand(RISKY_SPEC, RISKY_GRID)
+    rows, best = run_sweep(data, variants, RISKY_EX, 10_000.0, t0, rank_by="sharpe_ratio")
+    assert len(rows) == 24
+    for row in rows:
+        alone = run_backtest(data, variants[row["number"] - 1].strategy, RISKY_EX, 10_000.0, t0)
+        assert row["metrics"] == alone.metrics
+    assert sum(r["metrics"]["trade_count"] for r in rows) > 24 * 10
+    assert best.metrics == rows[0]["metrics"] and best.round_trips
+
+
+def test_run_metrics_equals_run_backtest_with_or_without_a_frame():
+    data = two_symbols()
+    t0 = int(data["BTC-USD"].ts[400])
+    for symbols in (["BTC-USD"], ["BTC-USD", "ETH-USD"]):
+        part = {s: data[s] for s in symbols}
+        frame = prepare_frame(part, RISKY_EX, t0, "1m", 500_000.0)
+        for v in expand(RISKY_SPEC, RISKY_GRID)[::5]:
+            alone = run_backtest(part, v.strategy, RISKY_EX, 10_000.0, t0, resolution="1m",
+                                 periods_per_year=500_000.0).metrics  # fmt: skip
+            args = (part, v.strategy, RISKY_EX, 10_000.0, t0)
+            kw = {"resolution": "1m", "periods_per_year": 500_000.0}
+            assert run_metrics(*args, **kw) == alone
+            assert run_metrics(*args, frame=frame, **kw) == alone
+
+
+def test_rows_and_progress_are_the_same_for_any_worker_count():
+    data = bars()
+    t0 = int(data["BTC-USD"].ts[500])
+    variants = expand(SPEC, GRID)
+    results = []
+    for workers in (1, 3):
+        seen: list[Progress] = []
+        rows, _ = run_sweep(
+            data, variants, Execution(), 10_000.0, t0, workers=workers,
+            on_progress=lambda p, seen=seen: seen.append(p) is None,
+        )  # fmt: skip
+        done = [p.bars_done for p in seen]
+        assert done == sorted(done) and done[-1] == 12 and all(p.bars_total == 12 for p in seen)
+        results.append(rows)
+    assert results[0] == results[1]
+
+
+def test_progress_returning_false_cancels_the_sweep():
+    data = bars()
+    t0 = int(data["BTC-USD"].ts[500])
+    calls = []
+    with pytest.raises(Cancelled):
+        run_sweep(
+            data, expand(SPEC, GRID), Execution(), 10_000.0, t0, workers=2,
+            on_progress=lambda p: calls.append(p.bars_done) or False,
+        )  # fmt: skip
+    assert len(calls) == 1 and calls[0] < 12
 
 
 def test_expand_sets_paths_and_checks_each_variant():
