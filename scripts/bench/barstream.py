@@ -146,3 +146,26 @@ def trades(output, ts0: int) -> np.ndarray:
         for t in output.round_trips
     ]
     return np.array(rows, dtype=np.int64).reshape(-1, 2)
+
+
+def has_sweep() -> bool:
+    """Return whether the engine has run_sweep with a worker count (engine.sweep)."""
+    try:
+        from engine.sweep import run_sweep
+    except ImportError:
+        return False
+    return "workers" in inspect.signature(run_sweep).parameters
+
+
+def sweep(bars_obj, strategies: list, execution, workers: int) -> list[int]:
+    """Run the strategies as one engine.sweep.run_sweep on `workers` threads; trades per variant."""
+    from engine.sweep import Variant, run_sweep
+
+    variants = [Variant(k, {}, st) for k, st in enumerate(strategies, start=1)]
+    t0 = int(bars_obj.ts[WARMUP])
+    rows, _ = run_sweep(
+        {"BENCH": bars_obj}, variants, execution, CASH, t0, rank_by="total_return",
+        resolution="1m", workers=workers,
+    )  # fmt: skip
+    rows.sort(key=lambda r: r["number"])
+    return [int(r["metrics"]["trade_count"]) for r in rows]
