@@ -1,10 +1,17 @@
 """Request bodies of the canonical v2 API."""
 
 from datetime import datetime
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from protocol.enums import RESOLUTIONS
 
@@ -77,10 +84,21 @@ class ExecutionSpec(Strict):
         return v
 
 
+def _grid_value(v: Any) -> Any:
+    # Plain values only: a grid varies numbers and names, not whole sub-objects, so variant
+    # rows stay small and checking 10,000 variants stays cheap.
+    if v is None or isinstance(v, bool | int | float) or (isinstance(v, str) and len(v) <= 64):
+        return v
+    raise ValueError("grid values are numbers, booleans, null or strings of at most 64 characters")
+
+
+GridValue = Annotated[Any, AfterValidator(_grid_value)]
+
+
 class SweepSpec(Strict):
     """A parameter grid over the strategy: JSON paths to lists of values, ranked by a metric."""
 
-    grid: dict[str, list[Any]] = Field(min_length=1, max_length=20)
+    grid: dict[str, list[GridValue]] = Field(min_length=1, max_length=20)
     rank_by: str = "sharpe_ratio"
 
 

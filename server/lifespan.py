@@ -22,43 +22,42 @@ log = logging.getLogger("barstream")
 
 @contextlib.asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
-    """Bring every part up before the first request and down after the last."""
+    """Bring every part up before the first request and down after the last (or a failed start)."""
     settings = app.state.settings
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(settings)
-    pool = await db.open()
-    async with pool.acquire() as conn:
-        key = await ensure_first_user(conn)
-    if key is not None:
-        # Printed, never logged: this is the only time the key exists in clear.
-        print(f"barstream: created user 'local'; its API key (shown once): {key}", flush=True)
-    store = BarStore(settings.bars_dir)
-    written = await asyncio.to_thread(ensure_demo_data, store, days=settings.demo_days)
-    if written:
-        log.info("generated synthetic demo data: %s", ", ".join(written))
-    workers = WorkerPool(settings.workers)
-    await workers.start()
-    hub = Hub(db.dsn)
-    await hub.start()
-    if db.embedded is not None:
-        # An embedded database has one server: runs it left running were orphaned by its exit.
-        await pool.execute("UPDATE runs SET lease_expires_at = now() WHERE state = 'running'")
-    writer = await db.open_writer(2 * workers.size + 2)
-    dispatcher = Dispatcher(settings, writer, workers)
-    hub.on_cancel(dispatcher.cancel)
-    streams = Streams()
-    app.state.pool, app.state.store, app.state.workers = pool, store, workers
-    app.state.hub, app.state.dispatcher, app.state.streams = hub, dispatcher, streams
-    app.state.dsn = db.dsn
-    dispatcher.start()
-    log.info("barstream ready with %d workers", workers.size)
-    try:
+    async with contextlib.AsyncExitStack() as stack:
+        db = Database(settings)
+        stack.push_async_callback(db.close)
+        pool = await db.open()
+        async with pool.acquire() as conn:
+            key = await ensure_first_user(conn)
+        if key is not None:
+            # Printed, never logged: this is the only time the key exists in clear.
+            print(f"barstream: created user 'local'; its API key (shown once): {key}", flush=True)
+        store = BarStore(settings.bars_dir)
+        written = await asyncio.to_thread(ensure_demo_data, store, days=settings.demo_days)
+        if written:
+            log.info("generated synthetic demo data: %s", ", ".join(written))
+        workers = WorkerPool(settings.workers)
+        stack.push_async_callback(workers.close)
+        await workers.start()
+        hub = Hub(db.dsn)
+        stack.push_async_callback(hub.stop)
+        await hub.start()
+        if db.embedded is not None:
+            # An embedded database has one server: runs it left running were orphaned by its exit.
+            await pool.execute("UPDATE runs SET lease_expires_at = now() WHERE state = 'running'")
+        writer = await db.open_writer(2 * workers.size + 2)
+        dispatcher = Dispatcher(settings, writer, workers)
+        stack.push_async_callback(dispatcher.stop)
+        hub.on_cancel(dispatcher.cancel)
+        streams = Streams()
+        stack.push_async_callback(streams.wait_closed)
+        stack.callback(streams.shutdown)
+        app.state.pool, app.state.store, app.state.workers = pool, store, workers
+        app.state.hub, app.state.dispatcher, app.state.streams = hub, dispatcher, streams
+        app.state.dsn = db.dsn
+        dispatcher.start()
+        log.info("barstream ready with %d workers", workers.size)
         yield
-    finally:
-        streams.shutdown()
-        await streams.wait_closed()
-        await dispatcher.stop()
-        await hub.stop()
-        await workers.close()
-        await db.close()
-        print("barstream: stopped", file=sys.stderr, flush=True)
+    print("barstream: stopped", file=sys.stderr, flush=True)

@@ -109,7 +109,43 @@ def _check_timeframes(spec: dict[str, Any], source: str, interval: str) -> None:
 _STORED = {"tick": "tick", "second": "1s"}
 
 
-def _check_sweep(req: BacktestCreate, spec: dict[str, Any], source: str) -> dict[str, Any] | None:
+def _check_execution(req: BacktestCreate) -> None:
+    """Rules that need the engine's tables (venues, fee tiers, margin): 422 naming the field."""
+    from engine.execution import Execution
+
+    try:
+        Execution.from_dict(req.execution.model_dump(exclude_none=True))
+    except ValueError as exc:
+        path, _, message = str(exc).partition(": ")
+        field = f"execution.{path}" if message else "execution"
+        raise ApiError(
+            422, ErrorCode.VALIDATION_ERROR, f"{field}: {message or exc}", field=field
+        ) from exc
+
+
+# A sweep may simulate at most this many variant-bar steps (about a minute of one core).
+MAX_SWEEP_VARIANT_BARS = 2_000_000_000
+
+
+def _check_budget(
+    store: BarStore, symbols: list[str], start_ns: int, end_ns: int, interval: str, variants: int
+) -> None:
+    """Refuse before queuing a sweep whose variants times bars exceed the budget."""
+    step = _SECONDS[interval] * _NS
+    bars = sum((min(end_ns, i.last_ts) - max(start_ns, i.first_ts)) // step + 1
+               for i in (store.resolve(s) for s in symbols) if i is not None)  # fmt: skip
+    if variants * bars > MAX_SWEEP_VARIANT_BARS:
+        raise ApiError(
+            422, ErrorCode.VALIDATION_ERROR,
+            f"the sweep would simulate {variants:,} variants of {bars:,} bars; at most"
+            f" {MAX_SWEEP_VARIANT_BARS:,} variant-bars per run: narrow the grid, the range or"
+            " the resolution", field="sweep",
+        )  # fmt: skip
+
+
+def _check_sweep(
+    req: BacktestCreate, spec: dict[str, Any], source: str, interval: str
+) -> dict[str, Any] | None:
     """Expand a sweep once to check every variant compiles; return its config entry."""
     if req.sweep is None:
         return None
@@ -131,6 +167,17 @@ def _check_sweep(req: BacktestCreate, spec: dict[str, Any], source: str) -> dict
         code = ErrorCode.INVALID_STRATEGY if path.startswith(source) else ErrorCode.VALIDATION_ERROR
         status = 400 if code == ErrorCode.INVALID_STRATEGY else 422
         raise ApiError(status, code, f"{path}: {exc.message}", field=path) from exc
+    base = _SECONDS[interval]
+    for v in variants:  # a grid may vary a timeframe: each variant must suit the run's bars
+        for cond in v.strategy.conditions:
+            secs = _SECONDS.get(cond.timeframe or interval, 0)
+            if secs < base or secs % base:
+                field = f"{source}.{cond.path}.timeframe"
+                raise ApiError(
+                    400, ErrorCode.INVALID_STRATEGY,
+                    f"{field}: timeframe {cond.timeframe!r} is finer than the run's resolution"
+                    f" ({interval}) or not a multiple of it (variant {v.params})", field=field,
+                )  # fmt: skip
     return {**req.sweep.model_dump(), "variant_count": len(variants)}
 
 
@@ -215,13 +262,16 @@ def build_config(body: bytes, store: BarStore) -> dict[str, Any]:
         )
     start_ns, end_ns = to_ns(start), to_ns(end)
     symbols = _symbols(store, req.symbols, start_ns, end_ns, req.resolution)
+    _check_execution(req)
     if req.template is not None:
         return {**_common(req, start, end, interval, symbols), **_template(req, symbols)}
     source = "strategy" if req.strategy is not None else "strategy_json"
     spec = _strategy(req)
     _check_strategy(spec, source)
-    sweep = _check_sweep(req, spec, source)
     _check_timeframes(spec, source, interval)
+    sweep = _check_sweep(req, spec, source, interval)
+    if sweep:
+        _check_budget(store, symbols, start_ns, end_ns, interval, sweep["variant_count"])
     return {
         **_common(req, start, end, interval, symbols),
         "strategy": spec,

@@ -251,7 +251,4 @@ def main(conn: Connection) -> None:
         except _Cancelled:
             conn.send(("cancelled",))
         except Exception as exc:
-            code = "invalid_strategy" if type(exc).__name__ == "StrategyError" else "engine_error"
-            conn.send(
-                ("failed", code, f"{type(exc).__name__}: {exc}", traceback.format_exc(limit=5))
-            )
+            conn.send(("failed", *_failure(exc), traceback.format_exc(limit=8)))

@@ -443,6 +443,13 @@ async def test_v2_strategy_with_expressions_shorts_and_stops(server: ServerProce
             422,
             "execution.cooldown_config.3m.short_loss_limit",
         ),
+        ({"execution": {"fee_model": "match_exchange"}}, 422, "execution.venue"),
+        ({"execution": {"fee_model": "match_exchange", "venue": "nosuch"}}, 422, "execution.venue"),
+        (
+            {"execution": {"leverage": 5, "maintenance_margin_rate": 0.5}},
+            422,
+            "execution.maintenance_margin_rate",
+        ),
         (
             {"execution": {"cooldown_config": {"2h": SEED_EXECUTION["cooldown_config"]["1h"]}}},
             422,
@@ -509,6 +516,28 @@ async def test_sweep_runs_every_variant_and_ranks_them(server: ServerProcess) ->
     assert variants[0]["metrics"]["total_return"] == res["metrics"]["total_return"]
 
 
+async def test_sweep_over_the_work_budget_is_refused(server: ServerProcess) -> None:
+    # 10,000 variants of six months of 1-minute bars (263,000 bars): 2.6e9 variant-bars.
+    grid = {
+        "entry[0].params.window_fast": list(range(2, 12)),
+        "entry[1].params.window": list(range(10, 1010)),
+    }
+    body = {
+        **minute_run(),
+        "start": "2024-03-01T00:00:00Z",
+        "end": "2024-09-01T00:00:00Z",
+        "sweep": {"grid": grid},
+    }
+    async with server.client() as c:
+        before = await run_count(c)
+        r = await c.post("/api/v2/backtests", json=body)
+        assert r.status_code == 422, r.text
+        assert (
+            r.json()["error"]["field"] == "sweep" and "variant-bars" in r.json()["error"]["message"]
+        )
+        assert await run_count(c) == before
+
+
 @pytest.mark.parametrize(
     ("sweep", "status", "field"),
     [
@@ -521,6 +550,13 @@ async def test_sweep_runs_every_variant_and_ranks_them(server: ServerProcess) ->
         ),
         ({"grid": {f"entry[0].params.p{i}": list(range(10)) for i in range(5)}}, 422, "sweep.grid"),
         ({"grid": {}}, 422, "sweep.grid"),
+        ({"grid": {"entry[0].timeframe": ["1h", "1m"]}}, 400, "strategy.entry[0].timeframe"),
+        ({"grid": {"exit": [[{"name": "sma_cross_down"}]]}}, 422, "sweep.grid.exit.0"),
+        (
+            {"grid": {"entry[1].params.window": ["x" * 65]}},
+            422,
+            "sweep.grid.entry[1].params.window.0",
+        ),
     ],
 )
 async def test_sweep_rules(

@@ -83,7 +83,7 @@ async def test_thousand_variant_sweep(wide: ServerProcess) -> None:
         f"{wide.ws_url}/api/v2/backtests/{run_id}/stream", {"X-API-Key": wide.key}
     )
     progress = [e["data"]["progress"] for e in events if e["type"] == "progress"]
-    assert len(progress) >= 10 and progress == sorted(progress)
+    assert len(progress) >= 3 and progress == sorted(progress)
     assert len(res["sweep"]["variants"]) == 1000
     returns = [v["metrics"]["total_return"] for v in res["sweep"]["variants"]]
     assert returns == sorted(returns, reverse=True)
