@@ -4,7 +4,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def drawdown_nb(eq: np.ndarray) -> tuple[float, int]:
     """Return (max drawdown fraction, longest run of bars below the running peak)."""
     peak, worst, run, longest = -np.inf, 0.0, 0, 0
@@ -18,7 +18,7 @@ def drawdown_nb(eq: np.ndarray) -> tuple[float, int]:
     return worst, longest
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def return_moments_nb(eq: np.ndarray) -> tuple[float, float, float]:
     """Return (mean, sample std, downside root mean square) of the simple bar returns."""
     n = eq.shape[0] - 1
