@@ -69,3 +69,6 @@ class Results(BaseModel):
     open_positions: list[dict[str, Any]]
     exposure: list[dict[str, Any]]
     logs: list[dict[str, Any]]
+    bars: int | None = None
+    sweep: dict[str, Any] | None = None  # a sweep's ranking: rank_by, variant_count, best, variants
+    score: dict[str, Any] | None = None  # a score strategy's seed 003 summary and diagnostics

@@ -70,9 +70,17 @@ async def templates(request: Request) -> Response:
     return JSON({"items": items, "total": len(items)})
 
 
+async def openapi(_request: Request) -> Response:
+    """The OpenAPI 3.1 document (no key needed)."""
+    from server.openapi import document
+
+    return JSON(document())
+
+
 routes = [
     Route("/healthz", healthz, methods=["GET"]),
     Route("/api/v2/symbols", symbols, methods=["GET"]),
     Route("/api/v2/signals", signals, methods=["GET"]),
     Route("/api/v2/templates", templates, methods=["GET"]),
+    Route("/openapi.json", openapi, methods=["GET"]),
 ]

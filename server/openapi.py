@@ -1,0 +1,114 @@
+"""The OpenAPI 3.1 document of the canonical API, assembled from the protocol models."""
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from protocol.events import EVENT_ADAPTER
+from protocol.requests import BacktestCreate
+from protocol.results import Results, RunList, RunStatus
+
+REF = "#/components/schemas/{model}"
+SCORE_SCHEMA = Path(__file__).resolve().parents[1] / "docs" / "score_strategy.schema.json"
+ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "field": {"type": "string", "description": "the offending field's path"},
+                "details": {"type": "array", "items": {"type": "object"}},
+            },
+        }
+    },
+}
+
+
+def _schemas() -> dict[str, Any]:
+    out: dict[str, Any] = {"Error": ERROR}
+    models: tuple[type[BaseModel], ...] = (BacktestCreate, RunStatus, RunList, Results)
+    for model in models:
+        schema = model.model_json_schema(ref_template=REF)
+        out.update(schema.pop("$defs", {}))
+        out[model.__name__] = schema
+    event = EVENT_ADAPTER.json_schema(ref_template=REF)
+    out.update(event.pop("$defs", {}))
+    out["Event"] = event
+    if SCORE_SCHEMA.exists():
+        score = json.loads(SCORE_SCHEMA.read_text())
+        score.pop("$schema", None)
+        out["ScoreStrategy"] = score
+    return out
+
+
+def _json(ref: str) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    return {str(c): {"description": "error", **_json("Error")} for c in codes}
+
+
+RUN_ID = {"name": "run_id", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _paths() -> dict[str, Any]:
+    any_json = {"content": {"application/json": {"schema": {"type": "object"}}}}
+    return {
+        "/healthz": {"get": {"summary": "Ready to take runs", "security": [], "responses": {"200": any_json, "503": any_json}}},
+        "/api/v2/backtests": {
+            "post": {
+                "summary": "Create a run (a strategy, a template or a sweep)",
+                "requestBody": {"required": True, **_json("BacktestCreate")},
+                "responses": {"201": {"description": "queued", **_json("RunStatus")}, **_errors(400, 401, 404, 413, 422, 429)},
+            },
+            "get": {
+                "summary": "The caller's runs, newest first",
+                "parameters": [
+                    {"name": n, "in": "query", "schema": {"type": t}}
+                    for n, t in (("state", "string"), ("limit", "integer"), ("cursor", "string"), ("include_archived", "boolean"))
+                ],
+                "responses": {"200": _json("RunList"), **_errors(401, 422)},
+            },
+        },
+        "/api/v2/backtests/{run_id}": {"get": {"summary": "A run's status", "parameters": [RUN_ID], "responses": {"200": _json("RunStatus"), **_errors(401, 404)}}},
+        "/api/v2/backtests/{run_id}/results": {"get": {"summary": "Results of a completed run", "parameters": [RUN_ID], "responses": {"200": _json("Results"), **_errors(401, 404, 409)}}},
+        "/api/v2/backtests/{run_id}/cancel": {"post": {"summary": "Cancel a run", "parameters": [RUN_ID], "responses": {"202": _json("RunStatus"), **_errors(401, 404, 409)}}},
+        "/api/v2/backtests/{run_id}/stream": {
+            "get": {
+                "summary": "WebSocket: events after last_event_id, then live (messages: Event)",
+                "parameters": [RUN_ID, {"name": "last_event_id", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                               {"name": "api_key", "in": "query", "schema": {"type": "string"}}],
+                "responses": {"101": {"description": "switching protocols; close 1000/1001/1008/1011"}},
+            }
+        },
+        "/api/v2/symbols": {"get": {"summary": "Symbols, aliases, resolutions, ranges", "responses": {"200": any_json, **_errors(401)}}},
+        "/api/v2/signals": {"get": {"summary": "The signal catalog", "responses": {"200": any_json, **_errors(401)}}},
+        "/api/v2/templates": {"get": {"summary": "Templates with a JSON Schema for their params", "responses": {"200": any_json, **_errors(401)}}},
+        "/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {"200": any_json}}},
+    }  # fmt: skip
+
+
+@cache
+def document() -> dict[str, Any]:
+    """The whole OpenAPI document (built once)."""
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "barstream", "version": "0.1.0", "description": "Self-hosted backtest server: canonical v2 API"},
+        "paths": _paths(),
+        "components": {
+            "schemas": _schemas(),
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            },
+        },
+        "security": [{"bearer": []}, {"apiKey": []}],
+    }  # fmt: skip
