@@ -13,3 +13,12 @@ async def wait_state(client: httpx.AsyncClient, run_id: str, states: set[str]) -
         return body if body["state"] in states else None
 
     return await eventually(check, timeout=120)
+
+
+async def completed_results(client: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, Any]:
+    """Create a run, wait until it completes (failing the test otherwise), return its results."""
+    r = await client.post("/api/v2/backtests", json=body)
+    assert r.status_code == 201, r.text
+    done = await wait_state(client, r.json()["run_id"], {"completed", "failed", "cancelled"})
+    assert done["state"] == "completed", done
+    return (await client.get(f"/api/v2/backtests/{done['run_id']}/results")).json()

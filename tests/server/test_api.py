@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from tests.server import harness
-from tests.server.api_helpers import wait_state
+from tests.server.api_helpers import completed_results, wait_state
 from tests.server.harness import SEED_STRATEGY, ServerProcess, backtest
 
 STATUS_KEYS = {
@@ -418,11 +418,7 @@ async def test_v2_strategy_with_expressions_shorts_and_stops(server: ServerProce
         "max_trade_amount": 1e9,
     }
     async with server.client() as c:
-        r = await c.post("/api/v2/backtests", json=backtest(strategy=strategy, execution=execution))
-        assert r.status_code == 201, r.text
-        done = await wait_state(c, r.json()["run_id"], {"completed", "failed"})
-        assert done["state"] == "completed", done
-        res = (await c.get(f"/api/v2/backtests/{done['run_id']}/results")).json()
+        res = await completed_results(c, backtest(strategy=strategy, execution=execution))
     sides = {t["side"] for t in res["round_trips"]}
     assert sides == {"long", "short"}
     assert {t["exit_reason"] for t in res["round_trips"]} <= {

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from tests.server.api_helpers import wait_state
+from tests.server.api_helpers import completed_results, wait_state
 from tests.server.harness import ServerProcess, backtest
 
 GRID = {"grid_levels": 10, "upper_price": "55000", "lower_price": "38000"}
@@ -122,11 +122,7 @@ async def test_score_strategy_reports_seed_003_results(server: ServerProcess) ->
         "max_units_per_trade": 1e9,
     }
     async with server.client() as c:
-        r = await c.post("/api/v2/backtests", json=backtest(strategy=SCORE, execution=execution))
-        assert r.status_code == 201, r.text
-        done = await wait_state(c, r.json()["run_id"], {"completed", "failed"})
-        assert done["state"] == "completed", done
-        res = (await c.get(f"/api/v2/backtests/{done['run_id']}/results")).json()
+        res = await completed_results(c, backtest(strategy=SCORE, execution=execution))
         bad = await c.post(
             "/api/v2/backtests",
             json=backtest(
