@@ -6,6 +6,8 @@ each phase: symbols with a bar at that time mark their open and fill queued exit
 entries fill (next_open mode); then each checks protective exits, decides at its close and marks
 its close; in close mode exits and then entries fill at the close. A symbol without a bar at a
 step keeps its last price and does nothing. Positions are valued at their symbol's last price.
+Every kernel here allocates nothing and is compiled without reference counting (_nrt=False):
+the inlined helpers would otherwise incref and decref each array argument on every call.
 """
 
 import numpy as np
@@ -37,7 +39,7 @@ from engine.nb.simulate import (
 )
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def rows_value_nb(pos: np.ndarray, r0: int, r1: int, price: float) -> tuple[float, float, int]:
     """Return (value, net signed units, open count) of rows [r0, r1) at price."""
     value, net, count = 0.0, 0.0, 0
@@ -51,7 +53,7 @@ def rows_value_nb(pos: np.ndarray, r0: int, r1: int, price: float) -> tuple[floa
     return value, net, count
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def others_value_nb(pos: np.ndarray, sstate: np.ndarray, marks: np.ndarray, skip: int) -> float:
     """Return the value of every symbol's positions but skip's, each at its last price."""
     m = pos.shape[0] // sstate.shape[0]
@@ -62,7 +64,7 @@ def others_value_nb(pos: np.ndarray, sstate: np.ndarray, marks: np.ndarray, skip
     return total
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def recount_nb(pos: np.ndarray, sstate: np.ndarray, s: int) -> None:
     """Recount symbol s's open positions and rows in use after fills."""
     m = pos.shape[0] // sstate.shape[0]
@@ -75,7 +77,7 @@ def recount_nb(pos: np.ndarray, sstate: np.ndarray, s: int) -> None:
     sstate[s, S_ROWS] = rows
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def exit_phase_nb(t, prices, ts, tiers, p, fstate, istate, sstate, pos, fills, trips) -> None:
     """Fill the flagged exits of every symbol with a bar at step t, at its price."""
     m = pos.shape[0] // sstate.shape[0]
@@ -89,7 +91,7 @@ def exit_phase_nb(t, prices, ts, tiers, p, fstate, istate, sstate, pos, fills, t
             recount_nb(pos, sstate, s)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def entry_phase_nb(t, prices, ts, dist, vol_scale, tiers, p, fstate, istate, sstate, marks, pos,
                    fills) -> None:  # fmt: skip
     """Fill the queued entry of every symbol with a bar at step t, in symbol order."""
@@ -103,7 +105,7 @@ def entry_phase_nb(t, prices, ts, dist, vol_scale, tiers, p, fstate, istate, sst
             recount_nb(pos, sstate, s)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def open_phase_nb(now, bounds, ts, open_, sstate, marks) -> bool:
     """Mark which symbols have a bar at time now and set their price to its open."""
     any_bar = False
@@ -117,7 +119,7 @@ def open_phase_nb(now, bounds, ts, open_, sstate, marks) -> bool:
     return any_bar
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def close_phase_nb(t, bounds, open_, high, low, close, le, lx, se, sx, ts, tiers, p, fstate,
                    istate, sstate, marks, pos, fills, trips) -> None:  # fmt: skip
     """Check protective exits, decide at the close and mark the close of each symbol with a bar."""
@@ -145,7 +147,7 @@ def close_phase_nb(t, bounds, open_, high, low, close, le, lx, se, sx, ts, tiers
         marks[s] = close[c]
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def mark_phase_nb(t, pos, sstate, marks, fstate, equity, cash_out, in_market) -> None:
     """Advance the cursors of symbols with a bar; record equity, cash and whether in the market."""
     m = pos.shape[0] // sstate.shape[0]
@@ -161,7 +163,7 @@ def mark_phase_nb(t, pos, sstate, marks, fstate, equity, cash_out, in_market) ->
     in_market[t] = count > 0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def snapshot_nb(j, pos, sstate, marks, snap_units, snap_marks) -> None:
     """Record every symbol's net signed units and last price in snapshot row j."""
     m = pos.shape[0] // sstate.shape[0]
@@ -170,7 +172,7 @@ def snapshot_nb(j, pos, sstate, marks, snap_units, snap_marks) -> None:
         snap_marks[j, s] = marks[s]
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def simulate_portfolio_nb(
     t0, t1, clock, bounds, ts, open_, high, low, close, le, lx, se, sx, dist, vol_scale, tiers,
     p, fstate, istate, sstate, marks, pos, fills, trips, equity, cash_out, in_market,
