@@ -37,7 +37,7 @@ import math
 
 import numpy as np
 
-from engine.nb.metrics import drawdown_nb, return_moments_nb
+from engine.nb.metrics import drawdown_nb, equity_stats_nb, return_moments_nb
 
 YEAR_NS = 365 * 86_400 * 1_000_000_000
 R_KEYS = ("pnlR", "grossProfitR", "grossLossR", "expectancyR", "avgWinR", "avgLossR")
@@ -67,8 +67,10 @@ def drawdown_stats(eq: np.ndarray) -> tuple[float, int]:
     return float(worst), int(longest)
 
 
-def return_stats(eq: np.ndarray, ppy: float) -> dict[str, float | None]:
-    """Return the equity-curve metrics."""
+def return_stats(
+    eq: np.ndarray, ppy: float, moments: tuple[float, float, float] | None = None
+) -> dict[str, float | None]:
+    """Return the equity-curve metrics (moments: return_moments_nb(eq) if already computed)."""
     out: dict[str, float | None] = dict.fromkeys(
         ("total_return", "irr_annualized", "volatility_annualized", "sharpe_ratio", "sortino_ratio")
     )
@@ -80,7 +82,7 @@ def return_stats(eq: np.ndarray, ppy: float) -> dict[str, float | None]:
     if n >= 1 and growth > 0:
         out["irr_annualized"] = finite(growth ** (ppy / n) - 1.0)
     if n >= 2:
-        mean, std, downside = (float(x) for x in return_moments_nb(eq))
+        mean, std, downside = (float(x) for x in (moments or return_moments_nb(eq)))
         out["volatility_annualized"] = finite(std * math.sqrt(ppy))
         out["sharpe_ratio"] = _ratio(mean * math.sqrt(ppy), std)
         out["sortino_ratio"] = _ratio(mean * math.sqrt(ppy), downside)
@@ -127,8 +129,9 @@ def compute_metrics(
 ) -> dict[str, float | None]:
     """Return every metric for a bar-resolution equity curve and round-trip results."""
     eq = np.ascontiguousarray(equity, dtype=np.float64)
-    out = return_stats(eq, ppy)
-    mdd, duration = drawdown_stats(eq) if eq.size else (0.0, 0)
+    mdd, duration, *moments = equity_stats_nb(eq, eq.size >= 3 and eq[0] > 0)
+    out = return_stats(eq, ppy, tuple(moments))  # type: ignore[arg-type]
+    mdd, duration = float(mdd), int(duration)
     out["max_drawdown"] = finite(mdd) if eq.size else None
     out["max_drawdown_duration"] = float(duration) if eq.size else None
     irr = out["irr_annualized"]

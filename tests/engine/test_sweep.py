@@ -180,3 +180,54 @@ def test_rank_key_orders_lower_is_better_and_undefined_last():
 def test_compiled_variant_matches_direct_compile():
     v = expand(SPEC, {"stop_loss": [{"type": "percent", "value": 0.02}]})[0]
     assert v.strategy == compile_strategy({**SPEC, "stop_loss": {"type": "percent", "value": 0.02}})
+
+
+def test_run_metrics_reuses_its_thread_scratch_without_stale_values():
+    import engine.run as run_module
+
+    data, short = bars(), two_symbols()
+    ex = Execution(
+        sizing="fraction", size=1.0, fee_bps=10, atr_multiplier=0.0, max_trades_per_day=10**6,
+        cooldown_config={}, cooldown_bars=0, daily_momentum_limit=0, weekly_momentum_limit=0,
+        min_balance_threshold=0.0,
+    )  # fmt: skip
+    fast = compile_strategy(  # in for one bar whenever close > SMA 5: thousands of trips
+        {
+            "entry": [{"name": "is_above_sma", "signal_type": "FILTER", "params": {"window": 5}}],
+            "exit": [{"name": "sma_cross_down", "params": {"window_fast": 2, "window_slow": 3}}],
+            "max_hold_bars": 1,
+        }
+    )
+    slow = expand(SPEC, GRID)[0].strategy
+    cases = [
+        (data, fast, int(data["BTC-USD"].ts[50])),  # > 4,096 fills: the records grow
+        ({"ETH-USD": short["ETH-USD"]}, slow, int(short["ETH-USD"].ts[300])),
+        (data, slow, int(data["BTC-USD"].ts[900])),
+        (data, fast, int(data["BTC-USD"].ts[50])),
+    ]
+    for bars_, strategy, t0 in cases:
+        scratch = run_module._SCRATCH
+        for arr in (scratch.curves, scratch.fills, scratch.trips):
+            arr.view(np.uint8)[:] = 0x7F  # poison whatever a previous run left
+        alone = run_backtest(bars_, strategy, ex, 10_000.0, t0, resolution="1m")
+        got = run_metrics(bars_, strategy, ex, 10_000.0, t0, resolution="1m")
+        assert got == alone.metrics
+    assert alone.metrics["trade_count"] * 2 > 4_096
+    assert run_module._SCRATCH.fills.size > 4_096
+
+
+def test_sweep_equals_own_runs_on_a_grid_sharing_a_filter_many_times():
+    data = bars()
+    ex = Execution(sizing="fraction", size=1.0, fee_bps=10, atr_multiplier=0.0)
+    t0 = int(data["BTC-USD"].ts[500])
+    grid = {
+        "entry[0].params.window_fast": [2, 3, 5, 8, 13],
+        "entry[0].params.window_slow": [21, 34, 55],
+        "exit[0].params.window_fast": [3, 8],
+    }
+    variants = expand(SPEC, grid)
+    rows, _ = run_sweep(data, variants, ex, 10_000.0, t0, resolution="1m", workers=2)
+    for row in rows:
+        alone = run_backtest(data, variants[row["number"] - 1].strategy, ex, 10_000.0, t0,
+                             resolution="1m")  # fmt: skip
+        assert row["metrics"] == alone.metrics
