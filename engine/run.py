@@ -135,7 +135,7 @@ from engine.data.store import RESOLUTIONS, Bars
 from engine.execution import Execution, kernel_params
 from engine.nb.indicators import atr_nb
 from engine.nb.orders import value_at_nb
-from engine.nb.portfolio import simulate_portfolio_nb
+from engine.nb.portfolio import simulate_portfolio_nb, union_clock_nb
 from engine.nb.records import (
     D_STOP,
     D_TP,
@@ -605,7 +605,11 @@ def _clock(ts: np.ndarray, bounds: np.ndarray, starts: np.ndarray) -> np.ndarray
     first = parts[0]
     if all(x.size == first.size and np.array_equal(x, first) for x in parts[1:]):
         return first  # one symbol, or symbols on the same bar times: sorted and unique already
-    merged = np.sort(np.concatenate(parts), kind="stable")  # timsort merges the sorted runs
+    lo, hi = starts.astype(np.int64), bounds[:, 1].astype(np.int64)
+    clock, ordered = union_clock_nb(ts, lo, hi)  # a k-way merge of the sorted runs
+    if ordered:
+        return clock.copy() if clock.size * 2 < ts.size else clock  # free the merge buffer
+    merged = np.sort(np.concatenate(parts), kind="stable")  # a symbol's times out of order
     keep = np.ones(merged.size, dtype=np.bool_)
     keep[1:] = merged[1:] != merged[:-1]
     return merged[keep]

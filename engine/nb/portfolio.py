@@ -200,3 +200,36 @@ def simulate_portfolio_nb(
             snapshot_nb(j, pos, sstate, marks, snap_units, snap_marks)
             j += 1
     return t1
+
+
+@njit(cache=True, nogil=True)
+def union_clock_nb(ts: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Return (sorted union of the runs ts[lo[s]:hi[s]], whether every run was sorted).
+
+    A k-way merge: each clock time is the smallest time at any run's cursor, and every cursor
+    at that time advances; S runs cost S comparisons per clock time, no sort. An unsorted run
+    returns (empty, False) and the caller sorts instead.
+    """
+    runs = lo.shape[0]
+    cur = lo.copy()
+    out = np.empty((hi - lo).sum(), dtype=np.int64)
+    for s in range(runs):
+        for i in range(lo[s] + 1, hi[s]):
+            if ts[i] < ts[i - 1]:
+                return out[:0], False
+    n = 0
+    while True:
+        found, now = False, 0
+        for s in range(runs):
+            c = cur[s]
+            if c < hi[s] and (not found or ts[c] < now):
+                found, now = True, ts[c]
+        if not found:
+            return out[:n], True
+        out[n] = now
+        n += 1
+        for s in range(runs):
+            c = cur[s]
+            while c < hi[s] and ts[c] == now:
+                c += 1
+            cur[s] = c

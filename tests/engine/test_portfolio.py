@@ -118,3 +118,22 @@ def test_portfolio_is_chunk_invariant(demo_bars):
     b = run_backtest(bars, RISKY, ex, 10_000.0, start, chunk_bars=1 << 40)
     assert as_json(a) == as_json(b)
     assert {t["symbol"] for t in a.trades} == {"X", "Y"}
+
+
+def test_union_clock_merge_equals_sorting_the_times():
+    from engine.run import _clock
+
+    rng = np.random.default_rng(8)
+    for trial in range(300):
+        runs = [np.unique(rng.integers(0, 60, int(rng.integers(0, 40)))) for _ in range(3)]
+        if trial % 5 == 0 and runs[1].size > 2:
+            runs[1] = runs[1][::-1].copy()  # out of order: the merge falls back to a sort
+        sizes = np.array([r.size for r in runs])
+        bounds = np.stack([np.cumsum(sizes) - sizes, np.cumsum(sizes)], axis=1)
+        starts = bounds[:, 0] + np.array([rng.integers(0, r.size + 1) for r in runs])
+        ts = np.concatenate(runs).astype(np.int64)
+        parts = [ts[a:b] for a, b in zip(starts, bounds[:, 1], strict=True) if b > a]
+        want = np.unique(np.concatenate(parts)) if parts else ts[:0]
+        if parts and all(np.array_equal(p, parts[0]) for p in parts):  # kept as they are
+            want = parts[0]
+        assert np.array_equal(_clock(ts, bounds, starts), want)
