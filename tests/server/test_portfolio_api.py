@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from engine.data.demo import DEMO_SYMBOLS, generate_bars
-from engine.data.store import BarStore
-from tests.server.api_helpers import wait_state
+from engine.data.store import Bars, BarStore
+from tests.server.api_helpers import completed_results, wait_state
 from tests.server.harness import ServerProcess, backtest, serving
 from tests.server.streaming import read_stream
 
@@ -24,7 +24,19 @@ def wide(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
             DEMO_SYMBOLS[k % 3], START_NS, 60 * 1440, np.random.default_rng(100 + k)
         )
         store.write(f"SYN{k:03d}", bars, synthetic=True, description="synthetic test symbol")
+    store.write("CRASH", crash_bars(), synthetic=True, description="flat, then halves")
     yield from serving(data_dir, workers="2", demo_days="30")
+
+
+def crash_bars() -> Bars:
+    """Two days of 1-minute bars at 100, a fall to 50 over ten minutes, then flat again."""
+    n = 3 * 1440
+    close = np.full(n, 100.0)
+    close[2880:2890] = np.linspace(95.0, 50.0, 10)
+    close[2890:] = 50.0
+    open_ = np.r_[100.0, close[:-1]]
+    ts = START_NS + np.arange(n, dtype=np.int64) * 60_000_000_000
+    return Bars(ts, open_, np.maximum(open_, close), np.minimum(open_, close), close, np.ones(n))
 
 
 async def test_hundred_symbol_portfolio_shares_one_account(wide: ServerProcess) -> None:
@@ -87,3 +99,20 @@ async def test_thousand_variant_sweep(wide: ServerProcess) -> None:
     assert len(res["sweep"]["variants"]) == 1000
     returns = [v["metrics"]["total_return"] for v in res["sweep"]["variants"]]
     assert returns == sorted(returns, reverse=True)
+
+
+async def test_leveraged_position_is_liquidated_with_a_log_event(wide: ServerProcess) -> None:
+    body = backtest(
+        symbols=["CRASH"], resolution="1m", start="2024-01-01T01:00:00Z", end="2024-01-03T23:00:00Z",
+        strategy={"entry": ["close > 0"]},
+        execution={"leverage": 5, "sizing": "fraction", "size": 1.0, "max_open_positions": 1,
+                   "atr_multiplier": 0, "max_trade_amount": 1e9, "max_units_per_trade": 1e9},
+    )  # fmt: skip
+    async with wide.client() as c:
+        res = await completed_results(c, body)
+    liquidated = [t for t in res["round_trips"] if t["liquidated"]]
+    assert liquidated and liquidated[0]["exit_reason"] == "liquidation"
+    # At 5x the margin is a fifth of the notional: the fall from 100 to 50 wipes it out.
+    assert liquidated[0]["exit_price"] > 50 and liquidated[0]["pnl"] < 0
+    logs = [entry for entry in res["logs"] if "liquidat" in entry["message"]]
+    assert logs and logs[0]["level"] == "warning"
