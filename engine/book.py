@@ -1,0 +1,242 @@
+"""Book: a run's account (signal arrays, kernel state, curves and records), set up from a Frame."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.data.store import RESOLUTIONS, Bars
+from engine.execution import Execution, kernel_params
+from engine.frame import Frame, _f64
+from engine.nb.indicators import atr_nb
+from engine.nb.records import (
+    D_STOP,
+    D_TP,
+    D_TRAIL,
+    FILL_DTYPE,
+    K_HAS_LEVELS,
+    K_MMR,
+    K_STOP_PCT,
+    K_TP_PCT,
+    K_TP_R,
+    K_TRAIL_PCT,
+    S_CURSOR,
+    TRIP_DTYPE,
+    new_state,
+)
+from engine.strategy.compile import StrategyError
+from engine.strategy.evaluate import evaluate
+from engine.strategy.form import Exits, Strategy
+
+Masks4 = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+FIRST_RECORDS = 4_096  # record arrays start this long and double when a chunk needs room
+
+
+@dataclass
+class Book:
+    """The account of one run: every symbol's arrays (concatenated), kernel state and records."""
+
+    symbols: list[str]
+    bounds: np.ndarray  # (S, 2): symbol s owns bar indices bounds[s, 0] .. bounds[s, 1] - 1
+    starts: np.ndarray  # first traded bar index of each symbol
+    ts: np.ndarray
+    ohlc: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+    masks: Masks4
+    dist: np.ndarray
+    vol_scale: np.ndarray
+    tiers: np.ndarray
+    params: np.ndarray
+    clock: np.ndarray
+    fstate: np.ndarray
+    istate: np.ndarray
+    sstate: np.ndarray
+    pos: np.ndarray
+    fills: np.ndarray
+    trips: np.ndarray
+    equity: np.ndarray  # per clock step (one-symbol loop: per bar)
+    cash: np.ndarray
+    in_market: np.ndarray
+    snap_steps: np.ndarray  # clock steps of the exposure snapshots
+    snap_units: np.ndarray  # (snapshots, S) net signed units
+    snap_marks: np.ndarray  # (snapshots, S) last price
+    marks: np.ndarray  # each symbol's last price
+    portfolio: bool
+    units: np.ndarray | None = None  # one-symbol loop: net units per bar
+
+
+class _Scratch(threading.local):
+    """One thread's curve and record arrays, reused by its run_metrics calls (a sweep's variants).
+
+    The kernels write every curve entry of a run before anything reads it and only the records
+    they append are read, so reused arrays give the same metrics as fresh zeros; reuse saves
+    allocating and zeroing ~24 bytes a bar for every variant.
+    """
+
+    def __init__(self) -> None:
+        """Start without arrays."""
+        self.curves: np.ndarray = np.empty((3, 0))
+        self.fills: np.ndarray = np.empty(0, FILL_DTYPE)
+        self.trips: np.ndarray = np.empty(0, TRIP_DTYPE)
+
+    def take(self, steps: int, first: int) -> tuple[np.ndarray, ...]:
+        """Return (equity, cash, units, fills, trips) of at least these sizes (contents stale)."""
+        if self.curves.shape[1] != steps:
+            self.curves = np.empty((3, steps))
+        if self.fills.size < first:
+            self.fills = np.empty(first, FILL_DTYPE)
+        if self.trips.size < first:
+            self.trips = np.empty(first, TRIP_DTYPE)
+        return (*self.curves, self.fills, self.trips)
+
+
+_SCRATCH = _Scratch()
+
+
+def strategy_exits(strategy: Strategy) -> Exits:
+    """Return the strategy's protective exits."""
+    return strategy.exits or Exits()
+
+
+def strategy_masks(strategy: Strategy, bars: Bars, interval: str | None) -> Masks4:
+    """Return contiguous (long_entry, long_exit, short_entry, short_exit) masks from evaluate()."""
+    masks = evaluate(strategy, bars, interval)
+    return tuple(np.ascontiguousarray(m, dtype=np.bool_) for m in masks)  # type: ignore[return-value]
+
+
+def _check_timeframes(strategy: Strategy, interval: int | None) -> None:
+    """Reject a condition timeframe finer than the run's bars or not a multiple of them."""
+    for c in strategy.conditions:
+        if c.timeframe is None or interval is None:
+            continue
+        step = RESOLUTIONS[c.timeframe]
+        if step < interval or step % interval:
+            raise StrategyError(
+                f"{c.path}.timeframe",
+                "must be the run's resolution or a coarser multiple of it",
+            )
+
+
+def needs_atr(ex: Execution, exits: Exits) -> bool:
+    """Return whether any stop, target or trailing stop is a multiple of ATR."""
+    levels = (exits.stop_loss, exits.take_profit, exits.trailing_stop)
+    seed_stop = exits.stop_loss is None and (ex.atr_multiplier or 0.0) > 0
+    return seed_stop or any(lv is not None and lv.kind == "atr" for lv in levels)
+
+
+def distances(bars: Bars, ex: Execution, exits: Exits) -> np.ndarray:
+    """Return the (n, 3) ATR-based stop, target and trailing distances per signal bar (NaN: none)."""
+    n = len(bars)
+    dist = np.full((n, 3), np.nan)
+    if n == 0 or not needs_atr(ex, exits):
+        return dist
+    atr = atr_nb(_f64(bars.high), _f64(bars.low), _f64(bars.close), ex.atr_period)
+    if exits.stop_loss is None and (ex.atr_multiplier or 0.0) > 0:
+        dist[:, D_STOP] = ex.atr_multiplier * atr
+    for col, level in ((D_STOP, exits.stop_loss), (D_TP, exits.take_profit)):
+        if level is not None and level.kind == "atr":
+            dist[:, col] = level.value * atr
+    if exits.trailing_stop is not None and exits.trailing_stop.kind == "atr":
+        dist[:, D_TRAIL] = exits.trailing_stop.value * atr
+    return dist
+
+
+def _book(
+    frame: Frame,
+    bars: dict[str, Bars],
+    strategy: Strategy,
+    ex: Execution,
+    exits: Exits,
+    capital: float,
+    max_points: int,
+    scratch: _Scratch | None = None,
+) -> Book:
+    """Compute every symbol's signals into the run's arrays and allocate state and records.
+
+    With ``scratch`` (one-symbol runs of run_metrics) the curves and records are reused arrays.
+    """
+    _check_timeframes(strategy, frame.interval)
+    symbols, portfolio = frame.symbols, frame.portfolio
+    masks, dist = _signal_arrays(frame, bars, strategy, ex, exits)
+    params = kernel_params(ex, exits, capital, frame.name, frame.interval, len(bars))
+    pct = params[[K_STOP_PCT, K_TP_PCT, K_TP_R, K_TRAIL_PCT, K_MMR]]  # K_MMR: liquidation level
+    params[K_HAS_LEVELS] = float(bool(np.isfinite(pct).any() or np.isfinite(dist).any()))
+    clock = frame.clock
+    if clock.size == 0:
+        raise ValueError("no bars at or after trade_start_ns")
+    fstate, istate, sstate, pos = new_state(capital, ex.max_open_positions, len(symbols))
+    sstate[:, S_CURSOR] = frame.starts
+    sample = sample_indices(clock.size, max_points)
+    steps = clock.size if portfolio else frame.ts.size
+    first = min(FIRST_RECORDS, 2 * int(frame.sizes.sum()) + 2) + pos.shape[0] * 3
+    first += 3 * len(symbols) + 2
+    if scratch is not None and not portfolio:
+        equity, cash, units, fills, trips = scratch.take(steps, first)
+        in_market = np.zeros(0, dtype=np.bool_)  # the one-symbol loop derives it from units
+    else:
+        equity, cash, fills, trips = (
+            np.zeros(steps), np.zeros(steps), np.zeros(first, FILL_DTYPE),
+            np.zeros(first, TRIP_DTYPE),
+        )  # fmt: skip
+        units = None if portfolio else np.zeros(frame.ts.size)
+        in_market = np.zeros(clock.size, dtype=np.bool_)
+    return Book(
+        symbols, frame.bounds, frame.starts, frame.ts, frame.ohlc, masks, dist, frame.vol_scale,
+        frame.tiers, params, clock, fstate, istate, sstate, pos, fills, trips, equity, cash,
+        in_market, sample, np.zeros((sample.size, len(symbols))),
+        np.zeros((sample.size, len(symbols))), np.zeros(len(symbols)), portfolio, units,
+    )  # fmt: skip
+
+
+def _signal_arrays(
+    frame: Frame, bars: dict[str, Bars], strategy: Strategy, ex: Execution, exits: Exits
+) -> tuple[Masks4, np.ndarray]:
+    """Return the strategy's (masks, distances) over the frame's bars (one symbol: no copy)."""
+    atr = needs_atr(ex, exits)
+    if not frame.portfolio:
+        b = bars[frame.symbols[0]]
+        dist = distances(b, ex, exits) if atr else np.full((1, 3), np.nan)
+        return _masks(strategy, b, ex, frame.name), dist
+    total = int(frame.sizes.sum())
+    masks = tuple(np.zeros(total, dtype=np.bool_) for _ in range(4))
+    dist = np.full((total, 3) if atr else (1, 3), np.nan)
+    for s, (lo, hi) in zip(frame.symbols, frame.bounds.tolist(), strict=True):
+        if hi > lo:
+            for out, m in zip(masks, _masks(strategy, bars[s], ex, frame.name), strict=True):
+                out[lo:hi] = m
+            if atr:
+                dist[lo:hi] = distances(bars[s], ex, exits)
+    return masks, dist  # type: ignore[return-value]
+
+
+def _masks(strategy: Strategy, bars: Bars, ex: Execution, name: str | None) -> Masks4:
+    """Return the entry and exit masks, short entries off unless allow_short."""
+    le, lx, se, sx = strategy_masks(strategy, bars, name)
+    if not ex.allow_short:
+        se = np.zeros(len(bars), dtype=np.bool_)
+    return le, lx, se, sx
+
+
+def _curves(b: Book) -> tuple[np.ndarray, np.ndarray]:
+    """Return (equity, cash) per clock step."""
+    if b.portfolio:
+        return b.equity, b.cash
+    start = int(b.starts[0])
+    return b.equity[start:], b.cash[start:]
+
+
+def _exposure_arrays(b: Book) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return (in market per step, net units and last price per snapshot and symbol)."""
+    if b.portfolio:
+        return b.in_market, b.snap_units, b.snap_marks
+    start = int(b.starts[0])
+    units = b.units[start:]  # type: ignore[index]
+    return units != 0, units[b.snap_steps][:, None], b.ohlc[3][start + b.snap_steps][:, None]
+
+
+def sample_indices(n: int, max_points: int) -> np.ndarray:
+    """Return the last index of each of at most max_points equal buckets, ending at n - 1."""
+    size = -(-n // max_points)
+    return np.minimum(np.arange(size - 1, n + size - 1, size), n - 1)

@@ -1,0 +1,32 @@
+"""What a run reports: progress between chunks, cancellation, and the finished output."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Progress:
+    """Progress reported between chunks; metrics hold equity, drawdown and trade_count."""
+
+    bars_done: int
+    bars_total: int
+    metrics: dict[str, float]
+
+
+class Cancelled(Exception):
+    """Raised when on_progress asks the run to stop."""
+
+
+@dataclass
+class BacktestOutput:
+    """Everything a finished run reports."""
+
+    metrics: dict[str, float | None]
+    equity: list[dict]
+    trades: list[dict]
+    round_trips: list[dict]
+    exposure: list[dict]
+    logs: list[str]
+    bars: int
+    open_positions: list[dict] = field(default_factory=list)

@@ -1,0 +1,177 @@
+"""Build a finished run's output from its Book: metrics, sampled curves, fills, trips, logs."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.book import Book, _curves, _exposure_arrays
+from engine.nb.orders import value_at_nb
+from engine.nb.records import (
+    F_CASH,
+    I_FILLS,
+    I_TRIPS,
+    P_ENTRY,
+    P_ENTRY_BAR,
+    P_SIDE,
+    P_UNITS,
+    REASON_LIQUIDATION,
+    REASON_NAMES,
+    S_SKIPPED,
+    SIDE_BUY,
+)
+from engine.output import BacktestOutput
+from engine.stats import compute_metrics
+
+
+def _output(b: Book, ppy: float) -> BacktestOutput:
+    """Assemble metrics, sampled curves, fills, round trips and logs."""
+    equity, cash = _curves(b)
+    in_market, units, marks = _exposure_arrays(b)
+    values = units * marks
+    round_trips = _trips(b)
+    return BacktestOutput(
+        metrics=_metrics(b, equity, in_market, ppy),
+        equity=_equity_points(b, equity, cash, values),
+        trades=_fills(b),
+        round_trips=round_trips,
+        exposure=_exposure_points(b, equity, units, values),
+        logs=_logs(b, round_trips),
+        bars=int(b.clock.size),
+        open_positions=_open_positions(b),
+    )
+
+
+def _metrics(
+    b: Book, equity: np.ndarray, in_market: np.ndarray, ppy: float
+) -> dict[str, float | None]:
+    """Return the run's metrics from its equity curve, exposure and closed round trips."""
+    trips = b.trips[: b.istate[I_TRIPS]]
+    return compute_metrics(
+        equity, in_market, trips["pnl"], ppy,
+        r_multiple=trips["r_multiple"], both_hit=int(trips["both_hit"].sum()),
+    )  # fmt: skip
+
+
+def _equity_points(b: Book, equity: np.ndarray, cash: np.ndarray, values: np.ndarray) -> list[dict]:
+    """Return the sampled equity curve with the total net and gross exposure."""
+    net, gross = values.sum(axis=1).tolist(), np.abs(values).sum(axis=1).tolist()
+    stamps, steps = b.clock[b.snap_steps].tolist(), b.snap_steps.tolist()
+    return [
+        {
+            "timestamp": stamps[j],
+            "equity": float(equity[i]),
+            "cash": float(cash[i]),
+            "positions": float(equity[i] - cash[i]),
+            "net_exposure": net[j],
+            "gross_exposure": gross[j],
+        }
+        for j, i in enumerate(steps)
+    ]
+
+
+def _exposure_points(
+    b: Book, equity: np.ndarray, units: np.ndarray, values: np.ndarray
+) -> list[dict]:
+    """Return each symbol's net signed position at the sampled points."""
+    eq = equity[b.snap_steps][:, None]
+    weight = np.divide(values, eq, out=np.zeros(values.shape), where=eq > 0)
+    stamps = b.clock[b.snap_steps].tolist()
+    q, v, w = units.tolist(), values.tolist(), weight.tolist()
+    return [
+        {"timestamp": stamps[k], "symbol": sym, "quantity": q[k][s], "value": v[k][s],
+         "weight": w[k][s]}
+        for k in range(len(stamps))
+        for s, sym in enumerate(b.symbols)
+    ]  # fmt: skip
+
+
+def _symbol_index(b: Book, bar: np.ndarray) -> np.ndarray:
+    """Return the index of the symbol owning each bar index."""
+    return np.searchsorted(b.bounds[:, 1], bar, side="right")
+
+
+def _fills(b: Book) -> list[dict]:
+    """Return the fills as dicts, in time order."""
+    f = b.fills[: b.istate[I_FILLS]]
+    symbols = [b.symbols[k] for k in _symbol_index(b, f["bar"]).tolist()]
+    sides = ["buy" if x == SIDE_BUY else "sell" for x in f["side"].tolist()]
+    return [
+        {"symbol": sym, "timestamp": t, "side": side, "quantity": q, "price": p,
+         "commission": c, "liquidity": "maker" if mk else "taker"}
+        for sym, t, side, q, p, c, mk in zip(
+            symbols, b.ts[f["bar"]].tolist(), sides, f["quantity"].tolist(), f["price"].tolist(),
+            f["commission"].tolist(), f["maker"].tolist(), strict=True,
+        )
+    ]  # fmt: skip
+
+
+def _trips(b: Book) -> list[dict]:
+    """Return the closed round trips as dicts."""
+    t = b.trips[: b.istate[I_TRIPS]]
+    r = t["r_multiple"]
+    r_list = [
+        None if not ok else x for ok, x in zip(np.isfinite(r).tolist(), r.tolist(), strict=True)
+    ]
+    symbols = [b.symbols[k] for k in _symbol_index(b, t["exit_bar"]).tolist()]
+    cols = zip(
+        symbols, t["side"].tolist(), b.ts[t["entry_bar"]].tolist(),
+        b.ts[t["exit_bar"]].tolist(), t["entry_price"].tolist(), t["exit_price"].tolist(),
+        t["quantity"].tolist(), t["pnl"].tolist(), t["ret"].tolist(), r_list,
+        t["commission"].tolist(), t["reason"].tolist(), t["both_hit"].tolist(), strict=True,
+    )  # fmt: skip
+    return [
+        {"symbol": sym, "side": "long" if side > 0 else "short", "entry_time": et,
+         "exit_time": xt, "entry_price": ep, "exit_price": xp, "quantity": q, "pnl": pnl,
+         "return": ret, "r_multiple": rm, "commission": c, "exit_reason": REASON_NAMES[reason],
+         "both_hit": both, "liquidated": reason == REASON_LIQUIDATION}
+        for sym, side, et, xt, ep, xp, q, pnl, ret, rm, c, reason, both in cols
+    ]  # fmt: skip
+
+
+def _open_positions(b: Book) -> list[dict]:
+    """Return the positions still open at the end, valued at each symbol's last close."""
+    m = b.pos.shape[0] // len(b.symbols)
+    out = []
+    for k in range(b.pos.shape[0]):
+        if b.pos[k, P_UNITS] <= 0:
+            continue
+        s = k // m
+        last = float(b.ohlc[3][b.bounds[s, 1] - 1])
+        side = float(b.pos[k, P_SIDE])
+        units, entry = float(b.pos[k, P_UNITS]), float(b.pos[k, P_ENTRY])
+        out.append(
+            {
+                "symbol": b.symbols[s],
+                "side": "long" if side > 0 else "short",
+                "entry_time": int(b.ts[int(b.pos[k, P_ENTRY_BAR])]),
+                "entry_price": entry,
+                "quantity": units,
+                "last_price": last,
+                "value": float(value_at_nb(b.pos, k, last)),
+                "unrealized_pnl": side * units * (last - entry),
+            }
+        )
+    return out
+
+
+def _logs(b: Book, round_trips: list[dict]) -> list[str]:
+    """Return one summary line per symbol, one per liquidation, and the account's final cash."""
+    count = len(b.symbols)
+    trips = np.bincount(_symbol_index(b, b.trips["exit_bar"][: b.istate[I_TRIPS]]), minlength=count)
+    fills = np.bincount(_symbol_index(b, b.fills["bar"][: b.istate[I_FILLS]]), minlength=count)
+    lines = [
+        f"{sym}: {int(b.bounds[s, 1] - b.starts[s])} bars traded "
+        f"({int(b.starts[s] - b.bounds[s, 0])} warm-up), {int(fills[s])} fills, "
+        f"{int(trips[s])} round trips, {int(b.sstate[s, S_SKIPPED])} entries refused by risk "
+        "rules or sizing"
+        for s, sym in enumerate(b.symbols)
+    ]
+    lines += [
+        f"liquidation: {t['symbol']} {t['side']} of {t['quantity']:g} entered at "
+        f"{t['entry_price']:g}, closed at {t['exit_price']:g} at time {t['exit_time']}, "
+        f"pnl {t['pnl']:.2f}"
+        for t in round_trips
+        if t["liquidated"]
+    ]
+    lines.append(f"account: final cash {float(b.fstate[F_CASH]):.2f}")
+    return lines
