@@ -56,7 +56,10 @@ def serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=10,
         server_header=False,
     )
-    Server(config, app).run()
+    try:
+        Server(config, app).run()
+    except KeyboardInterrupt:  # uvicorn re-raises Ctrl+C after a clean shutdown
+        return 130
     return 0
 
 
