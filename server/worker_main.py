@@ -2,6 +2,7 @@
 
 import logging
 import os
+import signal
 import time
 import traceback
 from datetime import UTC, datetime
@@ -232,6 +233,8 @@ def _failure(exc: Exception) -> tuple[str, str]:
 
 def main(conn: Connection) -> None:
     """Warm the kernels, then serve jobs until told to stop or the pipe closes."""
+    # Ctrl+C in a terminal reaches the whole process group: the server stops its workers itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING)
     from engine.run import warm_up
 

@@ -86,6 +86,7 @@ class ServerProcess:
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,
+            start_new_session=True,  # its own process group, so a test can send it Ctrl+C
         )
         end = time.monotonic() + timeout
         while time.monotonic() < end:
@@ -107,11 +108,14 @@ class ServerProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path else ""
 
-    def stop(self, sig: int = signal.SIGINT, timeout: float = 60.0) -> int:
-        """Stop the server with `sig` and return its exit code."""
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 60.0, *, group: bool = False) -> int:
+        """Stop the server with `sig` (to its whole process group, as Ctrl+C does, if `group`)."""
         assert self.proc is not None
         if self.proc.poll() is None:
-            self.proc.send_signal(sig)
+            if group:
+                os.killpg(self.proc.pid, sig)
+            else:
+                self.proc.send_signal(sig)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:

@@ -146,3 +146,12 @@ async def test_killed_worker_restarts_the_run(solo: ServerProcess) -> None:
     assert sum("attempt 2 of 3" in e["data"].get("message", "") for e in events) == 1
     progress = [e["data"]["progress"] for e in events if e["type"] == "progress"]
     assert progress == sorted(progress)
+
+
+async def test_ctrl_c_to_the_process_group_stops_cleanly(solo: ServerProcess) -> None:
+    assert await asyncio.to_thread(solo.stop, signal.SIGINT, group=True) == 130
+    shutdown = solo.log().split("Shutting down", 1)[1]
+    assert "barstream: stopped" in shutdown
+    assert "Traceback" not in shutdown
+    assert not (solo.data_dir / "pg" / "postmaster.pid").exists()
+    await asyncio.to_thread(solo.start)
