@@ -15,10 +15,17 @@ async def wait_state(client: httpx.AsyncClient, run_id: str, states: set[str]) -
     return await eventually(check, timeout=120)
 
 
-async def completed_results(client: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, Any]:
-    """Create a run, wait until it completes (failing the test otherwise), return its results."""
+async def completed_run(
+    client: httpx.AsyncClient, body: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Create a run, wait until it completes (failing the test otherwise); return (created, results)."""
     r = await client.post("/api/v2/backtests", json=body)
     assert r.status_code == 201, r.text
     done = await wait_state(client, r.json()["run_id"], {"completed", "failed", "cancelled"})
     assert done["state"] == "completed", done
-    return (await client.get(f"/api/v2/backtests/{done['run_id']}/results")).json()
+    return r.json(), (await client.get(f"/api/v2/backtests/{done['run_id']}/results")).json()
+
+
+async def completed_results(client: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, Any]:
+    """The results of a run created from `body`, once it has completed."""
+    return (await completed_run(client, body))[1]

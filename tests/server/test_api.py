@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from tests.server import harness
-from tests.server.api_helpers import completed_results, wait_state
+from tests.server.api_helpers import completed_results, completed_run, wait_state
 from tests.server.harness import SEED_STRATEGY, ServerProcess, backtest
 
 STATUS_KEYS = {
@@ -478,13 +478,8 @@ SWEEP_GRID = {
 async def test_sweep_runs_every_variant_and_ranks_them(server: ServerProcess) -> None:
     body = backtest(sweep={"grid": SWEEP_GRID, "rank_by": "total_return"})
     async with server.client() as c:
-        r = await c.post("/api/v2/backtests", json=body)
-        assert r.status_code == 201, r.text
-        assert r.json()["config"]["sweep"]["variant_count"] == 12
-        run_id = r.json()["run_id"]
-        done = await wait_state(c, run_id, {"completed", "failed"})
-        assert done["state"] == "completed", done
-        res = (await c.get(f"/api/v2/backtests/{run_id}/results")).json()
+        created, res = await completed_run(c, body)
+        assert created["config"]["sweep"]["variant_count"] == 12
         # One variant on its own gives the same figures as in the sweep.
         best = res["sweep"]["best"]["params"]
         alone_strategy = copy.deepcopy(SEED_STRATEGY)

@@ -7,7 +7,7 @@ import pytest
 
 from engine.data.demo import DEMO_SYMBOLS, generate_bars
 from engine.data.store import Bars, BarStore
-from tests.server.api_helpers import completed_results, wait_state
+from tests.server.api_helpers import completed_results, completed_run
 from tests.server.harness import ServerProcess, backtest, serving
 from tests.server.streaming import read_stream
 
@@ -50,12 +50,8 @@ async def test_hundred_symbol_portfolio_shares_one_account(wide: ServerProcess) 
     body = backtest(symbols=symbols, start="2024-01-05T00:00:00Z", end="2024-02-25T00:00:00Z",
                     capital=1_000_000, strategy=strategy, execution=execution)  # fmt: skip
     async with wide.client() as c:
-        r = await c.post("/api/v2/backtests", json=body)
-        assert r.status_code == 201, r.text
-        run_id = r.json()["run_id"]
-        done = await wait_state(c, run_id, {"completed", "failed"})
-        assert done["state"] == "completed", done
-        res = (await c.get(f"/api/v2/backtests/{run_id}/results")).json()
+        created, res = await completed_run(c, body)
+        run_id = created["run_id"]
     events, code, _ = await read_stream(
         f"{wide.ws_url}/api/v2/backtests/{run_id}/stream", {"X-API-Key": wide.key}
     )
@@ -84,13 +80,9 @@ async def test_thousand_variant_sweep(wide: ServerProcess) -> None:
                     end="2024-02-25T00:00:00Z", strategy=strategy,
                     sweep={"grid": grid, "rank_by": "total_return"})  # fmt: skip
     async with wide.client() as c:
-        r = await c.post("/api/v2/backtests", json=body)
-        assert r.status_code == 201, r.text
-        assert r.json()["config"]["sweep"]["variant_count"] == 1000
-        run_id = r.json()["run_id"]
-        done = await wait_state(c, run_id, {"completed", "failed"})
-        assert done["state"] == "completed", done
-        res = (await c.get(f"/api/v2/backtests/{run_id}/results")).json()
+        created, res = await completed_run(c, body)
+        assert created["config"]["sweep"]["variant_count"] == 1000
+        run_id = created["run_id"]
     events, _, _ = await read_stream(
         f"{wide.ws_url}/api/v2/backtests/{run_id}/stream", {"X-API-Key": wide.key}
     )
