@@ -30,14 +30,6 @@ class RunStatus(BaseModel):
     archived_at: datetime | None = None
 
 
-class RunList(BaseModel):
-    """A page of runs, newest first, with the total and the cursor of the next page."""
-
-    items: list[RunStatus]
-    total: int
-    next_cursor: str | None
-
-
 class Trade(BaseModel):
     """One fill."""
 

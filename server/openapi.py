@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from protocol.events import EVENT_ADAPTER
 from protocol.requests import BacktestCreate
-from protocol.results import Results, RunList, RunStatus
+from protocol.results import Results, RunStatus
 
 REF = "#/components/schemas/{model}"
 SCORE_SCHEMA = Path(__file__).resolve().parents[1] / "docs" / "score_strategy.schema.json"
@@ -33,7 +33,7 @@ ERROR = {
 
 def _schemas() -> dict[str, Any]:
     out: dict[str, Any] = {"Error": ERROR}
-    models: tuple[type[BaseModel], ...] = (BacktestCreate, RunStatus, RunList, Results)
+    models: tuple[type[BaseModel], ...] = (BacktestCreate, RunStatus, Results)
     for model in models:
         schema = model.model_json_schema(ref_template=REF)
         out.update(schema.pop("$defs", {}))
@@ -57,6 +57,25 @@ def _errors(*codes: int) -> dict[str, Any]:
 
 
 RUN_ID = {"name": "run_id", "in": "path", "required": True, "schema": {"type": "string"}}
+RUN_LIST = {
+    "description": "one page of the caller's runs, newest first (seed 002: an array of status objects)",
+    "headers": {
+        "Link": {
+            "description": 'the next page: `<URL>; rel="next"`, the same query with `cursor` set;'
+            " absent on the last page",
+            "schema": {"type": "string"},
+        },
+        "X-Total-Count": {
+            "description": "how many runs match the filters, over all pages",
+            "schema": {"type": "integer", "minimum": 0},
+        },
+    },
+    "content": {
+        "application/json": {
+            "schema": {"type": "array", "items": {"$ref": "#/components/schemas/RunStatus"}}
+        }
+    },
+}
 
 
 def _paths() -> dict[str, Any]:
@@ -75,7 +94,7 @@ def _paths() -> dict[str, Any]:
                     {"name": n, "in": "query", "schema": {"type": t}}
                     for n, t in (("state", "string"), ("limit", "integer"), ("cursor", "string"), ("include_archived", "boolean"))
                 ],
-                "responses": {"200": _json("RunList"), **_errors(401, 422)},
+                "responses": {"200": RUN_LIST, **_errors(401, 422)},
             },
         },
         "/api/v2/backtests/{run_id}": {"get": {"summary": "A run's status", "parameters": [RUN_ID], "responses": {"200": _json("RunStatus"), **_errors(401, 404)}}},

@@ -68,7 +68,8 @@ def _limit(request: Request) -> int:
 
 
 async def list_runs(request: Request) -> Response:
-    """The caller's runs, newest first, paged by cursor, with the total count."""
+    """The caller's runs, newest first: an array, paged by a `Link: <…>; rel="next"` header
+    (absent on the last page), with the total in `X-Total-Count`."""
     user = await require_user(request)
     q = request.query_params
     state = q.get("state") or None
@@ -96,7 +97,10 @@ async def list_runs(request: Request) -> Response:
         cursor=cursor,
         include_archived=archived,
     )
-    return JSON({"items": [runs.status(r) for r in rows], "total": total, "next_cursor": nxt})
+    headers = {"X-Total-Count": str(total)}
+    if nxt is not None:
+        headers["Link"] = f'<{request.url.include_query_params(cursor=nxt)}>; rel="next"'
+    return JSON([runs.status(r) for r in rows], headers=headers)
 
 
 async def get_run(request: Request) -> Response:
