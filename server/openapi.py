@@ -100,6 +100,8 @@ def _paths() -> dict[str, Any]:
         "/api/v2/backtests/{run_id}": {"get": {"summary": "A run's status", "parameters": [RUN_ID], "responses": {"200": _json("RunStatus"), **_errors(401, 404)}}},
         "/api/v2/backtests/{run_id}/results": {"get": {"summary": "Results of a completed run", "parameters": [RUN_ID], "responses": {"200": _json("Results"), **_errors(401, 404, 409)}}},
         "/api/v2/backtests/{run_id}/cancel": {"post": {"summary": "Cancel a run", "parameters": [RUN_ID], "responses": {"202": _json("RunStatus"), **_errors(401, 404, 409)}}},
+        "/api/v2/backtests/{run_id}/archive": {"post": {"summary": "Hide a run from the default list (idempotent; the first archived_at stays)", "parameters": [RUN_ID], "responses": {"200": _json("RunStatus"), **_errors(401, 404)}}},
+        "/api/v2/backtests/{run_id}/unarchive": {"post": {"summary": "Bring an archived run back to the default list (idempotent)", "parameters": [RUN_ID], "responses": {"200": _json("RunStatus"), **_errors(401, 404)}}},
         "/api/v2/backtests/{run_id}/stream": {
             "get": {
                 "summary": "WebSocket: events after last_event_id, then live (messages: Event)",

@@ -74,6 +74,28 @@ async def get(
     )
 
 
+async def set_archived(
+    conn: asyncpg.Connection | asyncpg.Pool, run_id: str, user_id: uuid.UUID, archived: bool
+) -> asyncpg.Record | None:
+    """Archive or unarchive the caller's run; return its updated row (the columns of `get`),
+    or None when it does not exist or belongs to someone else.
+
+    Idempotent: archiving an archived run keeps its first `archived_at`; unarchiving clears it.
+    """
+    try:
+        rid = uuid.UUID(str(run_id))
+    except ValueError:
+        return None
+    return await conn.fetchrow(
+        "UPDATE runs SET archived = $3,"
+        " archived_at = CASE WHEN $3 THEN coalesce(archived_at, now()) END"
+        f" WHERE id = $1 AND user_id = $2 RETURNING {_COLUMNS}",
+        rid,
+        user_id,
+        archived,
+    )
+
+
 def _encode_cursor(created_at: datetime, run_id: uuid.UUID) -> str:
     raw = f"{created_at.timestamp():.6f}|{run_id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")

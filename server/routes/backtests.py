@@ -25,8 +25,12 @@ async def _owned_run(request: Request) -> asyncpg.Record:
     run_id = request.path_params["run_id"]
     row = await runs.get(request.app.state.pool, run_id, user.id)
     if row is None:
-        raise ApiError(404, ErrorCode.NOT_FOUND, f"backtest {run_id} not found", field="run_id")
+        raise _not_found(run_id)
     return row
+
+
+def _not_found(run_id: str) -> ApiError:
+    return ApiError(404, ErrorCode.NOT_FOUND, f"backtest {run_id} not found", field="run_id")
 
 
 async def create(request: Request) -> Response:
@@ -143,10 +147,31 @@ async def cancel(request: Request) -> Response:
     return JSON(runs.status(row), status_code=202)
 
 
+async def _set_archived(request: Request, archived: bool) -> Response:
+    user = await require_user(request)
+    run_id = request.path_params["run_id"]
+    row = await runs.set_archived(request.app.state.pool, run_id, user.id, archived)
+    if row is None:
+        raise _not_found(run_id)
+    return JSON(runs.status(row))
+
+
+async def archive(request: Request) -> Response:
+    """Hide a run from the default list (idempotent: the first archived_at stays); 200."""
+    return await _set_archived(request, True)
+
+
+async def unarchive(request: Request) -> Response:
+    """Bring an archived run back to the default list (idempotent); 200 with its status."""
+    return await _set_archived(request, False)
+
+
 routes = [
     Route("/api/v2/backtests", create, methods=["POST"]),
     Route("/api/v2/backtests", list_runs, methods=["GET"]),
     Route("/api/v2/backtests/{run_id}", get_run, methods=["GET"]),
     Route("/api/v2/backtests/{run_id}/results", results, methods=["GET"]),
     Route("/api/v2/backtests/{run_id}/cancel", cancel, methods=["POST"]),
+    Route("/api/v2/backtests/{run_id}/archive", archive, methods=["POST"]),
+    Route("/api/v2/backtests/{run_id}/unarchive", unarchive, methods=["POST"]),
 ]

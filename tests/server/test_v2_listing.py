@@ -67,3 +67,54 @@ async def test_bad_cursor_is_422(server: ServerProcess) -> None:
             r = await c.get("/api/v2/backtests", params={"limit": 1, "cursor": cursor})
             assert r.status_code == 422, r.text
             assert r.json()["error"]["field"] == "cursor"
+
+
+async def test_archive_hides_a_run_until_unarchived(server: ServerProcess) -> None:
+    async with fresh_client(server) as c:
+        ids = [
+            (await c.post("/api/v2/backtests", json=backtest())).json()["run_id"] for _ in range(3)
+        ]
+        newest_first, hidden = ids[::-1], ids[1]
+        first = await c.post(f"/api/v2/backtests/{hidden}/archive")
+        assert first.status_code == 200, first.text
+        assert first.json()["run_id"] == hidden and first.json()["archived"] is True
+        assert first.json()["archived_at"].endswith("Z")
+        again = await c.post(f"/api/v2/backtests/{hidden}/archive")
+        assert (
+            again.status_code == 200 and again.json()["archived_at"] == first.json()["archived_at"]
+        )
+        assert (await c.get(f"/api/v2/backtests/{hidden}")).json()["archived"] is True
+
+        ids_shown, totals = await walk(c, limit=1)
+        assert ids_shown == [i for i in newest_first if i != hidden] and totals == ["2"] * 2
+        ids_all, totals = await walk(c, limit=1, include_archived="true")
+        assert ids_all == newest_first and totals == ["3"] * 3
+        listed = (await c.get("/api/v2/backtests", params={"include_archived": "true"})).json()
+        assert [s["archived"] for s in listed] == [False, True, False]
+
+        for _ in range(2):
+            back = await c.post(f"/api/v2/backtests/{hidden}/unarchive")
+            assert back.status_code == 200, back.text
+            assert back.json()["archived"] is False and back.json()["archived_at"] is None
+        ids_shown, totals = await walk(c, limit=2)
+        assert ids_shown == newest_first and totals == ["3", "3"]
+        doc = (await c.get("/openapi.json")).json()
+    status = {"$ref": "#/components/schemas/RunStatus", "components": doc["components"]}
+    jsonschema.Draft202012Validator(status).validate(first.json())
+
+
+async def test_archive_of_another_users_or_a_missing_run_is_404(
+    server: ServerProcess, other_key: str
+) -> None:
+    async with server.client(other_key) as theirs:
+        run_id = (await theirs.post("/api/v2/backtests", json=backtest())).json()["run_id"]
+    async with server.client() as c:
+        for target in (run_id, str(uuid.uuid4()), "not-a-run"):
+            for action in ("archive", "unarchive"):
+                r = await c.post(f"/api/v2/backtests/{target}/{action}")
+                assert r.status_code == 404, r.text
+                assert r.json()["error"]["code"] == "not_found"
+    async with httpx.AsyncClient(base_url=server.url) as anon:
+        assert (await anon.post(f"/api/v2/backtests/{run_id}/archive")).status_code == 401
+    async with server.client(other_key) as theirs:
+        assert (await theirs.get(f"/api/v2/backtests/{run_id}")).json()["archived"] is False
