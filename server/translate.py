@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 import orjson
 from pydantic import ValidationError
 
-from engine.data.store import BarStore
+from engine.data.store import BASE_RESOLUTIONS, BarStore
 from engine.strategy.compile import StrategyError, compile_strategy
 from protocol.enums import RESOLUTIONS
 from protocol.errors import ApiError, ErrorCode
@@ -203,18 +203,25 @@ def _symbols(
             )
         if resolution is not None:
             _check_resolution(info, resolution)
+        # The last bar covers [last_ts, last_ts + step), so an end inside it is covered;
+        # ticks have no length (step 0), so there the data ends at the last tick itself.
+        step = BASE_RESOLUTIONS[info.base_resolution]
+        data_end = info.last_ts + max(step, 1)  # exclusive
         if (
             start_ns is not None
             and end_ns is not None
-            and not (info.first_ts <= start_ns and end_ns <= info.last_ts)
+            and not (info.first_ts <= start_ns and end_ns < data_end)
         ):
             first = datetime.fromtimestamp(info.first_ts / _NS, UTC)
             last = datetime.fromtimestamp(info.last_ts / _NS, UTC)
+            until = datetime.fromtimestamp((info.last_ts + step) / _NS, UTC)
+            ends = f" (bar opens; the last bar ends at {_iso(until)})" if step else ""
             raise ApiError(
                 400,
                 ErrorCode.INVALID_DATE_RANGE,
-                f"{info.name} has data from {_iso(first)} to {_iso(last)}; the requested range is outside it",
-                field="start" if not info.first_ts <= start_ns <= info.last_ts else "end",
+                f"{info.name} has data from {_iso(first)} to {_iso(last)}{ends};"
+                " the requested range is outside it",
+                field="start" if not info.first_ts <= start_ns < data_end else "end",
             )
         resolved.append(info.name)
     return resolved

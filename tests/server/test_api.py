@@ -2,12 +2,15 @@
 
 import asyncio
 import copy
+import uuid
 from typing import Any
 
 import httpx
+import numpy as np
 import orjson
 import pytest
 
+from engine.data.store import Bars, BarStore
 from tests.server import harness
 from tests.server.api_helpers import completed_results, completed_run, wait_state
 from tests.server.harness import SEED_STRATEGY, ServerProcess, backtest
@@ -555,3 +558,54 @@ async def test_sweep_rules(
         r = await c.post("/api/v2/backtests", json=backtest(sweep=sweep))
     assert r.status_code == status, r.text
     assert r.json()["error"]["field"] == field
+
+
+DAY_START_NS = 1_704_067_200_000_000_000  # 2024-01-01T00:00:00Z, the first bar's open
+SECOND_NS = 1_000_000_000
+EMA_CROSS = {"entry": ["cross_above(ema(12), ema(26))"], "exit": ["cross_below(ema(12), ema(26))"]}
+
+
+def one_day(step_ns: int, n: int) -> Bars:
+    """`n` bars `step_ns` apart from DAY_START_NS, gently oscillating."""
+    close = 100.0 + np.sin(np.arange(n) / 30.0)
+    open_ = np.r_[close[0], close[:-1]]
+    ts = DAY_START_NS + np.arange(n, dtype=np.int64) * step_ns
+    return Bars(ts, open_, np.maximum(open_, close), np.minimum(open_, close), close, np.ones(n))
+
+
+async def test_end_inside_the_last_bar_is_covered(server: ServerProcess) -> None:
+    # A day of 1-minute bars written into the running server's store: the last opens 23:59:00.
+    name = f"EDGE{uuid.uuid4().hex[:6].upper()}"
+    BarStore(server.data_dir / "bars").write(name, one_day(60 * SECOND_NS, 1440))
+    body = backtest(symbols=[name], resolution="1m", strategy=EMA_CROSS,
+                    start="2024-01-01T00:00:00Z", end="2024-01-01T23:59:59Z")  # fmt: skip
+    async with server.client() as c:
+        _, res = await completed_run(c, body)
+        assert res["equity"][-1]["timestamp"].startswith("2024-01-01T23:59"), "the last bar ran"
+        before = await run_count(c)
+        for start, end, field in (
+            ("2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z", "end"),  # last open + 60 s
+            ("2023-12-31T23:59:59Z", "2024-01-01T12:00:00Z", "start"),
+        ):
+            r = await c.post("/api/v2/backtests", json={**body, "start": start, "end": end})
+            assert r.status_code == 400, r.text
+            err = r.json()["error"]
+            assert err["code"] == "invalid_date_range" and err["field"] == field
+            assert "from 2024-01-01T00:00:00Z to 2024-01-01T23:59:00Z" in err["message"]
+            assert "the last bar ends at 2024-01-02T00:00:00Z" in err["message"]
+        assert await run_count(c) == before
+
+
+async def test_tick_data_ends_at_the_last_tick(server: ServerProcess) -> None:
+    # Ticks have no length: the data covers up to the last tick itself (here 2024-01-01T01:39:50Z).
+    name = f"TICK{uuid.uuid4().hex[:6].upper()}"
+    BarStore(server.data_dir / "bars").write(name, one_day(10 * SECOND_NS, 600), resolution="tick")
+    body = backtest(symbols=[name], resolution="1m", strategy=EMA_CROSS,
+                    start="2024-01-01T00:00:00Z", end="2024-01-01T01:39:50.000001Z")  # fmt: skip
+    async with server.client() as c:
+        r = await c.post("/api/v2/backtests", json=body)
+        assert r.status_code == 400 and r.json()["error"]["field"] == "end", r.text
+        assert "2024-01-01T01:39:50Z" in r.json()["error"]["message"]
+        r = await c.post("/api/v2/backtests", json={**body, "end": "2024-01-01T01:39:50Z"})
+        assert r.status_code == 201, r.text
+        await c.post(f"/api/v2/backtests/{r.json()['run_id']}/cancel")
