@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 
-from engine.data.demo import ensure_demo_data
+from engine.data.demo import demo_end_ns, update_demo_data
 from engine.data.store import BarStore
 from server.auth import ensure_first_user
 from server.db.pool import Database
@@ -35,9 +35,9 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
             # Printed, never logged: this is the only time the key exists in clear.
             print(f"barstream: created user 'local'; its API key (shown once): {key}", flush=True)
         store = BarStore(settings.bars_dir)
-        written = await asyncio.to_thread(ensure_demo_data, store, days=settings.demo_days)
-        if written:
-            log.info("generated synthetic demo data: %s", ", ".join(written))
+        demo = await asyncio.to_thread(update_demo_data, store, demo_end_ns(settings.demo_end))
+        if demo.summary():
+            log.info("%s", demo.summary())
         workers = WorkerPool(settings.workers)
         stack.push_async_callback(workers.close)
         await workers.start()

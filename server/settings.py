@@ -42,7 +42,10 @@ class Settings:
     )
     poll_seconds: float = 1.0
     ws_ping_seconds: float = 20.0
-    demo_days: int = field(default_factory=lambda: _env_int("BARSTREAM_DEMO_DAYS", 731))
+    # The demo data runs from 2024-01-01 to this minute (ISO 8601, naive = UTC); unset: now.
+    demo_end: str | None = field(
+        default_factory=lambda: os.environ.get("BARSTREAM_DEMO_END") or None
+    )
     chunk_bars: int = field(default_factory=lambda: _env_int("BARSTREAM_CHUNK_BARS", 20_000))
     pace_seconds: float = field(default_factory=lambda: _env_float("BARSTREAM_PACE_SECONDS", 0.0))
     node_id: str = field(default_factory=lambda: f"{os.uname().nodename}:{os.getpid()}")

@@ -108,7 +108,7 @@ def test_rewrite_replaces_data_and_cache(store, bars):
 
 def test_demo_data_is_deterministic_and_sane(tmp_path):
     a, b = BarStore(tmp_path / "a"), BarStore(tmp_path / "b")
-    assert ensure_demo_data(a, days=3) == ["AAPL", "BTC-USD", "ETH-USD"]
+    assert ensure_demo_data(a, days=3) == [s.name for s in DEMO_SYMBOLS]
     assert ensure_demo_data(a, days=3) == []
     ensure_demo_data(b, days=3)
     x, y = a.load("ETH", "1m", 0, 2**62), b.load("ETH", "1m", 0, 2**62)

@@ -4,6 +4,7 @@ import asyncio
 import copy
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -15,6 +16,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import numpy as np
+
+from engine.data.demo import update_demo_data
+from engine.data.store import BarStore
 
 T = TypeVar("T")
 KEY_LINE = re.compile(r"API key \(shown once\): (\S+)")
@@ -180,8 +185,50 @@ def minute_run(
     return backtest(resolution="1m", start=start, end=end, strategy=strat)
 
 
+_demo_template: tuple[Path, str] | None = None
+
+
+def demo_template(base: Path) -> tuple[Path, str]:
+    """The demo bars up to the minute the first test server of the session started, generated
+    once under `base` (the session's temporary directory), and that end as ISO 8601."""
+    global _demo_template
+    if _demo_template is None:
+        report = update_demo_data(BarStore(base / "demo-template" / "bars"))
+        end = np.datetime_as_string(np.datetime64(report.end_ns, "ns"), unit="m") + "Z"
+        _demo_template = (base / "demo-template" / "bars", end)
+    return _demo_template
+
+
+def link_demo_data(data_dir: Path) -> str:
+    """Hard-link the session's demo bars into data_dir (the store replaces files, never writes
+    into one, so servers cannot change each other's data); return their end for BARSTREAM_DEMO_END.
+    Generating them per server would cost seconds and ~700 MB each."""
+    template, end = demo_template(data_dir.parent)
+    bars = data_dir / "bars"
+    for symbol in template.iterdir():
+        if symbol.name.startswith(".") or (bars / symbol.name).exists():
+            continue
+        for src in sorted(symbol.rglob("*")):
+            dst = bars / symbol.name / src.relative_to(symbol)
+            if src.is_dir():
+                dst.mkdir(parents=True, exist_ok=True)
+                continue
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(src, dst)
+            except OSError:
+                shutil.copyfile(src, dst)  # another file system
+    return end
+
+
 def serving(data_dir: Path, **env: str) -> Iterator[ServerProcess]:
-    """Yield a started server with `env` settings (BARSTREAM_ prefixed), and stop it after."""
+    """Yield a started server with `env` settings (BARSTREAM_ prefixed), and stop it after.
+
+    Unless `demo_end` is given, the server starts with the session's demo data linked in and
+    BARSTREAM_DEMO_END at its end, so it finds them complete and writes none.
+    """
+    if "demo_end" not in env:
+        env = {**env, "demo_end": link_demo_data(data_dir)}
     srv = ServerProcess(data_dir, env={f"BARSTREAM_{k.upper()}": v for k, v in env.items()})
     srv.start()
     yield srv

@@ -67,7 +67,7 @@ def test_range_outside_the_data_names_the_available_range(store):
 
 
 def test_unknown_symbol(store):
-    exc = error(store, symbols=["BTC-USDC"])
+    exc = error(store, symbols=["BTC-EUR"])
     assert (exc.status, exc.code, exc.field) == (400, "unsupported_asset", "symbols.0")
 
 

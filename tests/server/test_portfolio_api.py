@@ -25,7 +25,7 @@ def wide(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         )
         store.write(f"SYN{k:03d}", bars, synthetic=True, description="synthetic test symbol")
     store.write("CRASH", crash_bars(), synthetic=True, description="flat, then halves")
-    yield from serving(data_dir, workers="2", demo_days="30")
+    yield from serving(data_dir, workers="2")
 
 
 def crash_bars() -> Bars:

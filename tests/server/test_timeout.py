@@ -19,7 +19,6 @@ def strict(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         max_run_seconds="1",
         cancel_grace_seconds="1",
         max_active_runs="1",
-        demo_days="400",
     )
 
 
