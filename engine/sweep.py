@@ -8,7 +8,10 @@ indicator cache of engine.strategy.indicators spans the whole sweep). The strate
 set-up (float64 bars, clock, volatility scale, fee table) is built once too. Variants run on a
 pool of threads (os.cpu_count() by default; the kernels release the GIL), each through
 engine.run.run_metrics: the same steps as run_backtest without the result lists, so its
-metrics equal a run of that variant by itself. Rows come back in variant order whatever the
+metrics equal a run of that variant by itself on the same bars. The sweep's bars carry the
+longest warm-up of all its variants; a lone run of a variant that needs less warm-up seeds its
+exponential averages with less history, so its figures can differ in the last digits (about
+1e-10 relative). Rows come back in variant order whatever the
 threads do; the best variant is then run once more through run_backtest for its full output.
 """
 

@@ -504,7 +504,15 @@ async def test_sweep_runs_every_variant_and_ranks_them(server: ServerProcess) ->
         for s in (26, 40)
         for w in (20, 50, 100)
     }
-    assert res["metrics"] == alone_res["metrics"]
+    # The sweep's bars carry the longest warm-up of its variants: EMAs seeded with more history
+    # than a lone run's differ in the last digits (engine.sweep's docstring), trades not at all.
+    assert res["metrics"].keys() == alone_res["metrics"].keys()
+    for key, value in alone_res["metrics"].items():
+        got = res["metrics"][key]
+        assert got == value if value is None else got == pytest.approx(value, rel=1e-9), key
+    assert [(t["entry_time"], t["exit_time"]) for t in res["round_trips"]] == [
+        (t["entry_time"], t["exit_time"]) for t in alone_res["round_trips"]
+    ]
     assert variants[0]["metrics"]["total_return"] == res["metrics"]["total_return"]
 
 
