@@ -18,6 +18,8 @@ class ErrorCode(StrEnum):
     INVALID_DATE_RANGE = "invalid_date_range"
     RUN_NOT_FINISHED = "run_not_finished"
     RUN_FINISHED = "run_finished"
+    STRATEGY_DELETED = "strategy_deleted"
+    BUSY = "busy"
     PAYLOAD_TOO_LARGE = "payload_too_large"
     TOO_MANY_RUNS = "too_many_runs"
     TIMEOUT = "timeout"

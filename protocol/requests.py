@@ -103,9 +103,9 @@ class SweepSpec(Strict):
 
 
 class BacktestCreate(Strict):
-    """`POST /api/v2/backtests`: one run over 1-100 symbols."""
+    """`POST /api/v2/backtests`: one run over 1-100 symbols (default: a saved strategy's asset)."""
 
-    symbols: list[str] = Field(min_length=1, max_length=100)
+    symbols: list[str] | None = Field(None, min_length=1, max_length=100)
     start: datetime
     end: datetime
     resolution: str = "1h"
@@ -123,11 +123,11 @@ class BacktestCreate(Strict):
 
     @field_validator("symbols")
     @classmethod
-    def _symbols(cls, v: list[str]) -> list[str]:
-        for s in v:
+    def _symbols(cls, v: list[str] | None) -> list[str] | None:
+        for s in v or ():
             if not s or len(s) > 32 or not s.strip() == s:
                 raise ValueError(f"invalid symbol {s!r}: 1-32 characters, no spaces")
-        if len({s.upper() for s in v}) != len(v):
+        if v is not None and len({s.upper() for s in v}) != len(v):
             raise ValueError("symbols must be unique")
         return v
 

@@ -25,7 +25,7 @@ log = logging.getLogger("barstream.jobs")
 _CLAIM = """
 WITH c AS (
     SELECT id, state AS prev_state, progress AS prev_progress FROM runs
-    WHERE state = 'queued' OR (state = 'running' AND lease_expires_at < now())
+    WHERE {which}
     ORDER BY created_at, id
     FOR UPDATE SKIP LOCKED
     LIMIT 1
@@ -36,6 +36,12 @@ FROM c WHERE r.id = c.id
 RETURNING r.id, r.config, r.attempts, r.cancel_requested, r.lease_owner, c.prev_state,
     c.prev_progress
 """
+_ANY = "state = 'queued' OR (state = 'running' AND lease_expires_at < now())"
+_ONE = "id = $3 AND state = 'queued'"
+
+
+class Busy(Exception):
+    """No worker slot of this node is free for a synchronous run."""
 
 
 class Dispatcher:
@@ -50,6 +56,58 @@ class Dispatcher:
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self._slots = asyncio.Semaphore(workers.size)
+        self.sync_running = 0  # slots held by synchronous requests on this node
+        self.sync_slots = min(settings.sync_slots or workers.size, workers.size)
+
+    async def reserve(self, count: int = 1, wait: float = 0.25) -> int:
+        """Take up to `count` worker slots for synchronous runs; at least one, or raise Busy.
+
+        The first slot may be waited for `wait` seconds (a claim probe holds one briefly); the
+        others are taken only if free at once. Give them back with `release`.
+        """
+        if self.sync_running >= self.sync_slots:
+            raise Busy
+        try:
+            await asyncio.wait_for(self._slots.acquire(), wait)
+        except TimeoutError:
+            raise Busy from None
+        taken = 1
+        while taken < min(count, self.sync_slots - self.sync_running):
+            if self._slots.locked():
+                break
+            await self._slots.acquire()  # free: returns without suspending
+            taken += 1
+        self.sync_running += taken
+        return taken
+
+    def release(self, count: int) -> None:
+        """Give back slots taken with `reserve`."""
+        self.sync_running -= count
+        for _ in range(count):
+            self._slots.release()
+        self._wake.set()
+
+    async def start_reserved(
+        self, user_id: uuid.UUID, config: dict[str, Any]
+    ) -> tuple[uuid.UUID, asyncio.Task[None]]:
+        """Create a run and start it at once on a slot taken with `reserve` (kept after it).
+
+        The run is created and claimed in one transaction, so no other claimer can take it
+        and a failure leaves nothing behind. The task ends when the run has ended.
+        """
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await runs.create(conn, user_id, config, max_active=self.settings.max_active_runs)
+            claimed = await self._claim_in(conn, row["id"])
+        assert claimed is not None
+        task = asyncio.create_task(self._drive(claimed, release=False), name=f"run-{row['id']}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return row["id"], task
+
+    def adopt(self, task: "asyncio.Task[Any]") -> None:
+        """Keep a task that drives runs (a bulk request) until it ends or the server stops."""
+        self._tasks.add(task)  # type: ignore[arg-type]
+        task.add_done_callback(self._tasks.discard)  # type: ignore[arg-type]
 
     def start(self) -> None:
         """Start claiming runs."""
@@ -94,35 +152,45 @@ class Dispatcher:
 
     async def _claim(self) -> dict[str, Any] | None:
         async with self.pool.acquire() as conn, conn.transaction():
-            token = f"{self.settings.node_id}:{uuid.uuid4().hex[:12]}"
-            row = await conn.fetchrow(_CLAIM, token, self.settings.lease_seconds)
-            if row is None:
-                return None
-            claimed = dict(row)
-            if row["cancel_requested"]:
-                previous = RunState(row["prev_state"])
-                await runs.finish(conn, row["id"], RunState.CANCELLED, previous=previous)
-                return None
-            if row["prev_state"] == RunState.QUEUED:
-                await events.append(
-                    conn, row["id"], [("state", {"state": "running", "previous_state": "queued"})]
-                )
-                return claimed
-            if row["attempts"] > self.settings.max_attempts:
-                err = {
-                    "code": "worker_lost",
-                    "message": f"the run was interrupted {row['attempts'] - 1} times",
-                }
-                await runs.finish(
-                    conn, row["id"], RunState.FAILED, previous=RunState.RUNNING, error=err
-                )
-                return None
-            n, most = row["attempts"], self.settings.max_attempts
-            msg = f"restarting from the start (attempt {n} of {most}): the previous attempt was interrupted"
-            await events.append(conn, row["id"], [("log", {"message": msg, "level": "warning"})])
-            return claimed
+            return await self._claim_in(conn)
 
-    async def _drive(self, claimed: dict[str, Any]) -> None:
+    async def _claim_in(
+        self, conn: asyncpg.Connection, run_id: uuid.UUID | None = None
+    ) -> dict[str, Any] | None:
+        """Claim the oldest claimable run, or the queued run `run_id`, in conn's transaction."""
+        token = f"{self.settings.node_id}:{uuid.uuid4().hex[:12]}"
+        if run_id is None:
+            row = await conn.fetchrow(_CLAIM.format(which=_ANY), token, self.settings.lease_seconds)
+        else:
+            sql = _CLAIM.format(which=_ONE)
+            row = await conn.fetchrow(sql, token, self.settings.lease_seconds, run_id)
+        if row is None:
+            return None
+        claimed = dict(row)
+        if row["cancel_requested"]:
+            previous = RunState(row["prev_state"])
+            await runs.finish(conn, row["id"], RunState.CANCELLED, previous=previous)
+            return None
+        if row["prev_state"] == RunState.QUEUED:
+            await events.append(
+                conn, row["id"], [("state", {"state": "running", "previous_state": "queued"})]
+            )
+            return claimed
+        if row["attempts"] > self.settings.max_attempts:
+            err = {
+                "code": "worker_lost",
+                "message": f"the run was interrupted {row['attempts'] - 1} times",
+            }
+            await runs.finish(
+                conn, row["id"], RunState.FAILED, previous=RunState.RUNNING, error=err
+            )
+            return None
+        n, most = row["attempts"], self.settings.max_attempts
+        msg = f"restarting from the start (attempt {n} of {most}): the previous attempt was interrupted"
+        await events.append(conn, row["id"], [("log", {"message": msg, "level": "warning"})])
+        return claimed
+
+    async def _drive(self, claimed: dict[str, Any], release: bool = True) -> None:
         run_id = claimed["id"]
         cancel = asyncio.Event()
         self._cancels[run_id] = cancel
@@ -139,5 +207,6 @@ class Dispatcher:
                 await runner.fail("internal_error", "the server failed while running this backtest")
         finally:
             self._cancels.pop(run_id, None)
-            self._slots.release()
+            if release:
+                self._slots.release()
             self._wake.set()

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from protocol.events import EVENT_ADAPTER
 from protocol.requests import BacktestCreate
 from protocol.results import Results, RunStatus
+from server import openapi_v1
 
 REF = "#/components/schemas/{model}"
 SCORE_SCHEMA = Path(__file__).resolve().parents[1] / "docs" / "score_strategy.schema.json"
@@ -45,6 +46,7 @@ def _schemas() -> dict[str, Any]:
         score = json.loads(SCORE_SCHEMA.read_text())
         score.pop("$schema", None)
         out["ScoreStrategy"] = score
+    out.update(openapi_v1.schemas())
     return out
 
 
@@ -122,8 +124,8 @@ def document() -> dict[str, Any]:
     """The whole OpenAPI document (built once)."""
     return {
         "openapi": "3.1.0",
-        "info": {"title": "barstream", "version": "0.1.0", "description": "Self-hosted backtest server: canonical v2 API"},
-        "paths": _paths(),
+        "info": {"title": "barstream", "version": "0.1.0", "description": "Self-hosted backtest server: the canonical v2 API, saved strategies and the seed 001 (v1) dialect"},
+        "paths": {**_paths(), **openapi_v1.paths()},
         "components": {
             "schemas": _schemas(),
             "securitySchemes": {

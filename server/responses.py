@@ -7,6 +7,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from protocol import v1
 from protocol.errors import ApiError, ErrorCode
 
 
@@ -19,26 +20,30 @@ class JSON(Response):
         return orjson.dumps(content)
 
 
-async def api_error(_request: Request, exc: Exception) -> Response:
+def _render(request: Request, err: ApiError) -> Response:
+    """An error in the shape of the surface the request was made to."""
+    if request.url.path.startswith("/api/v1/"):
+        body = v1.error_body(str(err.code), err.message, err.field, err.details)
+        return JSON(body, status_code=err.status, headers=err.headers)
+    return JSON(err.body(), status_code=err.status, headers=err.headers)
+
+
+async def api_error(request: Request, exc: Exception) -> Response:
     """Render an ApiError as its JSON body."""
     assert isinstance(exc, ApiError)
-    return JSON(exc.body(), status_code=exc.status, headers=exc.headers)
+    return _render(request, exc)
 
 
 _HTTP_CODES = {404: ErrorCode.NOT_FOUND, 405: ErrorCode.NOT_FOUND}
 
 
-async def http_error(_request: Request, exc: Exception) -> Response:
+async def http_error(request: Request, exc: Exception) -> Response:
     """Render Starlette's own errors (unknown route, wrong method) in the same JSON shape."""
     assert isinstance(exc, HTTPException)
     code = _HTTP_CODES.get(exc.status_code, ErrorCode.INTERNAL_ERROR)
-    return JSON(
-        ApiError(exc.status_code, code, str(exc.detail)).body(), status_code=exc.status_code
-    )
+    return _render(request, ApiError(exc.status_code, code, str(exc.detail)))
 
 
-async def server_error(_request: Request, _exc: Exception) -> Response:
+async def server_error(request: Request, _exc: Exception) -> Response:
     """Render an unexpected failure without leaking its details."""
-    return JSON(
-        ApiError(500, ErrorCode.INTERNAL_ERROR, "internal server error").body(), status_code=500
-    )
+    return _render(request, ApiError(500, ErrorCode.INTERNAL_ERROR, "internal server error"))

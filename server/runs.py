@@ -1,14 +1,13 @@
 """The runs table: create, read, list, and the state transitions, each with its events."""
 
-import base64
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 
 from protocol.enums import RunState
-from server import events
+from server import events, paging
 from server.events import CANCEL_CHANNEL, iso
 
 _COLUMNS = (
@@ -96,18 +95,6 @@ async def set_archived(
     )
 
 
-def _encode_cursor(created_at: datetime, run_id: uuid.UUID) -> str:
-    raw = f"{created_at.timestamp():.6f}|{run_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    """Parse a listing cursor; ValueError when it is not one of ours."""
-    raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    ts, _, rid = raw.partition("|")
-    return datetime.fromtimestamp(float(ts), UTC), uuid.UUID(rid)
-
-
 async def page(
     conn: asyncpg.Pool,
     user_id: uuid.UUID,
@@ -136,7 +123,7 @@ async def page(
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
-        next_cursor = _encode_cursor(rows[-1]["created_at"], rows[-1]["id"])
+        next_cursor = paging.encode(rows[-1]["created_at"], rows[-1]["id"])
     return rows, total, next_cursor
 
 

@@ -40,6 +40,8 @@ class Settings:
     lease_seconds: float = field(
         default_factory=lambda: _env_float("BARSTREAM_LEASE_SECONDS", 30.0)
     )
+    sync_slots: int = field(default_factory=lambda: _env_int("BARSTREAM_SYNC_SLOTS", 0))
+    bulk_max: int = field(default_factory=lambda: _env_int("BARSTREAM_BULK_MAX", 50))
     poll_seconds: float = 1.0
     ws_ping_seconds: float = 20.0
     # The demo data runs from 2024-01-01 to this minute (ISO 8601, naive = UTC); unset: now.

@@ -1,5 +1,7 @@
 """The one place that knows both the wire and the engine: a v2 request becomes a run config."""
 
+import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -11,11 +13,23 @@ from engine.data.store import BASE_RESOLUTIONS, BarStore
 from engine.strategy.compile import StrategyError, compile_strategy
 from protocol.enums import RESOLUTIONS
 from protocol.errors import ApiError, ErrorCode
-from protocol.requests import BacktestCreate
+from protocol.requests import BacktestCreate, ExecutionSpec
 
 _NS = 1_000_000_000
 _SECONDS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "4h": 14_400, "1d": 86_400}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Saved:
+    """What a run request takes from the saved strategy it names."""
+
+    id: uuid.UUID
+    name: str
+    dialect: str
+    definition: dict[str, Any]
+    asset: str | None
+    execution_config: dict[str, Any]
 
 
 def to_ns(ts: datetime) -> int:
@@ -23,11 +37,11 @@ def to_ns(ts: datetime) -> int:
     return (ts - _EPOCH) // timedelta(microseconds=1) * 1000
 
 
-def validation_error(exc: ValidationError) -> ApiError:
+def validation_error(exc: ValidationError, prefix: str = "") -> ApiError:
     """Turn pydantic's errors into a 422 naming the first field (all of them in `details`)."""
     details = []
     for err in exc.errors(include_url=False, include_input=False):
-        loc = ".".join(str(p) for p in err["loc"]) or "body"
+        loc = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "") or "body"
         details.append({"field": loc, "message": err["msg"]})
     first = details[0]
     return ApiError(
@@ -49,10 +63,6 @@ def _iso(ts: datetime) -> str:
 
 
 def _strategy(req: BacktestCreate) -> dict[str, Any]:
-    if req.strategy_id is not None:
-        raise ApiError(
-            404, ErrorCode.NOT_FOUND, f"strategy {req.strategy_id!r} not found", field="strategy_id"
-        )
     if req.strategy_json is not None:
         try:
             spec = orjson.loads(req.strategy_json)
@@ -75,14 +85,15 @@ def _strategy(req: BacktestCreate) -> dict[str, Any]:
     return req.strategy
 
 
-def _check_strategy(spec: dict[str, Any], source: str) -> None:
+def check_strategy(spec: dict[str, Any], source: str, dialect: str = "v2") -> None:
     try:
-        compile_strategy(spec)
+        compile_strategy(spec, dialect=dialect)
     except StrategyError as exc:
         field = f"{source}.{exc.path}" if exc.path else source
-        raise ApiError(
-            400, ErrorCode.INVALID_STRATEGY, f"{field}: {exc.message}", field=field
-        ) from exc
+        message = exc.message
+        if dialect == "seed001" and message.startswith("belongs in the execution"):
+            message = "does not belong in the strategy: set it in execution_config"
+        raise ApiError(400, ErrorCode.INVALID_STRATEGY, f"{field}: {message}", field=field) from exc
 
 
 def _check_timeframes(spec: dict[str, Any], source: str, interval: str) -> None:
@@ -109,12 +120,23 @@ def _check_timeframes(spec: dict[str, Any], source: str, interval: str) -> None:
 _STORED = {"tick": "tick", "second": "1s"}
 
 
-def _check_execution(req: BacktestCreate) -> None:
+def _execution(req: BacktestCreate, saved: Saved | None) -> ExecutionSpec:
+    """The run's execution settings: a saved strategy's defaults under the request's own."""
+    if saved is None or not saved.execution_config:
+        return req.execution
+    merged = {**saved.execution_config, **req.execution.model_dump(exclude_unset=True)}
+    try:
+        return ExecutionSpec.model_validate(merged)
+    except ValidationError as exc:
+        raise validation_error(exc, prefix="execution") from exc
+
+
+def _check_execution(execution: ExecutionSpec) -> None:
     """Rules that need the engine's tables (venues, fee tiers, margin): 422 naming the field."""
     from engine.execution import Execution
 
     try:
-        Execution.from_dict(req.execution.model_dump(exclude_none=True))
+        Execution.from_dict(execution.model_dump(exclude_none=True))
     except ValueError as exc:
         path, _, message = str(exc).partition(": ")
         field = f"execution.{path}" if message else "execution"
@@ -144,7 +166,7 @@ def _check_budget(
 
 
 def _check_sweep(
-    req: BacktestCreate, spec: dict[str, Any], source: str, interval: str
+    req: BacktestCreate, spec: dict[str, Any], source: str, interval: str, dialect: str = "v2"
 ) -> dict[str, Any] | None:
     """Expand a sweep once to check every variant compiles; return its config entry."""
     if req.sweep is None:
@@ -161,7 +183,7 @@ def _check_sweep(
             f"sweep.rank_by must be a metric: {', '.join(sorted(known))}", field="sweep.rank_by",
         )  # fmt: skip
     try:
-        variants = expand(spec, req.sweep.grid)
+        variants = expand(spec, req.sweep.grid, dialect=dialect)
     except SweepError as exc:
         path = exc.path.replace("strategy.", f"{source}.", 1)
         code = ErrorCode.INVALID_STRATEGY if path.startswith(source) else ErrorCode.VALIDATION_ERROR
@@ -245,22 +267,46 @@ def _check_resolution(info: Any, resolution: str) -> None:
     )
 
 
-def build_config(body: bytes, store: BarStore) -> dict[str, Any]:
-    """Validate a v2 create body; return the fully resolved config, or raise ApiError."""
+def parse_create(body: bytes) -> BacktestCreate:
+    """Validate a v2 create body: 400 for bad JSON, 422 naming the field."""
     try:
-        req = BacktestCreate.model_validate_json(body or b"{}")
+        return BacktestCreate.model_validate_json(body or b"{}")
     except ValidationError as exc:
         if any(e["type"] == "json_invalid" for e in exc.errors()):
             raise ApiError(
                 400, ErrorCode.INVALID_JSON, "the request body is not valid JSON"
             ) from exc
         raise validation_error(exc) from exc
+
+
+def build_config(body: bytes, store: BarStore) -> dict[str, Any]:
+    """Validate a v2 create body without a saved strategy; return the resolved config."""
+    return config_for(parse_create(body), store)
+
+
+def _run_symbols(req: BacktestCreate, saved: Saved | None) -> list[str]:
+    if req.symbols:
+        return req.symbols
+    if saved is not None and saved.asset:
+        return [saved.asset]
+    why = "the saved strategy has no asset" if saved else "only a saved strategy's asset"
+    raise ApiError(
+        422, ErrorCode.VALIDATION_ERROR, f"symbols: Field required ({why} can stand in for it)",
+        field="symbols", details=[{"field": "symbols", "message": "Field required"}],
+    )  # fmt: skip
+
+
+def config_for(
+    req: BacktestCreate, store: BarStore, saved: Saved | None = None, dialect: str = "v2"
+) -> dict[str, Any]:
+    """Resolve a validated request (and the saved strategy it names) into a run config."""
     start, end = _aware(req.start, req.timezone), _aware(req.end, req.timezone)
     if start >= end:
         raise ApiError(422, ErrorCode.VALIDATION_ERROR, "start must be before end", field="start")
+    names = _run_symbols(req, saved)
     interval = RESOLUTIONS[req.resolution]
     if interval is None:
-        _symbols(store, req.symbols, None, None, req.resolution)  # raises, naming the symbol
+        _symbols(store, names, None, None, req.resolution)  # raises, naming the symbol
         raise ApiError(
             400,
             ErrorCode.UNSUPPORTED_RESOLUTION,
@@ -268,21 +314,27 @@ def build_config(body: bytes, store: BarStore) -> dict[str, Any]:
             field="resolution",
         )
     start_ns, end_ns = to_ns(start), to_ns(end)
-    symbols = _symbols(store, req.symbols, start_ns, end_ns, req.resolution)
-    _check_execution(req)
+    symbols = _symbols(store, names, start_ns, end_ns, req.resolution)
+    execution = _execution(req, saved)
+    _check_execution(execution)
     if req.template is not None:
         return {**_common(req, start, end, interval, symbols), **_template(req, symbols)}
-    source = "strategy" if req.strategy is not None else "strategy_json"
-    spec = _strategy(req)
-    _check_strategy(spec, source)
+    if saved is not None:
+        spec, source, dialect = saved.definition, "strategy_id", saved.dialect
+    else:
+        source = "strategy" if req.strategy is not None else "strategy_json"
+        spec = _strategy(req)
+    check_strategy(spec, source, dialect)
     _check_timeframes(spec, source, interval)
-    sweep = _check_sweep(req, spec, source, interval)
+    sweep = _check_sweep(req, spec, source, interval, dialect)
     if sweep:
         _check_budget(store, symbols, start_ns, end_ns, interval, sweep["variant_count"])
     return {
         **_common(req, start, end, interval, symbols),
         "strategy": spec,
-        "execution": req.execution.model_dump(exclude_none=True),
+        "execution": execution.model_dump(exclude_none=True),
+        **({"dialect": dialect} if dialect != "v2" else {}),
+        **({"strategy_id": str(saved.id)} if saved is not None else {}),
         **({"sweep": sweep} if sweep else {}),
     }
 
@@ -342,6 +394,7 @@ def job_from_config(config: dict[str, Any]) -> dict[str, Any]:
         "execution": config["execution"],
         "capital": config["capital"],
         "timezone": config.get("timezone", "UTC"),
+        "dialect": config.get("dialect", "v2"),
         **({"sweep": config["sweep"]} if config.get("sweep") else {}),
         **(
             {"template": config["template"], "template_params": config["template_params"]}

@@ -10,13 +10,11 @@ from starlette.routing import Route
 
 from protocol.enums import RunState
 from protocol.errors import ApiError, ErrorCode
-from server import runs
+from server import paging, runs, strategies
 from server.auth import require_user
 from server.events import iso
 from server.responses import JSON
-from server.translate import build_config
-
-_STATES = {s.value for s in RunState}
+from server.translate import config_for, parse_create
 
 
 async def _owned_run(request: Request) -> asyncpg.Record:
@@ -36,9 +34,11 @@ def _not_found(run_id: str) -> ApiError:
 async def create(request: Request) -> Response:
     """Validate and queue a run; 201 with its status."""
     user = await require_user(request)
-    body = await request.body()
-    store = request.app.state.store
-    config = await asyncio.to_thread(build_config, body, store)
+    req = parse_create(await request.body())
+    saved = None
+    if req.strategy_id is not None:
+        saved = await strategies.for_run(request.app.state.pool, req.strategy_id, user.id)
+    config = await asyncio.to_thread(config_for, req, request.app.state.store, saved)
     limit = request.app.state.settings.max_active_runs
     try:
         async with request.app.state.pool.acquire() as conn:
@@ -58,53 +58,19 @@ async def create(request: Request) -> Response:
     )
 
 
-def _limit(request: Request) -> int:
-    raw = request.query_params.get("limit", "50")
-    try:
-        limit = int(raw)
-    except ValueError:
-        limit = 0
-    if not 1 <= limit <= 200:
-        raise ApiError(
-            422, ErrorCode.VALIDATION_ERROR, "limit must be an integer from 1 to 200", field="limit"
-        )
-    return limit
-
-
 async def list_runs(request: Request) -> Response:
     """The caller's runs, newest first: an array, paged by a `Link: <…>; rel="next"` header
     (absent on the last page), with the total in `X-Total-Count`."""
     user = await require_user(request)
-    q = request.query_params
-    state = q.get("state") or None
-    if state is not None and state not in _STATES:
-        raise ApiError(
-            422,
-            ErrorCode.VALIDATION_ERROR,
-            f"state must be one of {', '.join(sorted(_STATES))}",
-            field="state",
-        )
-    cursor = None
-    if q.get("cursor"):
-        try:
-            cursor = runs.decode_cursor(q["cursor"])
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ApiError(
-                422, ErrorCode.VALIDATION_ERROR, "cursor is not valid", field="cursor"
-            ) from exc
-    archived = q.get("include_archived", "false").lower() in ("1", "true", "yes")
     rows, total, nxt = await runs.page(
         request.app.state.pool,
         user.id,
-        state=state,
-        limit=_limit(request),
-        cursor=cursor,
-        include_archived=archived,
+        state=paging.state(request),
+        limit=paging.limit(request),
+        cursor=paging.cursor(request),
+        include_archived=paging.flag(request, "include_archived"),
     )
-    headers = {"X-Total-Count": str(total)}
-    if nxt is not None:
-        headers["Link"] = f'<{request.url.include_query_params(cursor=nxt)}>; rel="next"'
-    return JSON([runs.status(r) for r in rows], headers=headers)
+    return JSON([runs.status(r) for r in rows], headers=paging.headers(request, total, nxt))
 
 
 async def get_run(request: Request) -> Response:

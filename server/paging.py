@@ -1,0 +1,80 @@
+"""Keyset paging shared by listings: newest first by (created_at, id), an opaque cursor."""
+
+import base64
+import uuid
+from datetime import UTC, datetime
+
+from starlette.requests import Request
+
+from protocol.enums import RunState
+from protocol.errors import ApiError, ErrorCode
+
+Cursor = tuple[datetime, uuid.UUID]
+
+
+def encode(created_at: datetime, row_id: uuid.UUID) -> str:
+    """The cursor that continues after the row (created_at, row_id)."""
+    raw = f"{created_at.timestamp():.6f}|{row_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode(cursor: str) -> Cursor:
+    """Parse a cursor; ValueError when it is not one of ours."""
+    raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    ts, _, rid = raw.partition("|")
+    return datetime.fromtimestamp(float(ts), UTC), uuid.UUID(rid)
+
+
+def limit(request: Request, default: int = 50, most: int = 200) -> int:
+    """The `limit` query parameter: an integer from 1 to `most`, else 422."""
+    raw = request.query_params.get("limit", str(default))
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= most:
+        raise ApiError(
+            422, ErrorCode.VALIDATION_ERROR, f"limit must be an integer from 1 to {most}",
+            field="limit",
+        )  # fmt: skip
+    return value
+
+
+def cursor(request: Request) -> Cursor | None:
+    """The `cursor` query parameter, or None; 422 when it is not one of ours."""
+    raw = request.query_params.get("cursor")
+    if not raw:
+        return None
+    try:
+        return decode(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(
+            422, ErrorCode.VALIDATION_ERROR, "cursor is not valid", field="cursor"
+        ) from exc
+
+
+def flag(request: Request, name: str) -> bool:
+    """A boolean query parameter (`true`, `1`, `yes`)."""
+    return request.query_params.get(name, "false").lower() in ("1", "true", "yes")
+
+
+def headers(request: Request, total: int, next_cursor: str | None) -> dict[str, str]:
+    """`X-Total-Count`, and a `Link` to the next page (same query, new cursor) if there is one."""
+    out = {"X-Total-Count": str(total)}
+    if next_cursor is not None:
+        out["Link"] = f'<{request.url.include_query_params(cursor=next_cursor)}>; rel="next"'
+    return out
+
+
+_STATES = tuple(s.value for s in RunState)
+
+
+def state(request: Request) -> str | None:
+    """The `state` filter of a run listing, or None; 422 when it is not a run state."""
+    value = request.query_params.get("state") or None
+    if value is not None and value not in _STATES:
+        raise ApiError(
+            422, ErrorCode.VALIDATION_ERROR, f"state must be one of {', '.join(sorted(_STATES))}",
+            field="state",
+        )  # fmt: skip
+    return value

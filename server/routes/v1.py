@@ -1,0 +1,433 @@
+"""The seed 001 surface: synchronous runs, bulk runs, results, trades, archive and history.
+
+A v1 run is an ordinary run (same table, events and results), so v2 reads, streams and archives
+it too. Synchronous requests take worker slots of this node at once or answer 503 with
+`Retry-After` (see Dispatcher.reserve); a client that disconnects does not stop its runs:
+they finish and stay in the history.
+"""
+
+import asyncio
+import base64
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from protocol import v1
+from protocol.enums import RESOLUTIONS, RunState
+from protocol.errors import ApiError, ErrorCode
+from server import paging, runs, strategies
+from server import v1 as translate
+from server.auth import require_user
+from server.events import iso
+from server.jobs import Busy, Dispatcher
+from server.responses import JSON
+from server.translate import Saved
+
+RETRY_AFTER = "2"
+
+
+def _busy(what: str) -> ApiError:
+    return ApiError(
+        503, ErrorCode.BUSY,
+        f"every worker slot synchronous runs may use is busy; retry after {RETRY_AFTER} s,"
+        f" send {what} one at a time, or use the async POST /api/v2/backtests",
+        headers={"Retry-After": RETRY_AFTER},
+    )  # fmt: skip
+
+
+# ---- reading runs -------------------------------------------------------------------------
+
+
+async def _row(request: Request) -> asyncpg.Record:
+    user = await require_user(request)
+    run_id = request.path_params["backtest_id"]
+    row = await runs.get(request.app.state.pool, run_id, user.id)
+    if row is None:
+        raise ApiError(
+            404, ErrorCode.NOT_FOUND, f"backtest {run_id} not found", field="backtest_id"
+        )
+    return row
+
+
+async def _results(pool: asyncpg.Pool, run_id: uuid.UUID) -> dict[str, Any] | None:
+    return await pool.fetchval("SELECT body FROM results WHERE run_id = $1", run_id)
+
+
+def _seconds(row: asyncpg.Record) -> float | None:
+    if row["started_at"] is None or row["finished_at"] is None:
+        return None
+    return round((row["finished_at"] - row["started_at"]).total_seconds(), 3)
+
+
+def _summary(row: asyncpg.Record, metrics: dict[str, Any] | None) -> dict[str, Any]:
+    """What a v1 result and a history item share."""
+    config = row["config"]
+    symbols = config.get("symbols") or []
+    return {
+        "success": row["state"] == RunState.COMPLETED,
+        "backtest_id": str(row["id"]),
+        "status": row["state"],
+        "metrics": v1.metrics(metrics),
+        "execution_time_seconds": _seconds(row),
+        "trade_count": v1.trade_count(metrics),
+        "asset": symbols[0] if symbols else None,
+        "interval": config.get("resolution"),
+        "start_date": config.get("start"),
+        "end_date": config.get("end"),
+        "strategy_name": (config.get("strategy") or {}).get("name") or config.get("template"),
+        "strategy_id": config.get("strategy_id"),
+        "created_at": iso(row["created_at"]),
+        "finished_at": iso(row["finished_at"]),
+        "archived": row["archived"],
+        "archived_at": iso(row["archived_at"]),
+        "error": row["error"],
+    }
+
+
+async def _full(pool: asyncpg.Pool, row: asyncpg.Record) -> dict[str, Any]:
+    """A run as seed 001 returns it: summary, full trade history, resolved config."""
+    body = await _results(pool, row["id"]) if row["state"] == RunState.COMPLETED else None
+    out = _summary(row, body["metrics"] if body else None)
+    out["trades"] = body["round_trips"] if body else []
+    out["open_positions"] = body.get("open_positions", []) if body else []
+    out["config"] = row["config"]
+    return out
+
+
+async def get_backtest(request: Request) -> Response:
+    """A stored run with its full trade history (any surface's run, any state)."""
+    row = await _row(request)
+    return JSON(await _full(request.app.state.pool, row))
+
+
+def _offset(request: Request) -> int:
+    raw = request.query_params.get("cursor")
+    if not raw:
+        return 0
+    try:
+        value = int(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode())
+        if value < 0:
+            raise ValueError(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(
+            422, ErrorCode.VALIDATION_ERROR, "cursor is not valid", field="cursor"
+        ) from exc
+    return value
+
+
+async def trades(request: Request) -> Response:
+    """A completed run's closed trades, in order, paged (`limit` 1-1000, `cursor`)."""
+    row = await _row(request)
+    if row["state"] != RunState.COMPLETED:
+        raise ApiError(
+            409, ErrorCode.RUN_NOT_FINISHED,
+            f"backtest {row['id']} is {row['state']}; trades exist once it is completed",
+            field="backtest_id",
+        )  # fmt: skip
+    body = await _results(request.app.state.pool, row["id"]) or {}
+    every = body.get("round_trips", [])
+    start, size = _offset(request), paging.limit(request, default=100, most=1000)
+    page = every[start : start + size]
+    nxt = None
+    if start + size < len(every):
+        nxt = base64.urlsafe_b64encode(str(start + size).encode()).decode().rstrip("=")
+    headers = paging.headers(request, len(every), nxt)
+    out = {"success": True, "backtest_id": str(row["id"]), "trades": page,
+           "total": len(every), "next_cursor": nxt}  # fmt: skip
+    return JSON(out, headers=headers)
+
+
+async def _archive(request: Request, archived: bool) -> Response:
+    user = await require_user(request)
+    run_id = request.path_params["backtest_id"]
+    async with request.app.state.pool.acquire() as conn:
+        row = await runs.set_archived(conn, run_id, user.id, archived)
+    if row is None:
+        raise ApiError(
+            404, ErrorCode.NOT_FOUND, f"backtest {run_id} not found", field="backtest_id"
+        )
+    return JSON({"success": True, "backtest_id": str(row["id"]), "archived": row["archived"],
+                 "archived_at": iso(row["archived_at"])})  # fmt: skip
+
+
+async def archive(request: Request) -> Response:
+    """Hide a run from the default history (reversible)."""
+    return await _archive(request, True)
+
+
+async def unarchive(request: Request) -> Response:
+    """Show an archived run in the default history again."""
+    return await _archive(request, False)
+
+
+async def history(request: Request) -> Response:
+    """The caller's runs of every surface, newest first, without archived ones by default."""
+    user = await require_user(request)
+    pool = request.app.state.pool
+    rows, total, nxt = await runs.page(
+        pool, user.id, state=paging.state(request), limit=paging.limit(request), cursor=paging.cursor(request),
+        include_archived=paging.flag(request, "include_archived"),
+    )  # fmt: skip
+    found = await pool.fetch(
+        "SELECT run_id, body->'metrics' AS m FROM results WHERE run_id = ANY($1::uuid[])",
+        [r["id"] for r in rows if r["state"] == RunState.COMPLETED],
+    )
+    metrics = {r["run_id"]: r["m"] for r in found}
+    items = [_summary(r, metrics.get(r["id"])) for r in rows]
+    body = {"items": items, "total": total, "next_cursor": nxt}
+    return JSON(body, headers=paging.headers(request, total, nxt))
+
+
+# ---- running ------------------------------------------------------------------------------
+
+
+def _warnings(parsed: translate.Parsed) -> list[str]:
+    return [
+        f"{k} is deprecated (defaults from trading_defaults.json); tune cooldown_config instead"
+        for k in parsed.deprecated
+    ]
+
+
+def _deprecation(parsed: translate.Parsed) -> dict[str, str]:
+    return {"Deprecation": "true"} if parsed.deprecated else {}
+
+
+async def _saved(request: Request, user_id: uuid.UUID, sid: str | None) -> Saved | None:
+    return None if sid is None else await strategies.for_run(request.app.state.pool, sid, user_id)
+
+
+async def run_backtest(request: Request) -> Response:
+    """Run one backtest synchronously: 200 with seed 001's result, or 503 when busy."""
+    user = await require_user(request)
+    parsed = translate.parse(await request.body(), v1.RunBody)
+    body = parsed.body
+    problem = body.source_error()
+    if problem is not None:
+        fields = ("strategy_json", "strategy_id")
+        raise ApiError(
+            400 if body.strategy_json else 422, ErrorCode.VALIDATION_ERROR, problem,
+            field=fields[0], details=[{"field": f, "message": problem} for f in fields],
+        )  # fmt: skip
+    saved = await _saved(request, user.id, body.strategy_id)
+    asset = body.asset or (saved.asset if saved else translate.strategy_asset(body.strategy_json))
+    if asset is None:
+        raise ApiError(
+            422, ErrorCode.VALIDATION_ERROR,
+            "asset: Field required (optional only when strategy_id names a strategy with an"
+            " asset)", field="asset",
+        )  # fmt: skip
+    store = request.app.state.store
+    config = await asyncio.to_thread(
+        translate.build, parsed, store, saved, asset=asset, interval=body.interval,
+        strategy=body.strategy_json,
+    )  # fmt: skip
+    dispatcher: Dispatcher = request.app.state.dispatcher
+    try:
+        await dispatcher.reserve()
+    except Busy:
+        raise _busy("backtests") from None
+    try:
+        run_id, task = await dispatcher.start_reserved(user.id, config)
+    except BaseException as exc:
+        dispatcher.release(1)
+        if isinstance(exc, runs.TooManyActive):
+            raise _busy("backtests") from exc
+        raise
+    task.add_done_callback(lambda _: dispatcher.release(1))
+    await asyncio.shield(task)
+    row = await runs.get(request.app.state.pool, str(run_id), user.id)
+    out = await _full(request.app.state.pool, row)
+    out["warnings"] = _warnings(parsed)
+    status = {RunState.COMPLETED: 200, RunState.CANCELLED: 409}.get(row["state"], 500)
+    return JSON(out, status_code=status, headers=_deprecation(parsed))
+
+
+def _finest(spec: Any) -> str:
+    """A bulk strategy's interval when the request sets none: its finest signal timeframe."""
+    seconds = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "4h": 14_400, "1d": 86_400}
+    found = []
+    if isinstance(spec, dict):
+        for group in ("entry", "exit"):
+            for sig in spec.get(group) or []:
+                tf = sig.get("timeframe") if isinstance(sig, dict) else None
+                if isinstance(tf, str) and RESOLUTIONS.get(tf) in seconds:
+                    found.append(RESOLUTIONS[tf])
+    return min(found, key=seconds.__getitem__) if found else "1h"
+
+
+async def _prepare(
+    request: Request, user_id: uuid.UUID, parsed: translate.Parsed, item: Any, field: str
+) -> dict[str, Any]:
+    """One bulk strategy's run config; ApiError (named by its index) when it cannot run."""
+    body = parsed.body
+    saved, spec = None, item
+    if body.strategy_ids is not None:
+        saved = await _saved(request, user_id, str(item))
+        spec = saved.definition if saved else None
+    elif not isinstance(item, dict):
+        raise ApiError(400, ErrorCode.INVALID_STRATEGY, f"{field}: must be a strategy object",
+                       field=field)  # fmt: skip
+    inline = spec if isinstance(spec, dict) else {}
+    asset = body.asset or (saved.asset if saved else None) or inline.get("asset")
+    if not isinstance(asset, str):
+        raise ApiError(422, ErrorCode.VALIDATION_ERROR,
+                       f"{field}: no asset (set asset in the request or the strategy)",
+                       field=field)  # fmt: skip
+    interval = body.interval or _finest(spec)
+    try:
+        return await asyncio.to_thread(
+            translate.build, parsed, request.app.state.store, saved, asset=asset,
+            interval=interval, strategy=None if saved else item,
+        )  # fmt: skip
+    except ApiError as exc:
+        if exc.field and exc.field.startswith("strategy"):
+            exc.field = f"{field}.{exc.field.partition('.')[2]}".rstrip(".")
+        raise
+
+
+async def _fetch_once(store: Any, configs: list[dict[str, Any]]) -> int:
+    """Materialise each unique (asset, timeframe) once before the runs; return how many."""
+    pairs = sorted({(c["symbols"][0], c["interval"]) for c in configs})
+
+    def load() -> None:
+        for symbol, interval in pairs:
+            info = store.resolve(symbol)
+            store.load(symbol, interval, info.first_ts, info.first_ts)  # builds the shared cache
+
+    await asyncio.to_thread(load)
+    return len(pairs)
+
+
+async def _lanes(
+    dispatcher: Dispatcher, user_id: uuid.UUID, todo: list[tuple[int, dict]], lanes: int,
+    out: dict[int, Any],
+) -> None:  # fmt: skip
+    """Run `todo` over `lanes` reserved slots, one run per slot at a time; give them back."""
+    queue = list(todo)
+
+    async def lane() -> None:
+        while queue:
+            i, config = queue.pop(0)
+            try:
+                run_id, task = await dispatcher.start_reserved(user_id, config)
+            except runs.TooManyActive:
+                out[i] = _busy("fewer strategies")
+                continue
+            out[i] = run_id
+            await task
+
+    try:
+        await asyncio.gather(*(lane() for _ in range(lanes)))
+    finally:
+        dispatcher.release(lanes)
+
+
+async def bulk(request: Request) -> Response:
+    """Run many strategies over one date range synchronously; one result per strategy."""
+    user = await require_user(request)
+    started = time.monotonic()
+    parsed = translate.parse(await request.body(), v1.BulkBody)
+    body = parsed.body
+    key = "strategy_ids" if body.strategy_ids is not None else "strategy_configs"
+    items = body.strategy_ids or body.strategy_configs or []
+    most = request.app.state.settings.bulk_max
+    if len(items) > most:
+        raise ApiError(422, ErrorCode.VALIDATION_ERROR,
+                       f"{key}: at most {most} strategies per bulk request", field=key)  # fmt: skip
+    out: dict[int, Any] = {}
+    todo = []
+    for i, item in enumerate(items):
+        try:
+            todo.append((i, await _prepare(request, user.id, parsed, item, f"{key}[{i}]")))
+        except ApiError as exc:
+            out[i] = exc
+    fetches = await _fetch_once(request.app.state.store, [c for _, c in todo])
+    dispatcher: Dispatcher = request.app.state.dispatcher
+    if todo:
+        try:
+            lanes = await dispatcher.reserve(count=len(todo))
+        except Busy:
+            raise _busy("bulk requests") from None
+        work = asyncio.create_task(_lanes(dispatcher, user.id, todo, lanes, out))
+        dispatcher.adopt(work)
+        await asyncio.shield(work)
+    results = await _bulk_results(request, user.id, items, key, out)
+    ok = sum(r["success"] for r in results)
+    payload = {
+        "success": True, "total": len(items), "succeeded": ok, "failed": len(items) - ok,
+        "data_fetches": fetches, "execution_time_seconds": round(time.monotonic() - started, 3),
+        "results": results, "warnings": _warnings(parsed),
+    }  # fmt: skip
+    return JSON(payload, headers=_deprecation(parsed))
+
+
+async def _bulk_results(
+    request: Request, user_id: uuid.UUID, items: list, key: str, out: dict[int, Any]
+) -> list[dict[str, Any]]:
+    pool = request.app.state.pool
+    results = []
+    for i, item in enumerate(items):
+        ref = {"index": i, **({"strategy_id": str(item)} if key == "strategy_ids" else {})}
+        got = out.get(i)
+        if isinstance(got, uuid.UUID):
+            row = await runs.get(pool, str(got), user_id)
+            res = await _results(pool, got) if row["state"] == RunState.COMPLETED else None
+            results.append({**ref, **_summary(row, res["metrics"] if res else None)})
+            continue
+        err = (
+            got if isinstance(got, ApiError) else ApiError(500, ErrorCode.INTERNAL_ERROR, "not run")
+        )
+        name = item.get("name") if isinstance(item, dict) else None
+        results.append({**ref, "success": False, "backtest_id": None, "strategy_name": name,
+                        "error": err.body()["error"]})  # fmt: skip
+    return results
+
+
+# ---- routes -------------------------------------------------------------------------------
+
+Handler = Callable[[Request], Awaitable[Response]]
+CANONICAL = "/api/v1/backtests"
+ALIASES = ("/api/v1/backtesting/backtest", "/api/v1/backtesting/backtests")
+
+
+def _deprecated(handler: Handler, alias: str) -> Handler:
+    """The same handler, answering with `Deprecation` and a `Link` to its successor path."""
+
+    def headers(request: Request) -> dict[str, str]:
+        successor = CANONICAL + request.url.path[len(alias) :]
+        return {"Deprecation": "true", "Link": f'<{successor}>; rel="successor-version"'}
+
+    async def wrapped(request: Request) -> Response:
+        try:
+            response = await handler(request)
+        except ApiError as exc:
+            exc.headers = {**(exc.headers or {}), **headers(request)}
+            raise
+        for name, value in headers(request).items():
+            old = response.headers.get(name)
+            response.headers[name] = f"{old}, {value}" if old and name == "Link" else value
+        return response
+
+    return wrapped
+
+
+_TABLE: list[tuple[str, Handler, str]] = [
+    ("", run_backtest, "POST"),
+    ("/bulk", bulk, "POST"),
+    ("/{backtest_id}", get_backtest, "GET"),
+    ("/{backtest_id}/trades", trades, "GET"),
+    ("/{backtest_id}/archive", archive, "POST"),
+    ("/{backtest_id}/unarchive", unarchive, "POST"),
+]
+
+routes = [
+    *(Route(CANONICAL + p, h, methods=[m]) for p, h, m in _TABLE),
+    *(Route(a + p, _deprecated(h, a), methods=[m]) for a in ALIASES for p, h, m in _TABLE),
+    Route("/api/v1/users/me/backtests", history, methods=["GET"]),
+]
