@@ -3,7 +3,9 @@
 import base64
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
+import asyncpg
 from starlette.requests import Request
 
 from protocol.enums import RunState
@@ -23,6 +25,32 @@ def decode(cursor: str) -> Cursor:
     raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     ts, _, rid = raw.partition("|")
     return datetime.fromtimestamp(float(ts), UTC), uuid.UUID(rid)
+
+
+async def fetch_page(
+    conn: asyncpg.Pool | asyncpg.Connection,
+    table: str,
+    columns: str,
+    where: list[str],
+    args: list[Any],
+    limit: int,
+    cursor: Cursor | None,
+) -> tuple[list[asyncpg.Record], int, str | None]:
+    """One page of `table` newest first under `where` (its args numbered from $1), the total
+    over all pages, and the cursor of the next page (None on the last)."""
+    total = await conn.fetchval(f"SELECT count(*) FROM {table} WHERE {' AND '.join(where)}", *args)
+    n = len(args)
+    if cursor is not None:
+        where = [*where, f"(created_at, id) < (${n + 2}, ${n + 3})"]
+    rows = await conn.fetch(
+        f"SELECT {columns} FROM {table} WHERE {' AND '.join(where)}"
+        f" ORDER BY created_at DESC, id DESC LIMIT ${n + 1}",
+        *args, limit + 1, *(cursor or ()),
+    )  # fmt: skip
+    if len(rows) <= limit:
+        return rows, total, None
+    rows = rows[:limit]
+    return rows, total, encode(rows[-1]["created_at"], rows[-1]["id"])
 
 
 def limit(request: Request, default: int = 50, most: int = 200) -> int:

@@ -108,23 +108,7 @@ async def page(
     where = ["user_id = $1", "($2::text IS NULL OR state = $2)"]
     if not include_archived:
         where.append("NOT archived")
-    total = await conn.fetchval(
-        f"SELECT count(*) FROM runs WHERE {' AND '.join(where)}", user_id, state
-    )
-    args: list[Any] = [user_id, state, limit + 1]
-    if cursor is not None:
-        where.append("(created_at, id) < ($4, $5)")
-        args += list(cursor)
-    rows = await conn.fetch(
-        f"SELECT {_COLUMNS} FROM runs WHERE {' AND '.join(where)}"
-        " ORDER BY created_at DESC, id DESC LIMIT $3",
-        *args,
-    )
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = paging.encode(rows[-1]["created_at"], rows[-1]["id"])
-    return rows, total, next_cursor
+    return await paging.fetch_page(conn, "runs", _COLUMNS, where, [user_id, state], limit, cursor)
 
 
 async def request_cancel(

@@ -161,23 +161,7 @@ async def page(
 ) -> tuple[list[asyncpg.Record], int, str | None]:
     """One page of the caller's strategies, newest first, the total, and the next cursor."""
     where = ["user_id = $1"] + ([] if include_deleted else ["deleted_at IS NULL"])
-    total = await pool.fetchval(
-        f"SELECT count(*) FROM strategies WHERE {' AND '.join(where)}", user_id
-    )
-    args: list[Any] = [user_id, limit + 1]
-    if cursor is not None:
-        where.append("(created_at, id) < ($3, $4)")
-        args += list(cursor)
-    rows = await pool.fetch(
-        f"SELECT {_COLUMNS} FROM strategies WHERE {' AND '.join(where)}"
-        " ORDER BY created_at DESC, id DESC LIMIT $2",
-        *args,
-    )
-    nxt = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        nxt = paging.encode(rows[-1]["created_at"], rows[-1]["id"])
-    return rows, total, nxt
+    return await paging.fetch_page(pool, "strategies", _COLUMNS, where, [user_id], limit, cursor)
 
 
 async def for_run(pool: asyncpg.Pool, strategy_id: str, user_id: uuid.UUID) -> Saved:
