@@ -150,7 +150,7 @@ class BacktestCreate(Strict):
     @model_validator(mode="after")
     def _one_strategy(self) -> Self:
         kinds = ("strategy", "strategy_json", "strategy_id", "template")
-        given = [k for k in kinds if getattr(self, k)]
+        given = [k for k in kinds if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError(
                 "exactly one of strategy, strategy_json, strategy_id or template is required"

@@ -9,9 +9,9 @@ Execution settings travel at the top level of a request (seed 001's names: `min_
 import calendar
 import re
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Self
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from protocol.enums import RESOLUTIONS
 from protocol.requests import ExecutionSpec
@@ -69,26 +69,12 @@ class RunBody(Common):
     strategy_id: str | None = Field(None, max_length=64)
     name: str | None = Field(None, max_length=200)
 
-    def source_error(self) -> str | None:
-        """Why the strategy source is wrong (both or neither given), or None."""
-        if self.strategy_json is not None and self.strategy_id is not None:
-            return "give strategy_json or strategy_id, not both"
-        if self.strategy_json is None and self.strategy_id is None:
-            return "strategy_json or strategy_id is required"
-        return None
-
 
 class BulkBody(Common):
     """`POST /api/v1/backtests/bulk` without its execution settings."""
 
     strategy_ids: list[str] | None = Field(None, min_length=1)
     strategy_configs: list[Any] | None = Field(None, min_length=1)
-
-    @model_validator(mode="after")
-    def _source(self) -> Self:
-        if (self.strategy_ids is None) == (self.strategy_configs is None):
-            raise ValueError("give strategy_ids or strategy_configs (exactly one of them)")
-        return self
 
 
 def parse_date(text: str, *, end: bool) -> datetime:
@@ -121,6 +107,13 @@ class WindowError(ValueError):
         self.message = message
 
 
+def _back(ts: datetime, months: int, fields: tuple[str, ...]) -> datetime:
+    try:
+        return months_before(ts, months)
+    except (ValueError, OverflowError) as exc:
+        raise WindowError(fields, f"{months} months before {ts.date()} is before year 1") from exc
+
+
 def window(
     start_date: str | None, end_date: str | None, lookback: int | None, now: datetime
 ) -> tuple[datetime, datetime, str]:
@@ -143,10 +136,10 @@ def window(
         return start, now, "from_date_to_now"
     if given == ("end_date", "lookback_months"):
         assert end is not None and lookback is not None
-        return months_before(end, lookback), end, "lookback_from_end"
+        return _back(end, lookback, given), end, "lookback_from_end"
     if given == ("lookback_months",):
         assert lookback is not None
-        return months_before(now, lookback), now, "recent_history"
+        return _back(now, lookback, given), now, "recent_history"
     if not given:
         raise WindowError(
             ("start_date", "end_date", "lookback_months"),

@@ -67,17 +67,20 @@ class Dispatcher:
         """
         if self.sync_running >= self.sync_slots:
             raise Busy
+        self.sync_running += 1  # counted before waiting, so requests arriving together see it
         try:
             await asyncio.wait_for(self._slots.acquire(), wait)
         except TimeoutError:
+            self.sync_running -= 1
             raise Busy from None
+        except BaseException:
+            self.sync_running -= 1
+            raise
         taken = 1
-        while taken < min(count, self.sync_slots - self.sync_running):
-            if self._slots.locked():
-                break
+        while taken < count and self.sync_running < self.sync_slots and not self._slots.locked():
             await self._slots.acquire()  # free: returns without suspending
             taken += 1
-        self.sync_running += taken
+            self.sync_running += 1
         return taken
 
     def release(self, count: int) -> None:

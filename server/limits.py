@@ -3,7 +3,7 @@
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from protocol.errors import ApiError, ErrorCode
-from server.responses import JSON
+from server.responses import render
 
 
 class BodyLimit:
@@ -39,4 +39,4 @@ class BodyLimit:
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
         err = ApiError(413, ErrorCode.PAYLOAD_TOO_LARGE, self._message())
-        await JSON(err.body(), status_code=413)(scope, receive, send)
+        await render(scope["path"], err)(scope, receive, send)

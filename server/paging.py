@@ -75,7 +75,7 @@ def cursor(request: Request) -> Cursor | None:
         return None
     try:
         return decode(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, OverflowError, OSError) as exc:
         raise ApiError(
             422, ErrorCode.VALIDATION_ERROR, "cursor is not valid", field="cursor"
         ) from exc

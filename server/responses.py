@@ -20,9 +20,9 @@ class JSON(Response):
         return orjson.dumps(content)
 
 
-def _render(request: Request, err: ApiError) -> Response:
-    """An error in the shape of the surface the request was made to."""
-    if request.url.path.startswith("/api/v1/"):
+def render(path: str, err: ApiError) -> Response:
+    """An error in the shape of the surface the request to `path` was made to."""
+    if path.startswith("/api/v1/"):
         body = v1.error_body(str(err.code), err.message, err.field, err.details)
         return JSON(body, status_code=err.status, headers=err.headers)
     return JSON(err.body(), status_code=err.status, headers=err.headers)
@@ -31,7 +31,7 @@ def _render(request: Request, err: ApiError) -> Response:
 async def api_error(request: Request, exc: Exception) -> Response:
     """Render an ApiError as its JSON body."""
     assert isinstance(exc, ApiError)
-    return _render(request, exc)
+    return render(request.url.path, exc)
 
 
 _HTTP_CODES = {404: ErrorCode.NOT_FOUND, 405: ErrorCode.NOT_FOUND}
@@ -41,9 +41,11 @@ async def http_error(request: Request, exc: Exception) -> Response:
     """Render Starlette's own errors (unknown route, wrong method) in the same JSON shape."""
     assert isinstance(exc, HTTPException)
     code = _HTTP_CODES.get(exc.status_code, ErrorCode.INTERNAL_ERROR)
-    return _render(request, ApiError(exc.status_code, code, str(exc.detail)))
+    return render(request.url.path, ApiError(exc.status_code, code, str(exc.detail)))
 
 
 async def server_error(request: Request, _exc: Exception) -> Response:
     """Render an unexpected failure without leaking its details."""
-    return _render(request, ApiError(500, ErrorCode.INTERNAL_ERROR, "internal server error"))
+    return render(
+        request.url.path, ApiError(500, ErrorCode.INTERNAL_ERROR, "internal server error")
+    )

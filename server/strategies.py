@@ -7,11 +7,12 @@ import asyncpg
 import orjson
 from pydantic import ValidationError
 
+from engine.data.store import BarStore
 from protocol.errors import ApiError, ErrorCode
 from protocol.strategies import StrategyBody
 from server import paging
 from server.events import iso
-from server.translate import Saved, check_strategy, validation_error
+from server.translate import Saved, check_strategy, reject_nul, validation_error
 
 _COLUMNS = (
     "id, name, description, dialect, definition, asset, execution_config, created_at,"
@@ -44,6 +45,7 @@ def parse(body: bytes) -> StrategyBody:
         raw = orjson.loads(body or b"{}")
     except orjson.JSONDecodeError as exc:
         raise ApiError(400, ErrorCode.INVALID_JSON, "the request body is not valid JSON") from exc
+    reject_nul(raw)
     try:
         return StrategyBody.from_wire(raw)
     except ValidationError as exc:
@@ -66,13 +68,21 @@ def definition(body: StrategyBody) -> tuple[dict[str, Any], str] | None:
     return spec, "strategy_json"
 
 
+def _check_asset(store: BarStore, asset: str | None) -> None:
+    if asset is not None and store.resolve(asset) is None:
+        raise ApiError(
+            400, ErrorCode.UNSUPPORTED_ASSET,
+            f"asset: unknown symbol {asset!r}; GET /api/v2/symbols lists them", field="asset",
+        )  # fmt: skip
+
+
 def _name(body: StrategyBody, spec: dict[str, Any]) -> str:
     name = body.name or (spec.get("name") if isinstance(spec.get("name"), str) else None)
     return (name or "strategy")[:200]
 
 
 async def create(
-    pool: asyncpg.Pool, user_id: uuid.UUID, body: StrategyBody, dialect: str
+    pool: asyncpg.Pool, store: BarStore, user_id: uuid.UUID, body: StrategyBody, dialect: str
 ) -> asyncpg.Record:
     """Check and store a new strategy; 422 when the body has no strategy."""
     found = definition(body)
@@ -84,6 +94,7 @@ async def create(
     spec, source = found
     check_strategy(spec, source, dialect)
     asset = body.asset or (spec.get("asset") if isinstance(spec.get("asset"), str) else None)
+    _check_asset(store, asset)
     return await pool.fetchrow(
         "INSERT INTO strategies (id, user_id, name, description, dialect, definition, asset,"
         f" execution_config) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {_COLUMNS}",
@@ -105,6 +116,7 @@ async def get(pool: asyncpg.Pool, strategy_id: str, user_id: uuid.UUID) -> async
 
 async def update(
     pool: asyncpg.Pool,
+    store: BarStore,
     row: asyncpg.Record,
     body: StrategyBody,
     *,
@@ -132,6 +144,8 @@ async def update(
     def pick(key: str, new: Any) -> Any:
         return new if replace or key in sent else row[key]
 
+    asset = pick("asset", body.asset or (spec.get("asset") if found else None))
+    _check_asset(store, asset)
     return await pool.fetchrow(
         "UPDATE strategies SET name = $2, description = $3, definition = $4, asset = $5,"
         f" execution_config = $6, updated_at = now() WHERE id = $1 RETURNING {_COLUMNS}",
@@ -139,7 +153,7 @@ async def update(
         body.name if body.name else (_name(body, spec) if found or replace else row["name"]),
         pick("description", body.description),
         spec,
-        pick("asset", body.asset or (spec.get("asset") if found else None)),
+        asset,
         pick("execution_config", execution or {}),
     )
 

@@ -1,5 +1,6 @@
 """The one place that knows both the wire and the engine: a v2 request becomes a run config."""
 
+import contextlib
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -51,6 +52,35 @@ def validation_error(exc: ValidationError, prefix: str = "") -> ApiError:
         field=first["field"],
         details=details,
     )
+
+
+def _nul_path(value: Any, path: str) -> str | None:
+    if isinstance(value, str):
+        # "\\u0000" in a string that holds JSON (strategy_json) becomes a NUL once parsed.
+        return path if "\x00" in value or "\\u0000" in value else None
+    items = (
+        value.items()
+        if isinstance(value, dict)
+        else enumerate(value)
+        if isinstance(value, list)
+        else ()
+    )
+    for key, item in items:
+        sub = f"{path}[{key}]" if isinstance(key, int) else (f"{path}.{key}" if path else str(key))
+        found = _nul_path(item, sub)
+        if found is not None:
+            return found
+    return None
+
+
+def reject_nul(raw: Any, path: str = "") -> None:
+    """422 naming the first field whose text holds a NUL character (PostgreSQL cannot store it)."""
+    field = _nul_path(raw, path)
+    if field is not None:
+        raise ApiError(
+            422, ErrorCode.VALIDATION_ERROR, f"{field}: text must not contain NUL characters",
+            field=field or "body",
+        )  # fmt: skip
 
 
 def _aware(ts: datetime, tz: str) -> datetime:
@@ -269,6 +299,9 @@ def _check_resolution(info: Any, resolution: str) -> None:
 
 def parse_create(body: bytes) -> BacktestCreate:
     """Validate a v2 create body: 400 for bad JSON, 422 naming the field."""
+    if b"\\u0000" in body:
+        with contextlib.suppress(orjson.JSONDecodeError):  # the model's parse says so below
+            reject_nul(orjson.loads(body))
     try:
         return BacktestCreate.model_validate_json(body or b"{}")
     except ValidationError as exc:

@@ -13,7 +13,7 @@ from engine.data.store import BarStore
 from protocol import v1
 from protocol.errors import ApiError, ErrorCode
 from protocol.requests import BacktestCreate, ExecutionSpec
-from server.translate import Saved, config_for, validation_error
+from server.translate import Saved, config_for, reject_nul, validation_error
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,7 @@ def parse(raw_body: bytes, model: type[BaseModel]) -> Parsed:
         raise ApiError(400, ErrorCode.INVALID_JSON, "the request body is not valid JSON") from exc
     if not isinstance(raw, dict):
         raise ApiError(422, ErrorCode.VALIDATION_ERROR, "the body must be a JSON object")
+    reject_nul({k: v for k, v in raw.items() if k != "strategy_configs"})  # items: one by one
     own = set(model.model_fields)
     top = {k: v for k, v in raw.items() if k in v1.EXECUTION_KEYS and k not in own}
     rest = {k: v for k, v in raw.items() if k not in top}
@@ -75,7 +76,9 @@ def resolve_window(body: Any, store: BarStore, asset: str | None) -> tuple[datet
             400, ErrorCode.VALIDATION_ERROR, exc.message, field=exc.fields[0],
             details=[{"field": f, "message": exc.message} for f in exc.fields],
         ) from exc  # fmt: skip
-    if mode in ("from_date_to_now", "recent_history") and asset is not None:
+    if end > now:  # a window cannot reach past now (an end_date of today, say)
+        end, mode = now, mode if mode != "explicit_range" else "explicit_range_to_now"
+    if end == now and asset is not None:
         info = store.resolve(asset)
         if info is not None:
             last = info.last_ts + max(BASE_RESOLUTIONS.get(info.base_resolution, 0) - 1, 0)
@@ -88,6 +91,16 @@ def resolve_window(body: Any, store: BarStore, asset: str | None) -> tuple[datet
             f" {end.isoformat()})", field="start_date",
         )  # fmt: skip
     return start, end, mode
+
+
+def check_shared(body: Any, store: BarStore) -> None:
+    """A bulk request's own faults (its date range, its asset), before any strategy's."""
+    resolve_window(body, store, None)
+    if body.asset is not None and store.resolve(body.asset) is None:
+        raise ApiError(
+            400, ErrorCode.UNSUPPORTED_ASSET,
+            f"asset: unknown symbol {body.asset!r}; GET /api/v2/symbols lists them", field="asset",
+        )  # fmt: skip
 
 
 def strategy_asset(strategy_json: str | None) -> str | None:

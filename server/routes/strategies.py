@@ -35,7 +35,9 @@ async def create(request: Request) -> Response:
     user = await require_user(request)
     body = strategies.parse(await request.body())
     dialect = "seed001" if _v1(request) else "v2"
-    row = await strategies.create(request.app.state.pool, user.id, body, dialect)
+    row = await strategies.create(
+        request.app.state.pool, request.app.state.store, user.id, body, dialect
+    )
     out = strategies.wire(row)
     return JSON(out, status_code=201, headers={"Location": f"{request.url.path}/{out['id']}"})
 
@@ -67,7 +69,11 @@ async def replace(request: Request) -> Response:
     row = await _owned(request)
     body = strategies.parse(await request.body())
     return JSON(
-        strategies.wire(await strategies.update(request.app.state.pool, row, body, replace=True))
+        strategies.wire(
+            await strategies.update(
+                request.app.state.pool, request.app.state.store, row, body, replace=True
+            )
+        )
     )
 
 
@@ -76,7 +82,11 @@ async def change(request: Request) -> Response:
     row = await _owned(request)
     body = strategies.parse(await request.body())
     return JSON(
-        strategies.wire(await strategies.update(request.app.state.pool, row, body, replace=False))
+        strategies.wire(
+            await strategies.update(
+                request.app.state.pool, request.app.state.store, row, body, replace=False
+            )
+        )
     )
 
 

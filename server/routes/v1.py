@@ -8,6 +8,7 @@ they finish and stay in the history.
 
 import asyncio
 import base64
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -27,9 +28,10 @@ from server.auth import require_user
 from server.events import iso
 from server.jobs import Busy, Dispatcher
 from server.responses import JSON
-from server.translate import Saved
+from server.translate import Saved, reject_nul
 
 RETRY_AFTER = "2"
+log = logging.getLogger("barstream.v1")
 
 
 def _busy(what: str) -> ApiError:
@@ -207,13 +209,7 @@ async def run_backtest(request: Request) -> Response:
     user = await require_user(request)
     parsed = translate.parse(await request.body(), v1.RunBody)
     body = parsed.body
-    problem = body.source_error()
-    if problem is not None:
-        fields = ("strategy_json", "strategy_id")
-        raise ApiError(
-            400 if body.strategy_json else 422, ErrorCode.VALIDATION_ERROR, problem,
-            field=fields[0], details=[{"field": f, "message": problem} for f in fields],
-        )  # fmt: skip
+    _check_sources(body.strategy_json, body.strategy_id, ("strategy_json", "strategy_id"))
     saved = await _saved(request, user.id, body.strategy_id)
     asset = body.asset or (saved.asset if saved else translate.strategy_asset(body.strategy_json))
     if asset is None:
@@ -248,13 +244,28 @@ async def run_backtest(request: Request) -> Response:
     return JSON(out, status_code=status, headers=_deprecation(parsed))
 
 
+def _check_sources(a: Any, b: Any, names: tuple[str, str]) -> None:
+    """Exactly one of two strategy sources: both is a 400 (seed 001), neither a 422."""
+    if a is not None and b is not None:
+        problem, status = f"give {names[0]} or {names[1]}, not both", 400
+    elif a is None and b is None:
+        problem, status = f"{names[0]} or {names[1]} is required", 422
+    else:
+        return
+    raise ApiError(
+        status, ErrorCode.VALIDATION_ERROR, problem, field=names[0],
+        details=[{"field": f, "message": problem} for f in names],
+    )  # fmt: skip
+
+
 def _finest(spec: Any) -> str:
     """A bulk strategy's interval when the request sets none: its finest signal timeframe."""
     seconds = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "4h": 14_400, "1d": 86_400}
     found = []
     if isinstance(spec, dict):
         for group in ("entry", "exit"):
-            for sig in spec.get(group) or []:
+            signals = spec.get(group)
+            for sig in signals if isinstance(signals, list) else []:
                 tf = sig.get("timeframe") if isinstance(sig, dict) else None
                 if isinstance(tf, str) and RESOLUTIONS.get(tf) in seconds:
                     found.append(RESOLUTIONS[tf])
@@ -268,11 +279,17 @@ async def _prepare(
     body = parsed.body
     saved, spec = None, item
     if body.strategy_ids is not None:
-        saved = await _saved(request, user_id, str(item))
+        try:
+            saved = await _saved(request, user_id, str(item))
+        except ApiError as exc:
+            exc.field = field
+            raise
         spec = saved.definition if saved else None
     elif not isinstance(item, dict):
         raise ApiError(400, ErrorCode.INVALID_STRATEGY, f"{field}: must be a strategy object",
                        field=field)  # fmt: skip
+    else:
+        reject_nul(item, field)
     inline = spec if isinstance(spec, dict) else {}
     asset = body.asset or (saved.asset if saved else None) or inline.get("asset")
     if not isinstance(asset, str):
@@ -308,24 +325,29 @@ async def _lanes(
     dispatcher: Dispatcher, user_id: uuid.UUID, todo: list[tuple[int, dict]], lanes: int,
     out: dict[int, Any],
 ) -> None:  # fmt: skip
-    """Run `todo` over `lanes` reserved slots, one run per slot at a time; give them back."""
+    """Run `todo` over `lanes` reserved slots, one run per slot at a time; each lane gives its
+    slot back when it ends, and one item's fault is that item's result."""
     queue = list(todo)
 
     async def lane() -> None:
-        while queue:
-            i, config = queue.pop(0)
-            try:
-                run_id, task = await dispatcher.start_reserved(user_id, config)
-            except runs.TooManyActive:
-                out[i] = _busy("fewer strategies")
-                continue
-            out[i] = run_id
-            await task
+        try:
+            while queue:
+                i, config = queue.pop(0)
+                try:
+                    run_id, task = await dispatcher.start_reserved(user_id, config)
+                except runs.TooManyActive:
+                    out[i] = _busy("fewer strategies")
+                    continue
+                except Exception:
+                    log.exception("bulk: could not start a run")
+                    out[i] = ApiError(500, ErrorCode.INTERNAL_ERROR, "the run could not start")
+                    continue
+                out[i] = run_id
+                await task
+        finally:
+            dispatcher.release(1)  # each lane gives back its own slot when it ends
 
-    try:
-        await asyncio.gather(*(lane() for _ in range(lanes)))
-    finally:
-        dispatcher.release(lanes)
+    await asyncio.gather(*(lane() for _ in range(lanes)))
 
 
 async def bulk(request: Request) -> Response:
@@ -334,6 +356,8 @@ async def bulk(request: Request) -> Response:
     started = time.monotonic()
     parsed = translate.parse(await request.body(), v1.BulkBody)
     body = parsed.body
+    _check_sources(body.strategy_ids, body.strategy_configs, ("strategy_ids", "strategy_configs"))
+    await asyncio.to_thread(translate.check_shared, body, request.app.state.store)
     key = "strategy_ids" if body.strategy_ids is not None else "strategy_configs"
     items = body.strategy_ids or body.strategy_configs or []
     most = request.app.state.settings.bulk_max

@@ -327,7 +327,7 @@ async def test_bulk_captures_one_failure_and_runs_the_rest(server: ServerProcess
         assert r.status_code == 422 and r.json()["error"]["field"] == "strategy_configs"
         r = await c.post("/api/v1/backtests/bulk", json={**BULK, "strategy_ids": ["a"],
                                                          "strategy_configs": [SEED_STRATEGY]})  # fmt: skip
-        assert r.status_code == 422
+        assert r.status_code == 400  # both sources, as for a single run
 
 
 async def test_result_trades_archive_and_history(server: ServerProcess, other_key: str) -> None:
@@ -447,3 +447,128 @@ async def test_client_that_disconnects_leaves_a_finished_run(server: ServerProce
         assert done["state"] == "completed"  # the rule: it runs to the end, kept in history
         r = await c.post("/api/v1/backtests", json=v1_run(), timeout=120)
         assert r.status_code == 200  # and its slot was given back
+
+
+# ---- defects found in review, each reproduced against a real server --------------------------
+
+
+async def test_nul_characters_are_422_naming_the_field(server: ServerProcess) -> None:
+    nul_json = orjson.dumps({**SEED_STRATEGY, "name": "bad\u0000"}).decode()
+    cases = [
+        ("/api/v2/strategies", {"name": "a\u0000b", "strategy": SEED_STRATEGY}, "name"),
+        ("/api/v1/strategies", {**SEED_STRATEGY, "name": "x\u0000"}, "name"),
+        ("/api/v1/backtests", v1_run(name="n\u0000"), "name"),
+        ("/api/v1/backtests", v1_run(strategy_json=nul_json), "strategy_json"),
+    ]
+    async with server.client() as c:
+        for path, body, field in cases:
+            r = await c.post(path, json=body)
+            assert r.status_code == 422, (path, r.text)
+            assert r.json()["error"]["field"] == field, r.text
+        from tests.server.harness import backtest
+
+        r = await c.post("/api/v2/backtests", json=backtest(name="v2\u0000"))
+        assert r.status_code == 422 and r.json()["error"]["field"] == "name"
+
+
+async def test_bulk_item_faults_never_sink_the_batch(server: ServerProcess) -> None:
+    configs = [
+        {**SEED_STRATEGY, "name": "bad\u0000"},
+        {"name": "x", "asset": "ETH", "entry": 5, "exit": []},
+        {"name": "y", "asset": "ETH", "entry": [], "exit": True},
+        SEED_STRATEGY,
+    ]
+    async with server.client() as c:
+        sid = "00000000-0000-0000-0000-000000000000"
+        body = {**BULK, "end_date": "2024-02-15", "strategy_configs": configs}
+        r = await c.post("/api/v1/backtests/bulk", json=body, timeout=120)
+        assert r.status_code == 200, r.text
+        results = r.json()["results"]
+        assert [x["success"] for x in results] == [False, False, False, True]
+        assert [x["error"]["field"] for x in results[:3]] == [
+            "strategy_configs[0].name", "strategy_configs[1].entry", "strategy_configs[2].entry",
+        ]  # fmt: skip
+        r = await c.post("/api/v1/backtests/bulk", json={**BULK, "strategy_ids": [sid]})
+        assert r.json()["results"][0]["error"]["field"] == "strategy_ids[0]"
+
+
+@pytest.mark.parametrize(
+    ("fields", "status", "named"),
+    [
+        ({"start_date": None, "end_date": None}, 400, "start_date"),
+        ({"start_date": "2024-05-01", "end_date": "2024-01-01"}, 400, "start_date"),
+        ({"asset": "DOGE"}, 400, "asset"),
+        ({"strategy_configs": None}, 422, "strategy_ids"),
+        ({"strategy_ids": ["a"]}, 400, "strategy_ids"),
+    ],
+)  # fmt: skip
+async def test_bulk_request_faults_are_the_requests(
+    server: ServerProcess, fields: dict[str, Any], status: int, named: str
+) -> None:
+    body = {**BULK, "strategy_configs": [SEED_STRATEGY, SEED_STRATEGY], **fields}
+    body = {k: v for k, v in body.items() if v is not None}
+    async with server.client() as c:
+        r = await c.post("/api/v1/backtests/bulk", json=body)
+        assert r.status_code == status, r.text
+        err = r.json()["error"]
+        assert named in {err["field"], *(d["field"] for d in err.get("details", []))}, err
+
+
+@pytest.mark.parametrize(
+    ("overrides", "status", "field"),
+    [
+        ({"end_date": "0001-06-01", "start_date": None, "lookback_months": 12}, 400, "end_date"),
+        ({"strategy_json": "", "strategy_id": "550e8400-e29b-41d4-a716-446655440000"}, 400,
+         "strategy_json"),
+        ({"strategy_json": ""}, 400, "strategy_json"),
+    ],
+)  # fmt: skip
+async def test_more_rejections_name_the_field(
+    server: ServerProcess, overrides: dict[str, Any], status: int, field: str
+) -> None:
+    body = {k: v for k, v in {**v1_run(), **overrides}.items() if v is not None}
+    async with server.client() as c:
+        r = await c.post("/api/v1/backtests", json=body)
+        assert r.status_code == status, r.text
+        fields = {
+            r.json()["error"]["field"],
+            *(d["field"] for d in r.json()["error"].get("details", [])),
+        }
+        assert field in fields, r.text
+
+
+async def test_an_end_date_of_today_ends_at_the_data(server: ServerProcess) -> None:
+    today = datetime.now(UTC).date()
+    async with server.client() as c:
+        r = await c.post("/api/v1/backtests", json=v1_run(start_date=None, end_date=today.isoformat(),
+                                                           lookback_months=2), timeout=120)  # fmt: skip
+        assert r.status_code == 200, r.text
+        assert datetime.fromisoformat(r.json()["config"]["end"]) <= datetime.now(UTC)
+
+
+async def test_malformed_cursors_are_422(server: ServerProcess) -> None:
+    import base64
+
+    async with server.client() as c:
+        for raw in (b"1e300|00000000-0000-0000-0000-000000000000", b"inf|x", b"nan|y"):
+            cursor = base64.urlsafe_b64encode(raw).decode()
+            for path in ("/api/v2/strategies", "/api/v1/users/me/backtests", "/api/v2/backtests"):
+                r = await c.get(f"{path}?cursor={cursor}")
+                assert r.status_code == 422 and r.json()["error"]["field"] == "cursor", (
+                    path,
+                    r.text,
+                )
+
+
+async def test_v1_body_over_the_limit_is_413_in_the_v1_shape(server: ServerProcess) -> None:
+    async with server.client() as c:
+        r = await c.post("/api/v1/backtests", content=b"x" * (2 << 20))
+        assert r.status_code == 413
+        assert r.json()["success"] is False and r.json()["error"]["code"] == "payload_too_large"
+
+
+async def test_saved_strategy_asset_is_checked(server: ServerProcess) -> None:
+    async with server.client() as c:
+        r = await c.post("/api/v2/strategies", json={"strategy": SEED_STRATEGY, "asset": "NOPE"})
+        assert r.status_code == 400 and r.json()["error"]["code"] == "unsupported_asset"
+        assert r.json()["error"]["field"] == "asset"
