@@ -9,6 +9,10 @@ Fill rules against a bar (open o, high h, low lo), for an order resting before t
 
 A market order fills at the bar's open. Limits pay the maker fee, market and stop orders the
 taker fee. A price that does not fill is NaN.
+
+Leverage (engine.templates.run): cash may fall to a floor of (1 - leverage) x capital; with a
+maintenance margin rate m (NaN: never), the long position is liquidated at the price where
+equity = cash + units x price falls to m x units x price (liquidation_price_nb).
 """
 
 import numpy as np
@@ -38,10 +42,13 @@ TRIP_DTYPE = np.dtype(
         ("both_hit", np.bool_),
     ]
 )
-REASON_GRID, REASON_TAKE_PROFIT, REASON_STOP = range(3)
-REASON_NAMES = ("grid", "take_profit", "stop")
-# int state slots shared by the template kernels
+REASON_GRID, REASON_TAKE_PROFIT, REASON_STOP, REASON_LIQUIDATION = range(4)
+REASON_NAMES = ("grid", "take_profit", "stop", "liquidation")
+# int state slots shared by the template kernels (slot 3 is each kernel's own): fills, round
+# trips, refused buys, and 1 + the bar of the liquidation that stopped the run (0: none)
 N_FILLS, N_TRIPS, N_REFUSED = range(3)
+N_LIQUIDATED = 4
+N_SIZE = 5
 
 
 @njit(cache=True)
@@ -87,3 +94,14 @@ def add_trip_nb(trips, istate, entry_bar, exit_bar, entry, exit_, qty, pnl, cost
     trips[k]["reason"] = reason
     trips[k]["both_hit"] = both
     istate[N_TRIPS] = k + 1
+
+
+@njit(cache=True)
+def liquidation_price_nb(cash: float, units: float, mmr: float) -> float:
+    """Return the price at which cash + units x price = mmr x units x price; NaN if none.
+
+    Only a borrowed long (cash < 0) has one: below it equity is under the maintenance margin.
+    """
+    if mmr != mmr or units <= 0.0 or cash >= 0.0:
+        return np.nan
+    return -cash / (units * (1.0 - mmr))

@@ -150,8 +150,9 @@ def _templates() -> tuple[Template, ...]:
                 "lower_price": TParam("number", REQUIRED, "bottom price line", 0, None, True),
                 "spacing": TParam("string", "arithmetic", "equal price steps or equal ratios",
                                   choices=("arithmetic", "geometric")),
-                "order_size": TParam("number", None, "base units per order; null splits the "
-                                     "capital equally over the grid_levels - 1 slots", 0, None, True),
+                "order_size": TParam("number", None, "base units per order; null splits capital "
+                                     "x leverage equally over the grid_levels - 1 slots",
+                                     0, None, True),
             },
             False, build_grid,
             {"grid_levels": 8, "upper_price": "72000", "lower_price": "60000"},

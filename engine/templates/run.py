@@ -4,7 +4,7 @@ Fill rules (engine.nb.resting): a resting limit buy at p fills when the bar's lo
 or at the open when the bar opens at or below p; a limit sell mirrors it with the high; a stop sell
 at p fills when the low touches p, at p, or at the open when the bar opens at or below p; a stop
 buy mirrors it. Market orders fill at the open. Limits pay maker_bps, market and stop orders
-taker_bps, on each fill's notional, from cash. No slippage, no leverage, long only.
+taker_bps, on each fill's notional, from cash. No slippage, long only; leverage below.
 
 Grid (engine.nb.grid): ``levels`` are price lines; slot j rests a buy at line j or a sell at line
 j + 1. At the first trading bar's open every slot whose buy line is at or above the open buys at
@@ -13,36 +13,65 @@ up, a filled sell a buy one line down; a replacement order can fill from the nex
 a bar orders fill along open -> low -> high -> close (close >= open) or open -> high -> low ->
 close: crossed at the open first (at the open), then buys from the highest line down and sells
 from the lowest line up. Capital per slot: without ``order_size``, each slot's quantity is
-capital / slots / (1 + max(maker, taker)) / its buy line, so every slot can be bought at once
-with fees; with ``order_size`` every order is that many units and a buy cash cannot pay stays
-resting (counted as refused). Each filled sell closes a round trip (reason ``grid``).
+capital x leverage / slots / (1 + max(maker, taker)) / its buy line, so every slot can be bought
+at once with fees; with ``order_size`` every order is that many units (whatever the leverage).
+A buy whose cost (price x quantity + fee) exceeds the buying power, cash + (leverage - 1) x
+capital, stays resting and is counted as refused. Each filled sell closes a round trip (reason
+``grid``).
 
-DCA (engine.nb.dca): a market buy of ``amount`` quote (fee on top; less if cash is short) at the
-open of the first bar of each calendar period (UTC; weeks start Monday) or every ``every_bars``
-bars from the first trading bar. Take profit: a resting limit sell of everything at average fill
-price x (1 + take_profit); stop loss: a resting stop sell at average x (1 - stop_loss). Each exit
-closes one round trip (the cycle) and the next scheduled buy starts a new one.
+DCA (engine.nb.dca): a market buy of ``amount`` quote (fee on top; less if the buying power,
+cash + (leverage - 1) x capital, is short) at the open of the first bar of each calendar period
+(UTC; weeks start Monday) or every ``every_bars`` bars from the first trading bar. Take profit:
+a resting limit sell of everything at average fill price x (1 + take_profit); stop loss: a
+resting stop sell at average x (1 - stop_loss). Each exit closes one round trip (the cycle) and
+the next scheduled buy starts a new one.
+
+Leverage (1 to 125, default 1) lends the account up to (leverage - 1) x capital: cash may go
+negative down to (1 - leverage) x capital (a fixed credit line, no interest; at leverage 1 cash
+never goes below 0, the unlevered rules above). Liquidation, with the maintenance margin rate m
+(``maintenance_margin_rate``; None -> 0.5 / leverage when leverage > 1, never at 1, as
+engine.execution.Execution.maintenance_rate): the whole long position is liquidated when equity
+(cash + units x price) falls to m x units x price, i.e. at price -cash / (units x (1 - m)), which
+exists only while cash is borrowed (negative). It is checked like a stop along the bar's path
+(longs: on the way down to the low): an open at or below it liquidates at the open; otherwise the
+bar reaching it liquidates at it. Grid: checked before and after each buy on the way down (a
+buy that itself leaves equity at or under the maintenance margin liquidates at its own price),
+so a lower buy line is never filled past the liquidation price. DCA: the higher of the stop
+loss and the liquidation price applies, checked at the open, then after the scheduled buy
+against the bar's range (a buy that leaves equity at or under the maintenance margin thus
+liquidates at the open). A liquidation sells every unit at once with the taker
+fee as one round trip with exit_reason ``liquidation`` (entry: the held units' average price
+and first entry time), cancels every resting order, and the template stops trading for the
+rest of the run (what is left, m x notional minus the fee, or less after a gap, stays as cash;
+it may be negative after a gap: the account owes it). A log line reports the liquidation.
 
 Results as run_backtest's: metrics (engine.stats) over the trading period's equity, equity and
 exposure sampled to max_points, fills as ``trades`` with commission and ``liquidity``
-(maker/taker), round trips, positions open at the end, one log line; on_progress after each chunk
+(maker/taker), round trips, positions open at the end, one log line (and one for a
+liquidation); on_progress after each chunk
 of chunk_bars bars, returning False raises Cancelled. Outputs do not depend on the chunk size.
+``warm_up`` compiles (or loads from the cache) both kernels with the one signature every run
+uses, whatever the plan, fees or leverage.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from engine.data.store import Bars
+from engine.execution import Execution
 from engine.nb.dca import (
     D_SIZE,
     D_UNITS,
     N_CYCLE_BAR,
     P_AMOUNT,
+    P_FLOOR,
     P_MAKER,
+    P_MMR,
     P_SIZE,
     P_SL,
     P_TAKER,
@@ -51,6 +80,11 @@ from engine.nb.dca import (
 )
 from engine.nb.grid import (
     G_SIZE,
+    GP_FLOOR,
+    GP_MAKER,
+    GP_MMR,
+    GP_SIZE,
+    GP_TAKER,
     S_ENTRY,
     S_ENTRY_BAR,
     S_QTY,
@@ -60,14 +94,24 @@ from engine.nb.grid import (
     new_slots_nb,
     start_nb,
 )
-from engine.nb.resting import BUY, FILL_DTYPE, N_FILLS, N_REFUSED, N_TRIPS, REASON_NAMES, TRIP_DTYPE
+from engine.nb.resting import (
+    BUY,
+    FILL_DTYPE,
+    N_FILLS,
+    N_REFUSED,
+    N_SIZE,
+    N_TRIPS,
+    REASON_LIQUIDATION,
+    REASON_NAMES,
+    TRIP_DTYPE,
+)
 from engine.run import BacktestOutput, Cancelled, Progress
 from engine.stats import compute_metrics
 from engine.stats import periods_per_year as default_periods_per_year
 from engine.templates.params import TemplateError
 from engine.templates.plans import DcaPlan, GridPlan
 
-__all__ = ["run_template"]
+__all__ = ["run_template", "warm_up"]
 
 DAY_NS = 86_400 * 10**9
 HOUR_NS = 3_600 * 10**9
@@ -98,9 +142,13 @@ def run_template(
     chunk_bars: int = 20_000,
     max_points: int = 2_000,
     periods_per_year: float | None = None,
+    leverage: float = 1.0,
+    maintenance_margin_rate: float | None = None,
 ) -> BacktestOutput:
     """Run a grid or DCA plan over one symbol's bars; see the module docstring for the rules."""
     symbol, b = _check(bars, plan, capital, maker_bps, taker_bps, chunk_bars, max_points)
+    mmr = _margin(leverage, maintenance_margin_rate)
+    floor = (1.0 - float(leverage)) * capital  # +0.0 at leverage 1
     start = int(np.searchsorted(b.ts, trade_start_ns, side="left"))
     if start >= len(b):
         raise ValueError("no bars at or after trade_start_ns")
@@ -110,13 +158,15 @@ def run_template(
     maker, taker = maker_bps / 1e4, taker_bps / 1e4
     book = _book(len(b), capital, plan)
     if isinstance(plan, GridPlan):
-        slots = _grid_slots(plan, capital, max(maker, taker))
-        start_nb(start, o[start], slots, taker, book.fstate, book.istate, book.fills)
+        slots = _grid_slots(plan, capital * float(leverage), max(maker, taker))
+        gp = np.zeros(GP_SIZE)
+        gp[GP_MAKER], gp[GP_TAKER], gp[GP_FLOOR], gp[GP_MMR] = maker, taker, floor, mmr
+        start_nb(start, o[start], slots, gp, book.fstate, book.istate, book.fills)
 
         def step(i0: int, i1: int) -> int:
-            return grid_chunk_nb(i0, i1, o, h, lo, c, slots, maker, *_arrays(book))
+            return grid_chunk_nb(i0, i1, o, h, lo, c, slots, gp, *_arrays(book))
     else:
-        params = _dca_params(plan, maker, taker)
+        params = _dca_params(plan, maker, taker, floor, mmr)
         buy = dca_schedule(np.asarray(b.ts, dtype=np.int64), start, plan)
 
         def step(i0: int, i1: int) -> int:
@@ -155,6 +205,23 @@ def _check(
     return symbol, b
 
 
+def _margin(leverage: float, maintenance_margin_rate: float | None) -> float:
+    """Check leverage and the maintenance rate; return the rate (NaN: no liquidation)."""
+    if not _finite(leverage) or not 1 <= leverage <= 125:
+        raise TemplateError("leverage", f"must be a number from 1 to 125, got {leverage!r}")
+    m = maintenance_margin_rate
+    if m is not None and (not _finite(m) or not 0 <= m < 1 / leverage):
+        raise TemplateError(
+            "maintenance_margin_rate", f"must be at least 0 and below 1 / leverage, got {m!r}"
+        )
+    return Execution(leverage=leverage, maintenance_margin_rate=m).maintenance_rate()
+
+
+def _finite(x: object) -> bool:
+    """Return whether x is a finite real number (not a bool)."""
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
 def _book(n: int, capital: float, plan: GridPlan | DcaPlan) -> Book:
     """Return fresh state and records sized for a first stretch of bars."""
     size = G_SIZE if isinstance(plan, GridPlan) else D_SIZE
@@ -163,7 +230,8 @@ def _book(n: int, capital: float, plan: GridPlan | DcaPlan) -> Book:
     per_bar = plan.slots if isinstance(plan, GridPlan) else 3
     cap = 256 + 2 * per_bar  # doubled by _grow whenever a chunk could overflow it
     return Book(
-        fstate, np.zeros(4, dtype=np.int64), np.zeros(cap, FILL_DTYPE), np.zeros(cap, TRIP_DTYPE),
+        fstate, np.zeros(N_SIZE, dtype=np.int64),
+        np.zeros(cap, FILL_DTYPE), np.zeros(cap, TRIP_DTYPE),
         np.full(n, capital), np.full(n, capital), np.zeros(n),
     )  # fmt: skip
 
@@ -173,20 +241,21 @@ def _arrays(book: Book) -> tuple[np.ndarray, ...]:
     return (book.fstate, book.istate, book.fills, book.trips, book.equity, book.cash, book.units)
 
 
-def _grid_slots(plan: GridPlan, capital: float, fee: float) -> np.ndarray:
-    """Return the slot table with each slot's order quantity."""
+def _grid_slots(plan: GridPlan, power: float, fee: float) -> np.ndarray:
+    """Return the slot table with each slot's order quantity; power is capital x leverage."""
     levels = np.asarray(plan.levels, dtype=np.float64)
     if plan.order_size is not None:
         qty = np.full(plan.slots, float(plan.order_size))
     else:
-        qty = capital / plan.slots / (1.0 + fee) / levels[:-1]
+        qty = power / plan.slots / (1.0 + fee) / levels[:-1]
     return new_slots_nb(levels, qty)
 
 
-def _dca_params(plan: DcaPlan, maker: float, taker: float) -> np.ndarray:
+def _dca_params(plan: DcaPlan, maker: float, taker: float, floor: float, mmr: float) -> np.ndarray:
     """Return the DCA kernel's params array."""
     p = np.zeros(P_SIZE)
     p[P_AMOUNT], p[P_TAKER], p[P_MAKER] = plan.amount, taker, maker
+    p[P_FLOOR], p[P_MMR] = floor, mmr
     p[P_TP] = np.nan if plan.take_profit is None else plan.take_profit
     p[P_SL] = np.nan if plan.stop_loss is None else plan.stop_loss
     return p
@@ -303,7 +372,7 @@ def _output(
              "weight": float(units[k] * close[k] / eq[k]) if eq[k] > 0 else 0.0}
             for k in sample
         ],
-        logs=[_log(symbol, len(b), start, book)],
+        logs=[_log(symbol, len(b), start, book), *_liquidation_log(symbol, trips, ts)],
         bars=int(eq.size),
         open_positions=[
             {"symbol": symbol, "side": "long", "entry_time": int(ts[bar]), "entry_price": price,
@@ -352,3 +421,25 @@ def _log(symbol: str, n: int, start: int, book: Book) -> str:
         f"{int(book.istate[N_TRIPS])} round trips, {int(book.istate[N_REFUSED])} buys refused "
         f"for cash, final cash {float(book.fstate[0]):.2f}"
     )
+
+
+def _liquidation_log(symbol: str, trips: np.ndarray, ts: np.ndarray) -> list[str]:
+    """Return a line for the liquidation that stopped the run, if any (run_backtest's wording)."""
+    return [
+        f"liquidation: {symbol} long of {float(t['quantity']):g} entered at "
+        f"{float(t['entry_price']):g}, closed at {float(t['exit_price']):g} at time "
+        f"{int(ts[t['exit_bar']])}, pnl {float(t['pnl']):.2f}; the template stopped trading"
+        for t in trips
+        if t["reason"] == REASON_LIQUIDATION
+    ]
+
+
+def warm_up() -> None:
+    """Run a tiny grid and DCA (3x, liquidated by a crash) so a worker compiles them up front."""
+    n = 48
+    x = np.concatenate([np.full(n // 2, 100.0), np.linspace(100.0, 40.0, n // 2)])
+    ts = np.arange(n, dtype=np.int64) * HOUR_NS
+    bars = {"X": Bars(ts, x, x + 1.0, x - 1.0, x - 0.5, np.ones(n))}
+    grid = GridPlan(tuple(float(v) for v in np.linspace(90.0, 110.0, 5)))
+    for plan in (grid, DcaPlan(50.0, None, 2, take_profit=0.05)):
+        run_template(bars, plan, 1000.0, 0, maker_bps=1.0, taker_bps=2.0, leverage=3)
