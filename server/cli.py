@@ -1,4 +1,4 @@
-"""The `barstream` command: `serve`, `keys create`, and `data import|list|export|fetch`."""
+"""The `barstream` command: `serve`, `keys create`, `credits`, `data import|list|export|fetch`."""
 
 import argparse
 import asyncio
@@ -80,6 +80,81 @@ def keys_create(args: argparse.Namespace) -> int:
     """Create a key for a user (created if new) and print only the key."""
     print(asyncio.run(_create_key(_settings(args), args.user)))
     return 0
+
+
+async def _credits(settings: Settings, op: str, user: str, amount: Any) -> Any:
+    from server import credits
+    from server.db.pool import Database
+
+    db = Database(settings)
+    pool = await db.open(min_size=1, max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            if op == "grant":
+                return await credits.grant(conn, user, amount)
+            if op == "set":
+                await credits.set_balance(conn, user, amount)
+            return await credits.show(conn, user)
+    finally:
+        await db.close()
+
+
+def _amount(text: str) -> Any:
+    """A credit amount for argparse: a finite decimal number >= 0."""
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        value = Decimal(text)
+    except InvalidOperation as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from exc
+    if not value.is_finite() or value < 0 or value > Decimal("1e15"):
+        raise argparse.ArgumentTypeError(f"{text!r}: a number from 0 to 1e15")
+    return value
+
+
+def _credit_text(value: Any) -> str:
+    return "unlimited" if value is None else f"{value.normalize():f}"
+
+
+def credits_command(args: argparse.Namespace) -> int:
+    """Grant, set or show a user's credits (seed 003 runs spend them; unlimited by default)."""
+    from server.credits import NoSuchUser
+
+    op = args.credits_command
+    amount = None if op == "set" and args.unlimited else getattr(args, "amount", None)
+    if op == "grant" and amount is not None and amount <= 0:
+        return _fail("--amount must be above 0 for a grant (use `credits set` to lower it)")
+    if op == "set" and (amount is None) == (not args.unlimited):
+        return _fail("credits set needs exactly one of --amount N and --unlimited")
+    try:
+        out = asyncio.run(_credits(_settings(args), op, args.user, amount))
+    except NoSuchUser:
+        return _fail(f"no user named {args.user!r} (`barstream keys create --user` makes one)")
+    if op == "grant":
+        print(f"{args.user}: {_credit_text(out)} credits")
+    else:
+        print(
+            f"{out.user}: {_credit_text(out.balance)} credits"
+            f" ({out.runs_charged} runs charged, {_credit_text(out.spent)} credits spent)"
+        )
+    return 0
+
+
+def _credits_parser(sub: Any) -> None:
+    """The `credits` subcommands."""
+    c = sub.add_parser("credits", help="a user's credits for seed 003 runs").add_subparsers(
+        dest="credits_command", required=True
+    )
+    g = c.add_parser("grant", help="add credits (an unlimited user becomes metered)")
+    g.add_argument("--amount", type=_amount, required=True)
+    s = c.add_parser("set", help="set the balance, or --unlimited to turn credits off")
+    s.add_argument("--amount", type=_amount, default=None)
+    s.add_argument("--unlimited", action="store_true")
+    w = c.add_parser("show", help="the balance, runs charged and credits spent")
+    for p in (g, s, w):
+        p.add_argument("--user", required=True)
+        p.add_argument("--data-dir", default=None)
+        p.set_defaults(func=credits_command)
 
 
 PROGRESS_MIN_BYTES = 4 << 20
@@ -328,6 +403,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--user", required=True)
     c.add_argument("--data-dir", default=None)
     c.set_defaults(func=keys_create)
+    _credits_parser(sub)
     _data_parser(sub)
     return p
 

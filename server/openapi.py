@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from protocol.events import EVENT_ADAPTER
 from protocol.requests import BacktestCreate
 from protocol.results import Results, RunStatus
-from server import openapi_v1
+from server import openapi_seed003, openapi_v1
 
 REF = "#/components/schemas/{model}"
 SCORE_SCHEMA = Path(__file__).resolve().parents[1] / "docs" / "score_strategy.schema.json"
@@ -47,6 +47,7 @@ def _schemas() -> dict[str, Any]:
         score.pop("$schema", None)
         out["ScoreStrategy"] = score
     out.update(openapi_v1.schemas())
+    out.update(openapi_seed003.schemas())
     return out
 
 
@@ -125,7 +126,7 @@ def document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "barstream", "version": "0.1.0", "description": "Self-hosted backtest server: the canonical v2 API, saved strategies and the seed 001 (v1) dialect"},
-        "paths": {**_paths(), **openapi_v1.paths()},
+        "paths": {**_paths(), **openapi_v1.paths(), **openapi_seed003.paths()},
         "components": {
             "schemas": _schemas(),
             "securitySchemes": {

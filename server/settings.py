@@ -2,6 +2,7 @@
 
 import os
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 
@@ -42,6 +43,13 @@ class Settings:
     )
     sync_slots: int = field(default_factory=lambda: _env_int("BARSTREAM_SYNC_SLOTS", 0))
     bulk_max: int = field(default_factory=lambda: _env_int("BARSTREAM_BULK_MAX", 50))
+    # Seed 003: credits a run costs a user whose balance is metered; requests per key per minute.
+    run_credits: Decimal = field(
+        default_factory=lambda: Decimal(os.environ.get("BARSTREAM_RUN_CREDITS") or "1")
+    )
+    public_rate_per_minute: int = field(
+        default_factory=lambda: _env_int("BARSTREAM_PUBLIC_RATE_PER_MINUTE", 60)
+    )
     poll_seconds: float = 1.0
     ws_ping_seconds: float = 20.0
     # The demo data runs from 2024-01-01 to this minute (ISO 8601, naive = UTC); unset: now.

@@ -1,0 +1,106 @@
+"""The OpenAPI paths and schemas of the seed 003 surface (`/api/public/v1/backtest`)."""
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from protocol import seed003
+
+REF = "#/components/schemas/{model}"
+TAG = "seed003"
+_ERRORS = {
+    "400": "invalid_payload (malformed JSON, a missing, unknown or ill-typed field, a bad date),"
+    " invalid_strategy, invalid_date_range or unsupported_asset",
+    "401": "unauthorized: missing or invalid API key",
+    "402": "insufficient_credits: the balance does not cover the run (nothing is stored)",
+    "404": "not_found: no such backtest of the caller's (another user's is a 404 too)",
+    "413": "invalid_payload: the body is larger than BARSTREAM_MAX_BODY_BYTES",
+    "429": "rate_limited: the key's requests per minute are spent, or too many runs at once;"
+    " retry after Retry-After seconds",
+    "500": "execution_failed: a server-side failure while handling the request",
+}
+_RETRY = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}}
+
+
+def schemas() -> dict[str, Any]:
+    """Component schemas: the submit body, the two answers, the result and the error."""
+    out: dict[str, Any] = {}
+    models: tuple[type[BaseModel], ...] = (
+        seed003.SubmitBody, seed003.SubmitResponse, seed003.Backtest, seed003.Error,
+    )  # fmt: skip
+    for model in models:
+        schema = model.model_json_schema(ref_template=REF)
+        for name, sub in schema.pop("$defs", {}).items():
+            out[f"Seed003{name}"] = sub
+        out[f"Seed003{model.__name__}"] = schema
+    return _prefixed(out)
+
+
+def _prefixed(value: Any) -> Any:
+    """Point every nested $ref at the Seed003-prefixed component names."""
+    if isinstance(value, dict):
+        return {
+            k: (v.replace("/schemas/", "/schemas/Seed003", 1) if k == "$ref" else _prefixed(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_prefixed(v) for v in value]
+    return value
+
+
+def _json(ref: str, description: str) -> dict[str, Any]:
+    schema = {"$ref": f"#/components/schemas/{ref}"}
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    out = {}
+    for c in codes:
+        out[str(c)] = _json("Seed003Error", _ERRORS[str(c)])
+        if c == 429:
+            out[str(c)]["headers"] = _RETRY
+    return out
+
+
+SECURITY = [{"apiKey": []}, {"bearer": []}]
+
+
+def paths() -> dict[str, Any]:
+    """The two routes of the surface, tagged `seed003`."""
+    submit = {
+        "tags": [TAG],
+        "summary": "Submit a score-strategy backtest",
+        "description": "Answers 200 at once with status Running; poll GET /backtest/{id}. A run"
+        " costs BARSTREAM_RUN_CREDITS credits when the caller's balance is metered.",
+        "security": SECURITY,
+        "requestBody": {"required": True, **_json("Seed003SubmitBody", "the backtest")},
+        "responses": {
+            "200": {
+                **_json("Seed003SubmitResponse", "queued; Location names the fetch URL"),
+                "headers": {"Location": {"schema": {"type": "string"}}},
+            },
+            **_errors(400, 401, 402, 413, 429, 500),
+        },
+    }
+    fetch = {
+        "tags": [TAG],
+        "summary": "A backtest's status and, once Completed, its R results",
+        "security": SECURITY,
+        "parameters": [
+            {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}},
+            {
+                "name": "includeTrades",
+                "in": "query",
+                "schema": {"type": "boolean", "default": False},
+                "description": "include result.tradesDetail",
+            },
+        ],
+        "responses": {
+            "200": _json("Seed003Backtest", "the backtest"),
+            **_errors(400, 401, 404, 429, 500),
+        },
+    }
+    return {
+        "/api/public/v1/backtest": {"post": submit},
+        "/api/public/v1/backtest/{id}": {"get": fetch},
+    }
