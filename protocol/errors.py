@@ -20,6 +20,8 @@ class ErrorCode(StrEnum):
     RUN_FINISHED = "run_finished"
     STRATEGY_DELETED = "strategy_deleted"
     BUSY = "busy"
+    INVALID_STATE = "invalid_state"
+    RATE_LIMITED = "rate_limited"
     PAYLOAD_TOO_LARGE = "payload_too_large"
     TOO_MANY_RUNS = "too_many_runs"
     TIMEOUT = "timeout"

@@ -32,17 +32,28 @@ class StrategyBody(BaseModel):
     strategy: dict[str, Any] | None = None
     strategy_json: str | None = Field(None, max_length=200_000)
     execution_config: ExecutionSpec | None = None
+    job: dict[str, Any] | None = Field(
+        None, description="a seed 004 job config (template_id, params, symbols, timeframe, …),"
+        " all fields optional: the base a job by strategy_id overrides",
+    )  # fmt: skip
 
     @model_validator(mode="after")
     def _one_source(self) -> Self:
-        if self.strategy is not None and self.strategy_json is not None:
-            raise ValueError("give strategy or strategy_json, not both")
+        given = [k for k in ("strategy", "strategy_json", "job") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(
+                f"give one of strategy, strategy_json or job, not {' and '.join(given)}"
+            )
         return self
 
     @classmethod
     def from_wire(cls, raw: Any) -> "StrategyBody":
-        """Validate a body, folding a bare strategy object into `strategy`."""
-        if isinstance(raw, dict) and STRATEGY_KEYS & raw.keys():
+        """Validate a body, folding a bare strategy object into `strategy` and a bare seed 004
+        job config (it has `template_id`) into `job`."""
+        if isinstance(raw, dict) and "template_id" in raw:
+            outer = {k: raw[k] for k in ("name", "description") if k in raw}
+            raw = {**outer, "job": {k: v for k, v in raw.items() if k not in outer}}
+        elif isinstance(raw, dict) and STRATEGY_KEYS & raw.keys():
             outer = {k: raw[k] for k in ("description", "execution_config") if k in raw}
             inner = {k: v for k, v in raw.items() if k not in outer}
             outer.update(

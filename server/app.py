@@ -8,7 +8,7 @@ from protocol.errors import ApiError
 from server.lifespan import lifespan
 from server.limits import BodyLimit
 from server.responses import api_error, http_error, server_error
-from server.routes import backtests, meta, seed003, strategies, v1
+from server.routes import backtests, meta, seed003, seed004, strategies, v1
 from server.settings import Settings
 from server.stream import routes as stream_routes
 
@@ -23,6 +23,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *strategies.routes,
             *v1.routes,
             *seed003.routes,
+            *seed004.routes,
             *stream_routes,
         ],
         middleware=[Middleware(BodyLimit, max_bytes=settings.max_body_bytes)],

@@ -33,7 +33,7 @@ def _hash(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
 
 
-def _lookup_prefix(key: str) -> str:
+def lookup_prefix(key: str) -> str:
     return key[len(KEY_PREFIX) : len(KEY_PREFIX) + _PREFIX_LEN]
 
 
@@ -51,7 +51,7 @@ async def create_key(conn: asyncpg.Connection, user_name: str) -> str:
             "INSERT INTO api_keys (id, user_id, prefix, key_hash) VALUES ($1, $2, $3, $4)",
             uuid.uuid4(),
             user_id,
-            _lookup_prefix(key),
+            lookup_prefix(key),
             _hash(key),
         )
     return key
@@ -73,7 +73,7 @@ async def authenticate(pool: asyncpg.Pool, key: str | None) -> User | None:
     row = await pool.fetchrow(
         "SELECT k.key_hash, u.id, u.name FROM api_keys k JOIN users u ON u.id = k.user_id"
         " WHERE k.prefix = $1 AND k.revoked_at IS NULL",
-        _lookup_prefix(key),
+        lookup_prefix(key),
     )
     if row is None or not hmac.compare_digest(bytes(row["key_hash"]), _hash(key)):
         return None

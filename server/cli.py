@@ -2,6 +2,7 @@
 
 import argparse
 import asyncio
+import json
 import sys
 import time
 from datetime import UTC, datetime
@@ -63,22 +64,32 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _create_key(settings: Settings, user: str) -> str:
+async def _create_key(settings: Settings, user: str) -> tuple[str, str]:
     from server.auth import create_key
     from server.db.pool import Database
+    from server.signing import derive, server_secret
 
     db = Database(settings)
     pool = await db.open(min_size=1, max_size=1)
     try:
         async with pool.acquire() as conn:
-            return await create_key(conn, user)
+            key = await create_key(conn, user)
+            return key, derive(await server_secret(conn), key)
     finally:
         await db.close()
 
 
 def keys_create(args: argparse.Namespace) -> int:
-    """Create a key for a user (created if new) and print only the key."""
-    print(asyncio.run(_create_key(_settings(args), args.user)))
+    """Create a key for a user (created if new): the key on stdout, its signing secret on
+    stderr (both shown once); with --json both as one JSON object on stdout."""
+    key, secret = asyncio.run(_create_key(_settings(args), args.user))
+    if args.json:
+        print(json.dumps({"key": key, "signing_secret": secret}))
+    else:
+        print(key)
+        print(
+            f"signing secret for signed (seed 004) requests, shown once: {secret}", file=sys.stderr
+        )
     return 0
 
 
@@ -402,6 +413,9 @@ def parser() -> argparse.ArgumentParser:
     c = k.add_parser("create", help="create an API key and print it")
     c.add_argument("--user", required=True)
     c.add_argument("--data-dir", default=None)
+    c.add_argument(
+        "--json", action="store_true", help="print the key and its signing secret as JSON"
+    )
     c.set_defaults(func=keys_create)
     _credits_parser(sub)
     _data_parser(sub)

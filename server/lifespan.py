@@ -14,6 +14,7 @@ from server.auth import ensure_first_user
 from server.db.pool import Database
 from server.hub import Hub
 from server.jobs import Dispatcher
+from server.signing import derive, server_secret
 from server.stream import Streams
 from server.workers import WorkerPool
 
@@ -34,6 +35,9 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if key is not None:
             # Printed, never logged: this is the only time the key exists in clear.
             print(f"barstream: created user 'local'; its API key (shown once): {key}", flush=True)
+            secret = derive(await server_secret(pool), key)
+            print(f"barstream: its signing secret for seed 004 requests (shown once): {secret}",
+                  flush=True)  # fmt: skip
         store = BarStore(settings.bars_dir)
         demo = await asyncio.to_thread(update_demo_data, store, demo_end_ns(settings.demo_end))
         if demo.summary():

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from protocol.events import EVENT_ADAPTER
 from protocol.requests import BacktestCreate
 from protocol.results import Results, RunStatus
-from server import openapi_seed003, openapi_v1
+from server import openapi_seed003, openapi_seed004, openapi_v1
 
 REF = "#/components/schemas/{model}"
 SCORE_SCHEMA = Path(__file__).resolve().parents[1] / "docs" / "score_strategy.schema.json"
@@ -47,6 +47,7 @@ def _schemas() -> dict[str, Any]:
         score.pop("$schema", None)
         out["ScoreStrategy"] = score
     out.update(openapi_v1.schemas())
+    out.update(openapi_seed004.schemas())
     out.update(openapi_seed003.schemas())
     return out
 
@@ -120,18 +121,44 @@ def _paths() -> dict[str, Any]:
     }  # fmt: skip
 
 
+TAGS = (
+    ("v2", "the canonical async runs API and its stream (seed 002)"),
+    ("strategies", "saved strategies, shared by every surface"),
+    ("v1", "the synchronous seed 001 dialect"),
+    ("seed003", "the public score-strategy API"),
+    ("seed004", "signed template jobs"),
+    ("meta", "health, catalogs, this document"),
+)
+_PREFIXES = (
+    ("/api/v2/strategies", "strategies"), ("/api/v1/strategies", "strategies"),
+    ("/api/v2/backtests", "v2"), ("/api/v1/", "v1"), ("/api/public/v1/", "seed003"),
+    ("/v1/backtest/jobs", "seed004"),
+)  # fmt: skip
+
+
+def _tagged(paths: dict[str, Any]) -> dict[str, Any]:
+    """Every operation with the tag of its surface."""
+    for path, ops in paths.items():
+        tag = next((t for prefix, t in _PREFIXES if path.startswith(prefix)), "meta")
+        for op in ops.values():
+            op.setdefault("tags", [tag])
+    return paths
+
+
 @cache
 def document() -> dict[str, Any]:
     """The whole OpenAPI document (built once)."""
     return {
         "openapi": "3.1.0",
-        "info": {"title": "barstream", "version": "0.1.0", "description": "Self-hosted backtest server: the canonical v2 API, saved strategies and the seed 001 (v1) dialect"},
-        "paths": {**_paths(), **openapi_v1.paths(), **openapi_seed003.paths()},
+        "info": {"title": "barstream", "version": "0.1.0", "description": "Self-hosted backtest server: the canonical v2 API, saved strategies and the seed 001, 003 and 004 dialects"},
+        "tags": [{"name": name, "description": text} for name, text in TAGS],
+        "paths": _tagged({**_paths(), **openapi_v1.paths(), **openapi_seed003.paths(), **openapi_seed004.paths()}),
         "components": {
             "schemas": _schemas(),
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                **openapi_seed004.security_schemes(),
             },
         },
         "security": [{"bearer": []}, {"apiKey": []}],

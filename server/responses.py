@@ -7,7 +7,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from protocol import seed003, v1
+from protocol import seed003, seed004, v1
 from protocol.errors import ApiError, ErrorCode
 
 
@@ -28,6 +28,9 @@ def render(path: str, err: ApiError) -> Response:
     if path.startswith(seed003.PREFIX):
         code, status = seed003.to_seed003(str(err.code), err.status)
         body = seed003.error_body(code, err.message, err.field, err.details)
+        return JSON(body, status_code=status, headers=err.headers)
+    if path.startswith("/v1/"):
+        status, body = seed004.error_body(str(err.code), err.message, err.field)
         return JSON(body, status_code=status, headers=err.headers)
     return JSON(err.body(), status_code=err.status, headers=err.headers)
 

@@ -11,7 +11,8 @@ from server import events, paging
 from server.events import CANCEL_CHANNEL, iso
 
 _COLUMNS = (
-    "id, state, progress, config, created_at, started_at, finished_at, error, archived, archived_at"
+    "id, state, progress, config, created_at, started_at, finished_at, error, archived,"
+    " archived_at, short_id"
 )
 
 
@@ -36,25 +37,40 @@ class TooManyActive(Exception):
 
 
 async def create(
-    conn: asyncpg.Connection, user_id: uuid.UUID, config: dict[str, Any], *, max_active: int
+    conn: asyncpg.Connection,
+    user_id: uuid.UUID,
+    config: dict[str, Any],
+    *,
+    max_active: int,
+    max_surface: int | None = None,
+    short_id: str | None = None,
 ) -> asyncpg.Record:
-    """Insert a queued run and its first event (`state: queued`) in one transaction."""
+    """Insert a queued run and its first event (`state: queued`) in one transaction.
+
+    TooManyActive when the user has `max_active` queued or running runs, or `max_surface` of
+    them made through the config's surface.
+    """
     run_id = uuid.uuid4()
     async with conn.transaction():
         # The user's row lock makes the count and the insert one step under concurrent creates.
         await conn.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", user_id)
-        active = await conn.fetchval(
-            "SELECT count(*) FROM runs WHERE user_id = $1 AND state IN ('queued', 'running')",
+        active, same = await conn.fetchrow(
+            "SELECT count(*), count(*) FILTER (WHERE config->>'surface' = $2) FROM runs"
+            " WHERE user_id = $1 AND state IN ('queued', 'running')",
             user_id,
+            config.get("surface"),
         )
         if active >= max_active:
             raise TooManyActive(active)
+        if max_surface is not None and same >= max_surface:
+            raise TooManyActive(same)
         row = await conn.fetchrow(
-            f"INSERT INTO runs (id, user_id, state, config) VALUES ($1, $2, 'queued', $3)"
-            f" RETURNING {_COLUMNS}",
+            "INSERT INTO runs (id, user_id, state, config, short_id)"
+            f" VALUES ($1, $2, 'queued', $3, $4) RETURNING {_COLUMNS}",
             run_id,
             user_id,
             config,
+            short_id,
         )
         await events.append(conn, run_id, [("state", {"state": "queued", "previous_state": None})])
     return row
@@ -70,6 +86,15 @@ async def get(
         return None
     return await conn.fetchrow(
         f"SELECT {_COLUMNS} FROM runs WHERE id = $1 AND user_id = $2", rid, user_id
+    )
+
+
+async def get_short(
+    conn: asyncpg.Connection | asyncpg.Pool, short_id: str, user_id: uuid.UUID
+) -> asyncpg.Record | None:
+    """The caller's run with this short id (`bt_…`), or None."""
+    return await conn.fetchrow(
+        f"SELECT {_COLUMNS} FROM runs WHERE short_id = $1 AND user_id = $2", short_id, user_id
     )
 
 
@@ -103,12 +128,18 @@ async def page(
     limit: int,
     cursor: tuple[datetime, uuid.UUID] | None,
     include_archived: bool,
+    surface: str | None = None,
 ) -> tuple[list[asyncpg.Record], int, str | None]:
-    """Return one page of the caller's runs newest first, the total, and the next cursor."""
+    """Return one page of the caller's runs newest first (only those made through `surface`,
+    if given), the total, and the next cursor."""
     where = ["user_id = $1", "($2::text IS NULL OR state = $2)"]
+    args: list[Any] = [user_id, state]
     if not include_archived:
         where.append("NOT archived")
-    return await paging.fetch_page(conn, "runs", _COLUMNS, where, [user_id, state], limit, cursor)
+    if surface is not None:
+        where.append("config->>'surface' = $3")
+        args.append(surface)
+    return await paging.fetch_page(conn, "runs", _COLUMNS, where, args, limit, cursor)
 
 
 async def request_cancel(

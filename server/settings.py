@@ -50,6 +50,13 @@ class Settings:
     public_rate_per_minute: int = field(
         default_factory=lambda: _env_int("BARSTREAM_PUBLIC_RATE_PER_MINUTE", 60)
     )
+    max_active_jobs: int = field(default_factory=lambda: _env_int("BARSTREAM_MAX_ACTIVE_JOBS", 5))
+    job_weight_per_minute: int = field(
+        default_factory=lambda: _env_int("BARSTREAM_JOB_WEIGHT_PER_MINUTE", 1200)
+    )
+    signature_window_seconds: float = field(
+        default_factory=lambda: _env_float("BARSTREAM_SIGNATURE_WINDOW_SECONDS", 300.0)
+    )
     poll_seconds: float = 1.0
     ws_ping_seconds: float = 20.0
     # The demo data runs from 2024-01-01 to this minute (ISO 8601, naive = UTC); unset: now.

@@ -54,6 +54,8 @@ def parse(body: bytes) -> StrategyBody:
 
 def definition(body: StrategyBody) -> tuple[dict[str, Any], str] | None:
     """The strategy object of a body and the field it came from, or None when it has none."""
+    if body.job is not None:
+        return body.job, "job"
     if body.strategy is not None:
         return body.strategy, "strategy"
     if body.strategy_json is None:
@@ -68,6 +70,29 @@ def definition(body: StrategyBody) -> tuple[dict[str, Any], str] | None:
     return spec, "strategy_json"
 
 
+def _check(spec: Any, source: str, dialect: str) -> None:
+    """A strategy object by its dialect's rules, or a job config by seed 004's field rules."""
+    if source != "job":
+        check_strategy(spec, source, dialect)
+        return
+    from engine.templates import TEMPLATES
+    from protocol.seed004 import JobBody
+
+    if "strategy_id" in spec:
+        raise ApiError(422, ErrorCode.VALIDATION_ERROR, "job.strategy_id: a saved job config"
+                       " cannot name another strategy", field="job.strategy_id")  # fmt: skip
+    try:
+        job = JobBody.model_validate(spec)
+    except ValidationError as exc:
+        raise validation_error(exc, prefix="job") from exc
+    if job.template_id is not None and job.template_id not in TEMPLATES:
+        raise ApiError(
+            400, ErrorCode.INVALID_TEMPLATE,
+            f"job.template_id: unknown template {job.template_id!r} ({', '.join(TEMPLATES)})",
+            field="job.template_id",
+        )  # fmt: skip
+
+
 def _check_asset(store: BarStore, asset: str | None) -> None:
     if asset is not None and store.resolve(asset) is None:
         raise ApiError(
@@ -78,7 +103,7 @@ def _check_asset(store: BarStore, asset: str | None) -> None:
 
 def _name(body: StrategyBody, spec: dict[str, Any]) -> str:
     name = body.name or (spec.get("name") if isinstance(spec.get("name"), str) else None)
-    return (name or "strategy")[:200]
+    return (name or spec.get("template_id") or "strategy")[:200]
 
 
 async def create(
@@ -92,7 +117,8 @@ async def create(
             " (strategy, strategy_json, or the object's own fields)", field="strategy",
         )  # fmt: skip
     spec, source = found
-    check_strategy(spec, source, dialect)
+    dialect = "job" if source == "job" else dialect
+    _check(spec, source, dialect)
     asset = body.asset or (spec.get("asset") if isinstance(spec.get("asset"), str) else None)
     _check_asset(store, asset)
     return await pool.fetchrow(
@@ -137,7 +163,12 @@ async def update(
     spec = row["definition"]
     if found is not None:
         spec, source = found
-        check_strategy(spec, source, row["dialect"])
+        if (source == "job") != (row["dialect"] == "job"):
+            raise ApiError(
+                422, ErrorCode.VALIDATION_ERROR, f"{source}: a {row['dialect']} strategy cannot"
+                " become another kind; create a new one", field=source,
+            )  # fmt: skip
+        _check(spec, source, row["dialect"])
     sent = body.model_fields_set
     execution = body.execution_defaults()
 

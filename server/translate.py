@@ -333,6 +333,11 @@ def config_for(
     req: BacktestCreate, store: BarStore, saved: Saved | None = None, dialect: str = "v2"
 ) -> dict[str, Any]:
     """Resolve a validated request (and the saved strategy it names) into a run config."""
+    if saved is not None and saved.dialect == "job":
+        raise ApiError(
+            400, ErrorCode.INVALID_STRATEGY, f"strategy_id: strategy {saved.id} is a template job"
+            " config; run it with POST /v1/backtest/jobs", field="strategy_id",
+        )  # fmt: skip
     start, end = _aware(req.start, req.timezone), _aware(req.end, req.timezone)
     if start >= end:
         raise ApiError(422, ErrorCode.VALIDATION_ERROR, "start must be before end", field="start")

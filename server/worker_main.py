@@ -187,7 +187,8 @@ def _run(conn: Connection, job: dict[str, Any]) -> None:
             output = run_template(
                 bars, plan, job["capital"], job["start_ns"], maker_bps=maker, taker_bps=taker,
                 on_progress=on_progress, chunk_bars=int(job.get("chunk_bars") or 20_000),
-                periods_per_year=ppy,
+                periods_per_year=ppy, leverage=execution.leverage,
+                maintenance_margin_rate=execution.maintenance_margin_rate,
             )  # fmt: skip
         elif sweep:
             send(
@@ -237,8 +238,10 @@ def main(conn: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING)
     from engine.run import warm_up
+    from engine.templates.run import warm_up as warm_up_templates
 
     warm_up()
+    warm_up_templates()
     conn.send(("ready", os.getpid()))
     while True:
         try:

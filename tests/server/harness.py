@@ -2,6 +2,7 @@
 
 import asyncio
 import copy
+import json
 import os
 import re
 import shutil
@@ -23,6 +24,7 @@ from engine.data.store import BarStore
 
 T = TypeVar("T")
 KEY_LINE = re.compile(r"API key \(shown once\): (\S+)")
+SECRET_LINE = re.compile(r"signing secret for seed 004 requests \(shown once\): (\S+)")
 
 
 def free_port() -> int:
@@ -59,6 +61,7 @@ class ServerProcess:
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
     key: str | None = None
+    secret: str | None = None  # the first key's signing secret
     log_path: Path | None = None
 
     @property
@@ -109,6 +112,8 @@ class ServerProcess:
         found = KEY_LINE.search(self.log())
         if found and self.key is None:
             self.key = found.group(1)
+            secret = SECRET_LINE.search(self.log())
+            self.secret = secret.group(1) if secret else None
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path else ""
@@ -148,6 +153,16 @@ class ServerProcess:
             timeout=120,
         )
         return out.stdout.strip()
+
+    def create_signed_key(self, user: str) -> tuple[str, str]:
+        """Create a key with the CLI; return it with its signing secret."""
+        out = subprocess.run(
+            [sys.executable, "-m", "server.cli", "keys", "create", "--user", user, "--json",
+             "--data-dir", str(self.data_dir)],
+            capture_output=True, text=True, check=True, timeout=120,
+        )  # fmt: skip
+        made = json.loads(out.stdout)
+        return made["key"], made["signing_secret"]
 
     def client(self, key: str | None = None) -> httpx.AsyncClient:
         headers = {"Authorization": f"Bearer {key or self.key}"}

@@ -1,0 +1,194 @@
+"""The seed 004 dialect (`/v1/backtest/jobs`): signed template jobs.
+
+A job is a run of a template (`tpl_grid`, `tpl_dca`, `tpl_ma_cross`, `tpl_rsi_reversion`,
+`tpl_breakout`). Decimals travel as strings and are echoed as sent; the job's id is a short
+`bt_<8 hex>` beside the run's UUID.
+"""
+
+import re
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+TIMEFRAMES = ("1m", "5m", "15m", "1h", "4h", "1d")
+FEE_MODELS = ("none", "fixed_bps", "tiered_maker_taker", "match_exchange")
+MAX_SPAN = timedelta(days=5 * 366)  # "total span ≤ 5 years", leap days included
+JOB_ID = re.compile(r"^bt_[0-9a-f]{6,8}$")
+
+# Run states → seed 004 job statuses.
+STATUS = {
+    "queued": "queued",
+    "running": "running",
+    "completed": "done",
+    "failed": "failed",
+    "cancelled": "cancelled",
+}
+# Canonical error codes → (status, seed 004 code).
+CODES = {
+    "invalid_json": (400, "INVALID_PARAMETER"),
+    "validation_error": (400, "INVALID_PARAMETER"),
+    "invalid_template": (400, "INVALID_PARAMETER"),
+    "invalid_strategy": (400, "INVALID_PARAMETER"),
+    "unsupported_asset": (400, "INVALID_PARAMETER"),
+    "unsupported_resolution": (400, "INVALID_PARAMETER"),
+    "invalid_date_range": (400, "INVALID_PARAMETER"),
+    "unauthorized": (401, "UNAUTHENTICATED"),
+    "not_found": (404, "NOT_FOUND"),
+    "run_finished": (409, "INVALID_STATE"),
+    "run_not_finished": (409, "INVALID_STATE"),
+    "strategy_deleted": (409, "INVALID_STATE"),
+    "invalid_state": (409, "INVALID_STATE"),
+    "payload_too_large": (413, "PAYLOAD_TOO_LARGE"),
+    "too_many_runs": (429, "RATE_LIMITED"),
+    "rate_limited": (429, "RATE_LIMITED"),
+    "internal_error": (500, "INTERNAL"),
+}
+# Request weights per minute and key (seed 004's "Weight: 20" for a new job).
+WEIGHTS = {"create": 20, "read": 1, "cancel": 1}
+
+
+def decimal_text(value: Any, field: str, *, positive: bool) -> str:
+    """A decimal given as a string (or a JSON number): the text to echo; ValueError if bad."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f'{field} must be a decimal string such as "10000.00"')
+    text = value if isinstance(value, str) else repr(value)
+    try:
+        number = Decimal(text.strip())
+    except InvalidOperation as exc:
+        raise ValueError(f"{field} must be numeric, got {text!r}") from exc
+    if not number.is_finite() or (positive and number <= 0) or (not positive and number < 0):
+        raise ValueError(f"{field} must be a {'positive' if positive else 'non-negative'} number")
+    return text
+
+
+class JobBody(BaseModel):
+    """`POST /v1/backtest/jobs`; every field may come from a saved strategy's stored config."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    template_id: str | None = Field(None, min_length=1, max_length=64)
+    params: dict[str, Any] | None = None
+    symbols: list[str] | None = Field(None, min_length=1, max_length=100)
+    timeframe: Literal["1m", "5m", "15m", "1h", "4h", "1d"] | None = None
+    start: str | None = Field(None, max_length=40)
+    end: str | None = Field(None, max_length=40)
+    capital: str | float | None = None
+    leverage: int | None = Field(None, ge=1, le=125)
+    fee_model: Literal["none", "fixed_bps", "tiered_maker_taker", "match_exchange"] | None = None
+    fee_bps: str | float | None = None
+    strategy_id: str | None = Field(None, max_length=64)
+
+    @field_validator("symbols")
+    @classmethod
+    def _symbols(cls, v: list[str] | None) -> list[str] | None:
+        for s in v or ():
+            if not re.fullmatch(r"[A-Z0-9][A-Z0-9._:/-]{0,31}", s):
+                raise ValueError(f"{s!r} is not an uppercase exchange-style symbol (BTCUSDT)")
+        return v
+
+    @field_validator("capital")
+    @classmethod
+    def _capital(cls, v: Any) -> Any:
+        return None if v is None else decimal_text(v, "capital", positive=True)
+
+    @field_validator("fee_bps")
+    @classmethod
+    def _fee_bps(cls, v: Any) -> Any:
+        return None if v is None else decimal_text(v, "fee_bps", positive=False)
+
+    @field_validator("start", "end")
+    @classmethod
+    def _time(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_time(v)
+        return v
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO 8601 time; without an offset it is UTC."""
+    try:
+        ts = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not an ISO 8601 time such as 2025-01-01T00:00:00Z") from exc
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts
+
+
+def iso(ts: datetime) -> str:
+    """UTC, second precision unless finer: 2025-01-01T00:00:00Z."""
+    text = ts.astimezone(UTC).isoformat()
+    return text.replace("+00:00", "Z")
+
+
+REQUIRED = ("template_id", "params", "symbols", "timeframe", "start", "end", "capital")
+
+
+def merged(stored: dict[str, Any], sent: dict[str, Any]) -> dict[str, Any]:
+    """The job config: a saved strategy's stored config under the request's own fields, with
+    seed 004's defaults (leverage 1, fee_model fixed_bps, fee_bps "5")."""
+    out = {"leverage": 1, "fee_model": "fixed_bps", "fee_bps": "5", **stored, **sent}
+    return {k: out[k] for k in (*REQUIRED, "leverage", "fee_model", "fee_bps") if k in out}
+
+
+def check_window(start: datetime, end: datetime, now: datetime) -> tuple[str, str] | None:
+    """The (field, message) of a bad window, or None."""
+    if end <= start:
+        return "end", "end must be after start"
+    if end - start > MAX_SPAN:
+        return "end", "the span from start to end is at most 5 years"
+    if end > now:
+        return "end", f"end is in the future (now is {iso(now)})"
+    return None
+
+
+def job(
+    short_id: str | None,
+    run_id: str,
+    state: str,
+    config: dict[str, Any],
+    *,
+    submitted_at: str,
+    started_at: str | None,
+    finished_at: str | None,
+    progress: float,
+    result: dict[str, Any] | None,
+    error: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """A job object as seed 004 shows it (plus `run_id`, the canonical run's UUID)."""
+    return {
+        "id": short_id or run_id,
+        "status": STATUS[state],
+        "config": config,
+        "submitted_at": submitted_at,
+        "started_at": started_at,
+        "finished_at": finished_at,
+        "progress": progress,
+        "result": result,
+        "error": error,
+        "run_id": run_id,
+    }
+
+
+def error_body(code: str, message: str, field: str | None) -> tuple[int, dict[str, Any]]:
+    """The seed 004 status and body of a canonical error code."""
+    status, name = CODES.get(code, (500, "INTERNAL"))
+    err: dict[str, Any] = {"code": name, "message": message}
+    if field is not None:
+        err["field"] = field
+    return status, {"error": err}
+
+
+class Job(BaseModel):
+    """A job object (for the OpenAPI document)."""
+
+    id: str = Field(description="bt_<8 hex>")
+    status: Literal["queued", "running", "done", "failed", "cancelled"]
+    config: dict[str, Any]
+    submitted_at: str
+    started_at: str | None
+    finished_at: str | None
+    progress: float
+    result: dict[str, Any] | None
+    error: dict[str, Any] | None
+    run_id: str = Field(description="the run's UUID: /api/v2/backtests/{run_id} and its stream")

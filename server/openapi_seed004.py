@@ -1,0 +1,66 @@
+"""The OpenAPI paths and schemas of the seed 004 surface (signed template jobs)."""
+
+from typing import Any
+
+from protocol.seed004 import Job, JobBody
+
+REF = "#/components/schemas/{model}"
+SIGNED = [{"pipaiKey": [], "pipaiTimestamp": [], "pipaiSignature": []}]
+
+
+def schemas() -> dict[str, Any]:
+    """Component schemas: the job request, the job object, the error."""
+    out: dict[str, Any] = {}
+    for name, model in (("JobRequest", JobBody), ("Job", Job)):
+        schema = model.model_json_schema(ref_template=REF)
+        out.update(schema.pop("$defs", {}))
+        out[name] = schema
+    out["JobError"] = {
+        "type": "object", "required": ["error"],
+        "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
+            "code": {"enum": ["INVALID_PARAMETER", "UNAUTHENTICATED", "NOT_FOUND", "INVALID_STATE",
+                              "PAYLOAD_TOO_LARGE", "RATE_LIMITED", "INTERNAL"]},
+            "message": {"type": "string"}, "field": {"type": "string"}}}},
+    }  # fmt: skip
+    return out
+
+
+def security_schemes() -> dict[str, Any]:
+    """The three signing headers (see the README's Signing)."""
+    return {
+        "pipaiKey": {"type": "apiKey", "in": "header", "name": "X-PipAI-API-Key"},
+        "pipaiTimestamp": {"type": "apiKey", "in": "header", "name": "X-PipAI-Timestamp"},
+        "pipaiSignature": {"type": "apiKey", "in": "header", "name": "X-PipAI-Signature",
+                           "description": "hex HMAC-SHA256 of ts\\nMETHOD\\npath?query\\nsha256hex(body)"},
+    }  # fmt: skip
+
+
+def _json(ref: str, description: str = "ok") -> dict[str, Any]:
+    schema = {"$ref": f"#/components/schemas/{ref}"}
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    return {str(c): _json("JobError", "error") for c in codes}
+
+
+ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"},
+      "description": "bt_<8 hex> or the run's UUID"}  # fmt: skip
+ANY = {"description": "ok", "content": {"application/json": {"schema": {"type": "object"}}}}
+
+
+def paths() -> dict[str, Any]:
+    """Every seed 004 path."""
+    op = {"security": SIGNED}
+    return {
+        "/v1/backtest/jobs": {
+            "post": {**op, "summary": "Create a backtest job (weight 20)", "requestBody": {"required": True, **_json("JobRequest")},
+                     "responses": {"201": _json("Job", "queued"), **_errors(400, 401, 404, 409, 413, 429)}},
+            "get": {**op, "summary": "The caller's jobs, newest first (weight 1)",
+                    "parameters": [{"name": n, "in": "query", "schema": {"type": t}} for n, t in (("status", "string"), ("limit", "integer"), ("cursor", "string"))],
+                    "responses": {"200": ANY, **_errors(400, 401, 429)}},
+        },
+        "/v1/backtest/jobs/{job_id}": {"get": {**op, "summary": "One job (weight 1)", "parameters": [ID], "responses": {"200": _json("Job"), **_errors(401, 404, 429)}}},
+        "/v1/backtest/jobs/{job_id}/result": {"get": {**op, "summary": "A done job's full result (weight 1)", "parameters": [ID], "responses": {"200": ANY, **_errors(401, 404, 409, 429)}}},
+        "/v1/backtest/jobs/{job_id}/cancel": {"post": {**op, "summary": "Cancel a job (weight 1)", "parameters": [ID], "responses": {"200": _json("Job"), **_errors(401, 404, 409, 429)}}},
+    }  # fmt: skip
