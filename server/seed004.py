@@ -6,7 +6,6 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
-import orjson
 from pydantic import ValidationError
 from starlette.requests import Request
 
@@ -17,7 +16,7 @@ from protocol.requests import BacktestCreate, ExecutionSpec
 from server import signing, strategies
 from server.auth import User, lookup_prefix
 from server.ratelimit import WeightLimiter
-from server.translate import config_for, reject_nul, validation_error
+from server.translate import config_for, load_object, reject_nul, validation_error
 
 SURFACE = "jobs"
 
@@ -58,12 +57,7 @@ async def signed_user(request: Request, weight: int) -> User:
 
 def parse(body: bytes) -> seed004.JobBody:
     """Validate a job body: 400 INVALID_PARAMETER naming the field."""
-    try:
-        raw = orjson.loads(body or b"{}")
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(400, ErrorCode.INVALID_JSON, "the request body is not valid JSON") from exc
-    if not isinstance(raw, dict):
-        raise ApiError(400, ErrorCode.VALIDATION_ERROR, "the body must be a JSON object")
+    raw = load_object(body)  # its 422 becomes INVALID_PARAMETER's 400 on this surface
     reject_nul(raw)
     try:
         return seed004.JobBody.model_validate(raw)

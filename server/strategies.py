@@ -12,7 +12,7 @@ from protocol.errors import ApiError, ErrorCode
 from protocol.strategies import StrategyBody
 from server import paging
 from server.events import iso
-from server.translate import Saved, check_strategy, reject_nul, validation_error
+from server.translate import Saved, check_strategy, load_object, reject_nul, validation_error
 
 _COLUMNS = (
     "id, name, description, dialect, definition, asset, execution_config, created_at,"
@@ -41,10 +41,7 @@ def wire(row: asyncpg.Record) -> dict[str, Any]:
 
 def parse(body: bytes) -> StrategyBody:
     """Validate a create/update body: 400 for bad JSON, 422 naming the field."""
-    try:
-        raw = orjson.loads(body or b"{}")
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(400, ErrorCode.INVALID_JSON, "the request body is not valid JSON") from exc
+    raw = load_object(body)
     reject_nul(raw)
     try:
         return StrategyBody.from_wire(raw)

@@ -83,6 +83,18 @@ def reject_nul(raw: Any, path: str = "") -> None:
         )  # fmt: skip
 
 
+def load_object(body: bytes) -> dict[str, Any]:
+    """A request body that must be a JSON object without NUL characters: 400 invalid_json when
+    it is not JSON, 422 validation_error when it is not an object or holds a NUL."""
+    try:
+        raw = orjson.loads(body or b"{}")
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, ErrorCode.INVALID_JSON, "the request body is not valid JSON") from exc
+    if not isinstance(raw, dict):
+        raise ApiError(422, ErrorCode.VALIDATION_ERROR, "the body must be a JSON object")
+    return raw
+
+
 def _aware(ts: datetime, tz: str) -> datetime:
     """A naive timestamp is read in the request's time zone; an aware one keeps its offset."""
     return ts.replace(tzinfo=ZoneInfo(tz)) if ts.tzinfo is None else ts

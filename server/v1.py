@@ -13,7 +13,7 @@ from engine.data.store import BarStore
 from protocol import v1
 from protocol.errors import ApiError, ErrorCode
 from protocol.requests import BacktestCreate, ExecutionSpec
-from server.translate import Saved, config_for, reject_nul, validation_error
+from server.translate import Saved, config_for, load_object, reject_nul, validation_error
 
 
 @dataclass(frozen=True)
@@ -28,12 +28,7 @@ class Parsed:
 
 def parse(raw_body: bytes, model: type[BaseModel]) -> Parsed:
     """Validate a v1 body: 400 for bad JSON, 422 naming each bad or unknown field."""
-    try:
-        raw = orjson.loads(raw_body or b"{}")
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(400, ErrorCode.INVALID_JSON, "the request body is not valid JSON") from exc
-    if not isinstance(raw, dict):
-        raise ApiError(422, ErrorCode.VALIDATION_ERROR, "the body must be a JSON object")
+    raw = load_object(raw_body)
     reject_nul({k: v for k, v in raw.items() if k != "strategy_configs"})  # items: one by one
     own = set(model.model_fields)
     top = {k: v for k, v in raw.items() if k in v1.EXECUTION_KEYS and k not in own}
