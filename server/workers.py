@@ -69,6 +69,8 @@ class WorkerPool:
         self._all: list[Worker] = []
         self._threads = ThreadPoolExecutor(2 * self.size + 2, thread_name_prefix="worker-pipe")
         self._closing = False
+        self._busy: set[Worker] = set()
+        self._replacing: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         """Start every worker and wait until each has compiled its kernels."""
@@ -77,20 +79,54 @@ class WorkerPool:
     async def _spawn(self) -> None:
         loop = asyncio.get_running_loop()
         worker = await loop.run_in_executor(self._threads, Worker, self._ctx)
-        msg = await loop.run_in_executor(self._threads, _recv, worker.conn)
+        try:
+            msg = await loop.run_in_executor(self._threads, _recv, worker.conn)
+        except BaseException:
+            await loop.run_in_executor(self._threads, worker.stop, True)
+            raise
         if msg[0] != "ready":
             raise RuntimeError(f"worker did not start: {msg!r}")
+        if self._closing:  # the pool stopped while this one started
+            await loop.run_in_executor(self._threads, worker.stop, False)
+            return
         self._all.append(worker)
         self._idle.put_nowait(worker)
+        # The process sentinel becomes readable when the process ends: an idle worker that dies
+        # is noticed at once and replaced (a busy one is noticed by its job's pipe).
+        loop.add_reader(worker.process.sentinel, self._ended, worker)
         log.info("worker %s ready", worker.process.pid)
+
+    def _ended(self, worker: Worker) -> None:
+        """A worker process ended: if it was idle, take it out of the queue and replace it."""
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(worker.process.sentinel)
+        for w in self._drain_idle():
+            if w is not worker:
+                self._idle.put_nowait(w)
+        if self._closing or worker not in self._all or worker in self._busy:
+            return  # stopping, already replaced, or busy: its job's pipe reports it
+        log.warning(
+            "idle worker %s died (exit code %s)", worker.process.pid, worker.process.exitcode
+        )
+        task = loop.create_task(self._replace(worker))
+        self._replacing.add(task)
+        task.add_done_callback(self._replacing.discard)
+
+    def _drain_idle(self) -> list[Worker]:
+        out = []
+        while not self._idle.empty():
+            out.append(self._idle.get_nowait())
+        return out
 
     def idle(self) -> int:
         """Return how many workers are free."""
         return self._idle.qsize()
 
     def alive(self) -> bool:
-        """Return whether every worker process is running."""
-        return bool(self._all) and all(w.process.is_alive() for w in self._all)
+        """Return whether the pool is whole: every one of its workers running (False while a
+        dead one is being replaced)."""
+        live = [w for w in self._all if w.process.is_alive()]
+        return len(live) == self.size
 
     async def run(
         self, job: dict[str, Any], cancel: asyncio.Event, grace: float = 10.0
@@ -103,6 +139,10 @@ class WorkerPool:
         """
         loop = asyncio.get_running_loop()
         worker = await self._idle.get()
+        while not worker.process.is_alive():  # died between its sentinel and now: never use it
+            await self._replace(worker)
+            worker = await self._idle.get()
+        self._busy.add(worker)
         ended = False
         watcher = asyncio.create_task(self._cancel_then_kill(worker, cancel, grace))
         try:
@@ -113,6 +153,7 @@ class WorkerPool:
                 yield msg
         finally:
             watcher.cancel()
+            self._busy.discard(worker)
             if ended and worker.process.is_alive():
                 self._idle.put_nowait(worker)
             else:
@@ -129,18 +170,27 @@ class WorkerPool:
         worker.process.terminate()
 
     async def _replace(self, worker: Worker) -> None:
+        if worker not in self._all:
+            return  # already being replaced
         log.warning("replacing worker %s", worker.process.pid)
-        if worker in self._all:
-            self._all.remove(worker)
+        self._all.remove(worker)
+        with contextlib.suppress(Exception):
+            asyncio.get_running_loop().remove_reader(worker.process.sentinel)
         # Terminating also unblocks a thread still waiting in recv() on this worker's pipe.
         await asyncio.get_running_loop().run_in_executor(self._threads, worker.stop, True)
         if not self._closing:
             await self._spawn()
 
     async def close(self) -> None:
-        """Stop every worker."""
+        """Stop every worker (and any replacement being started: none outlives the pool)."""
         self._closing = True
         loop = asyncio.get_running_loop()
+        for task in list(self._replacing):
+            task.cancel()
+        await asyncio.gather(*self._replacing, return_exceptions=True)
+        for w in self._all:
+            with contextlib.suppress(Exception):
+                loop.remove_reader(w.process.sentinel)
         idle = set()
         while not self._idle.empty():
             idle.add(id(self._idle.get_nowait()))

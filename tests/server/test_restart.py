@@ -154,6 +154,51 @@ async def test_killed_worker_restarts_the_run(solo: ServerProcess) -> None:
     assert progress == sorted(progress)
 
 
+def _workers(srv: ServerProcess) -> list[Any]:
+    import psutil
+
+    assert srv.proc is not None
+    found = []
+    for p in psutil.Process(srv.proc.pid).children():
+        try:
+            if p.status() != psutil.STATUS_ZOMBIE and "spawn_main" in " ".join(p.cmdline()):
+                found.append(p)
+        except psutil.Error:
+            continue  # gone meanwhile
+    return found
+
+
+async def test_an_idle_worker_that_dies_is_replaced(solo: ServerProcess) -> None:
+    """Issue 14, defect 1: kill -9 of an idle worker left /healthz 503 for good and the next
+    run failed with internal_error."""
+    async with solo.client() as c:
+
+        async def healthy() -> bool:
+            return (await c.get("/healthz")).status_code == 200
+
+        await eventually(healthy, timeout=60)
+        (dead,) = _workers(solo)
+        dead.kill()
+
+        async def unhealthy() -> bool:
+            return (await c.get("/healthz")).json()["workers"] is False
+
+        await eventually(unhealthy, timeout=30)  # reported honestly while it is replaced
+
+        async def replaced() -> bool:
+            fresh = [p.pid for p in _workers(solo)]
+            return fresh not in ([], [dead.pid]) and await healthy()
+
+        await eventually(replaced, timeout=120)
+        run_id = (await c.post("/api/v2/backtests", json=backtest())).json()["run_id"]
+
+        async def ended() -> dict[str, Any] | None:
+            body = (await c.get(f"/api/v2/backtests/{run_id}")).json()
+            return body if body["state"] in ("completed", "failed") else None
+
+        assert (await eventually(ended, timeout=120))["state"] == "completed"
+
+
 async def test_ctrl_c_to_the_process_group_stops_cleanly(solo: ServerProcess) -> None:
     assert await asyncio.to_thread(solo.stop, signal.SIGINT, group=True) == 130
     shutdown = solo.log().split("Shutting down", 1)[1]
