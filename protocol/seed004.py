@@ -6,7 +6,7 @@ A job is a run of a template (`tpl_grid`, `tpl_dca`, `tpl_ma_cross`, `tpl_rsi_re
 """
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 TIMEFRAMES = ("1m", "5m", "15m", "1h", "4h", "1d")
 FEE_MODELS = ("none", "fixed_bps", "tiered_maker_taker", "match_exchange")
-MAX_SPAN = timedelta(days=5 * 366)  # "total span ≤ 5 years", leap days included
+SPAN_YEARS = 5  # "total span ≤ 5 years": end at most the same date and time 5 years later
 JOB_ID = re.compile(r"^bt_[0-9a-f]{6,8}$")
 
 # Run states → seed 004 job statuses.
@@ -49,13 +49,18 @@ CODES = {
 WEIGHTS = {"create": 20, "read": 1, "cancel": 1}
 
 
+DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
+
 def decimal_text(value: Any, field: str, *, positive: bool) -> str:
     """A decimal given as a string (or a JSON number): the text to echo; ValueError if bad."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise ValueError(f'{field} must be a decimal string such as "10000.00"')
     text = value if isinstance(value, str) else repr(value)
+    if isinstance(value, str) and not DECIMAL.fullmatch(value):
+        raise ValueError(f"{field} must be numeric (digits and an optional point), got {text!r}")
     try:
-        number = Decimal(text.strip())
+        number = Decimal(text)
     except InvalidOperation as exc:
         raise ValueError(f"{field} must be numeric, got {text!r}") from exc
     if not number.is_finite() or (positive and number <= 0) or (not positive and number < 0):
@@ -75,7 +80,7 @@ class JobBody(BaseModel):
     start: str | None = Field(None, max_length=40)
     end: str | None = Field(None, max_length=40)
     capital: str | float | None = None
-    leverage: int | None = Field(None, ge=1, le=125)
+    leverage: int | None = Field(None, ge=1, le=125, strict=True)
     fee_model: Literal["none", "fixed_bps", "tiered_maker_taker", "match_exchange"] | None = None
     fee_bps: str | float | None = None
     strategy_id: str | None = Field(None, max_length=64)
@@ -110,9 +115,11 @@ def parse_time(text: str) -> datetime:
     """An ISO 8601 time; without an offset it is UTC."""
     try:
         ts = datetime.fromisoformat(text)
-    except ValueError as exc:
+        ts = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts
+        ts.astimezone(UTC)  # a time near year 1 or 9999 may not exist in UTC
+    except (ValueError, OverflowError) as exc:
         raise ValueError(f"{text!r} is not an ISO 8601 time such as 2025-01-01T00:00:00Z") from exc
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts
+    return ts
 
 
 def iso(ts: datetime) -> str:
@@ -131,12 +138,19 @@ def merged(stored: dict[str, Any], sent: dict[str, Any]) -> dict[str, Any]:
     return {k: out[k] for k in (*REQUIRED, "leverage", "fee_model", "fee_bps") if k in out}
 
 
+def _years_later(ts: datetime, years: int) -> datetime:
+    try:
+        return ts.replace(year=ts.year + years)
+    except ValueError:  # 29 February → 28 February
+        return ts.replace(year=ts.year + years, day=28)
+
+
 def check_window(start: datetime, end: datetime, now: datetime) -> tuple[str, str] | None:
     """The (field, message) of a bad window, or None."""
     if end <= start:
         return "end", "end must be after start"
-    if end - start > MAX_SPAN:
-        return "end", "the span from start to end is at most 5 years"
+    if end > _years_later(start, SPAN_YEARS):
+        return "end", f"the span from start to end is at most {SPAN_YEARS} years"
     if end > now:
         return "end", f"end is in the future (now is {iso(now)})"
     return None
@@ -170,8 +184,12 @@ def job(
     }
 
 
-def error_body(code: str, message: str, field: str | None) -> tuple[int, dict[str, Any]]:
-    """The seed 004 status and body of a canonical error code."""
+def error_body(
+    code: str, message: str, field: str | None, status: int = 0
+) -> tuple[int, dict[str, Any]]:
+    """The seed 004 status and body of a canonical error code (a 405 stays a 405)."""
+    if status == 405:
+        return 405, {"error": {"code": "METHOD_NOT_ALLOWED", "message": message}}
     status, name = CODES.get(code, (500, "INTERNAL"))
     err: dict[str, Any] = {"code": name, "message": message}
     if field is not None:

@@ -30,7 +30,7 @@ def render(path: str, err: ApiError) -> Response:
         body = seed003.error_body(code, err.message, err.field, err.details)
         return JSON(body, status_code=status, headers=err.headers)
     if path.startswith("/v1/"):
-        status, body = seed004.error_body(str(err.code), err.message, err.field)
+        status, body = seed004.error_body(str(err.code), err.message, err.field, err.status)
         return JSON(body, status_code=status, headers=err.headers)
     return JSON(err.body(), status_code=err.status, headers=err.headers)
 

@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
+import orjson
 from pydantic import ValidationError
 from starlette.requests import Request
 
@@ -122,7 +123,8 @@ def build(
     except ValidationError as exc:
         raise validation_error(exc) from exc
     config = config_for(req, store)
-    return {**config, "surface": SURFACE, "job": cfg}
+    # jsonb keeps no key order: the echo is also kept as text, in the order it was sent.
+    return {**config, "surface": SURFACE, "job": cfg, "job_echo": orjson.dumps(cfg).decode()}
 
 
 def new_short_id() -> str:

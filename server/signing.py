@@ -21,6 +21,7 @@ sending the same POST twice within one second signs with a millisecond timestamp
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ from server.auth import KEY_PREFIX, User, authenticate, lookup_prefix
 SECRET_PREFIX = "bss_"
 _SERVER_SECRET = "signing"
 _CHANGES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_TIMESTAMP = re.compile(r"[0-9]{1,13}")  # ASCII digits only (str.isdigit takes "²")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 class SignatureError(Exception):
@@ -103,7 +106,7 @@ async def verify(
     if missing:
         raise SignatureError(f"missing header {', '.join(missing)}: requests must be signed")
     assert headers.key and headers.timestamp and headers.signature
-    if not headers.timestamp.isdigit() or len(headers.timestamp) > 13:
+    if not _TIMESTAMP.fullmatch(headers.timestamp):
         raise SignatureError("X-PipAI-Timestamp must be Unix time in seconds or milliseconds")
     stamp = int(headers.timestamp) / (1000 if len(headers.timestamp) == 13 else 1)
     skew = stamp - (time.time() if now is None else now)
@@ -113,12 +116,18 @@ async def verify(
             f" server's clock; at most {window:g} s are allowed"
         )
     user = await authenticate(pool, headers.key) if headers.key.startswith(KEY_PREFIX) else None
-    if user is None:
-        raise SignatureError("invalid API key")
-    secret = derive(await server_secret(pool), headers.key)
-    expected = sign(secret, headers.timestamp, method, path_and_query, body)
-    if not hmac.compare_digest(expected, headers.signature.strip().lower()):
-        raise SignatureError("the signature does not match the request")
+    given = headers.signature.strip().lower()
+    expected = ""
+    if user is not None:
+        secret = derive(await server_secret(pool), headers.key)
+        expected = sign(secret, headers.timestamp, method, path_and_query, body)
+    # One answer for an unknown key and a wrong signature: whether a key exists does not leak.
+    if (
+        user is None
+        or not _HEX64.fullmatch(given)
+        or not hmac.compare_digest(expected.encode(), given.encode())
+    ):
+        raise SignatureError("invalid API key or signature: the signature does not match")
     if method.upper() in _CHANGES:
         await _once(pool, expected, window)
     return user

@@ -35,7 +35,7 @@ def _wire(output: Any) -> dict[str, Any]:
         return out
 
     return {
-        "metrics": output.metrics,
+        "metrics": _counts_as_ints(output.metrics),
         "equity": conv(output.equity, ("timestamp",)),
         "trades": conv(output.trades, ("timestamp",)),
         "round_trips": conv(output.round_trips, ("entry_time", "exit_time")),
@@ -43,6 +43,14 @@ def _wire(output: Any) -> dict[str, Any]:
         "exposure": conv(output.exposure, ("timestamp",)),
         "bars": output.bars,
     }
+
+
+COUNT_METRICS = ("trade_count", "max_drawdown_duration", "wins", "losses", "bothHit")
+
+
+def _counts_as_ints(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Counts are integers on the wire (DESIGN §7); the engine keeps every metric a float."""
+    return {k: int(v) if k in COUNT_METRICS and v is not None else v for k, v in metrics.items()}
 
 
 _STORES: dict[str, Any] = {}

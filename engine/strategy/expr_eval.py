@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import reduce
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -44,6 +44,8 @@ _BUILTINS: dict[str, tuple[tuple[str, ...], str]] = {
     "max": (("float", "float"), "float"),
     "shift": (("any", "int"), "same"),
 }
+MAX_SHIFT = 1_000_000  # bars a shift() may look back
+
 _ARITH: dict[str, Callable[[Any, Any], Any]] = {
     "+": np.add,
     "-": np.subtract,
@@ -57,6 +59,15 @@ _CMP: dict[str, Callable[[Any, Any], Any]] = {
     ">=": np.greater_equal,
     "==": np.equal,
 }
+
+
+@runtime_checkable
+class ChecksParams(Protocol):
+    """A provider that can check an indicator's param values without data."""
+
+    def check_params(self, name: str, args: tuple[float, ...], kwargs: dict[str, float]) -> None:
+        """ValueError naming the param unless every value is in range."""
+        ...
 
 
 class Provider(Protocol):
@@ -130,6 +141,10 @@ def _check_builtin(node: Call, provider: Provider) -> Type:
         if kind == "int":
             if not (isinstance(arg, Num) and arg.value >= 1 and arg.value.is_integer()):
                 raise ExprError(f"{node.name}() needs a whole number >= 1 here", arg.pos)
+            if arg.value > MAX_SHIFT:
+                raise ExprError(
+                    f"{node.name}() needs a whole number from 1 to {MAX_SHIFT:,} here", arg.pos
+                )
             continue
         t = _check(arg, provider)
         if kind == "float" and t != "float":
@@ -164,6 +179,13 @@ def _check_indicator(node: Call, provider: Provider) -> Type:
         if i >= len(names) or names[i] not in given:
             missing = repr(names[i]) if i < len(names) else f"#{i + 1}"
             raise ExprError(f"{name}() is missing parameter {missing}", node.pos)
+    if isinstance(provider, ChecksParams):  # values in range, before any data: not at run time
+        args = tuple(n.value for n in numbers if isinstance(n, Num))
+        kwargs = dict(node.kwargs)
+        try:
+            provider.check_params(name, args, kwargs)
+        except ValueError as exc:
+            raise ExprError(str(exc), node.pos) from exc
     return "float"
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from engine.data.store import Bars
-from engine.strategy.indicators import INDICATORS, compute_indicator
+from engine.strategy.indicators import INDICATORS, bind_params, compute_indicator
 
 
 class IndicatorProvider:
@@ -24,6 +24,10 @@ class IndicatorProvider:
     def param_names(self, name: str) -> tuple[str, ...]:
         """The params in positional order."""
         return tuple(k for k, _ in INDICATORS[name].params)
+
+    def check_params(self, name: str, args: tuple[float, ...], kwargs: dict[str, float]) -> None:
+        """ValueError naming the param unless the values are in the indicator's bounds."""
+        bind_params(INDICATORS[name], args, kwargs)
 
     def compute(
         self,

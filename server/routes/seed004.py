@@ -9,6 +9,7 @@ import asyncio
 from typing import Any
 
 import asyncpg
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -55,7 +56,7 @@ async def _wire(pool: asyncpg.Pool, row: asyncpg.Record) -> dict[str, Any]:
     if row["state"] == RunState.COMPLETED:
         body = await pool.fetchval("SELECT body FROM results WHERE run_id = $1", row["id"])
     config = row["config"]
-    echo = config.get("job") or {"template_id": config.get("template")}
+    echo = orjson.loads(config["job_echo"]) if "job_echo" in config else config.get("job", {})
     return seed004.job(
         row["short_id"], str(row["id"]), row["state"], echo,
         submitted_at=iso(row["created_at"]), started_at=iso(row["started_at"]),
@@ -90,6 +91,7 @@ async def create(request: Request) -> Response:
         raise _renamed(exc) from exc
     if body.strategy_id:
         config["job"]["strategy_id"] = config["strategy_id"] = body.strategy_id
+        config["job_echo"] = orjson.dumps(config["job"]).decode()
     for _ in range(3):  # a short id clash (1 in 4 billion) takes another
         try:
             async with pool.acquire() as conn:

@@ -355,6 +355,11 @@ ERRORS = [
     (submit_body(finalDate="2024-02-01"), 400, "invalid_date_range", "finalDate"),
     (submit_body(initialDate="2099-01-01", finalDate="2099-02-01"), 400, "invalid_date_range",
      "initialDate"),
+    # Out-of-range indicator params used to pass, fail in the worker and keep the credit.
+    (submit_body({**MOMENTUM, "conditions": [{"name": "x", "when": "ema(-1) > close", "score": 3}]}),
+     400, "invalid_strategy", "strategySnapshotJson.conditions[0].when"),
+    (submit_body({**MOMENTUM, "variables": {"fast": "ema(1e308)", "slow": "ema(26)"}}),
+     400, "invalid_strategy", "strategySnapshotJson.variables.fast"),
 ]  # fmt: skip
 
 
@@ -371,7 +376,9 @@ async def test_each_fault_is_its_seed_error_and_stores_nothing(
     err = r.json()["error"]
     assert (err["code"], err.get("field")) == (code, field), err
     assert err["message"] and before == after
-    if field == "strategySnapshotJson.conditions[0].when":
+    if body is ERRORS[-2][0]:
+        assert "ema.window must be between" in err["message"]
+    elif field == "strategySnapshotJson.conditions[0].when":
         assert "undefined variable 'fst'" in err["message"]
 
 

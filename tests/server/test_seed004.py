@@ -77,6 +77,12 @@ def signer(server: ServerProcess) -> tuple[str, str]:
     return server.create_signed_key("jobs")
 
 
+@pytest.fixture(scope="module")
+def signer2(server: ServerProcess) -> tuple[str, str]:
+    """A second key, for the many-request tests: each key has its own weight budget."""
+    return server.create_signed_key("jobs-2")
+
+
 def client(server: ServerProcess, signer: tuple[str, str], skew: float = 0.0) -> SignedClient:
     return SignedClient(server.url, *signer, skew=skew)
 
@@ -86,7 +92,7 @@ async def wait_done(c: SignedClient, job_id: str) -> dict[str, Any]:
         body = (await c.get(f"/v1/backtest/jobs/{job_id}")).json()
         return body if body["status"] in ("done", "failed", "cancelled") else None
 
-    return await eventually(check, timeout=120)
+    return await eventually(check, timeout=120, every=0.25)  # each poll spends weight 1
 
 
 async def test_the_example_job_as_documented(
@@ -255,8 +261,9 @@ async def test_strategy_id_merges_and_unusable_ones_are_409(
                                       "tpl_breakout"])  # fmt: skip
 @pytest.mark.parametrize("fee_model", ["none", "fixed_bps", "tiered_maker_taker", "match_exchange"])
 async def test_every_template_with_every_fee_model_and_leverage(
-    server: ServerProcess, signer: tuple[str, str], template: str, fee_model: str
+    server: ServerProcess, signer2: tuple[str, str], template: str, fee_model: str
 ) -> None:
+    signer = signer2
     async with server.client() as rest:
         catalog = {t["name"]: t for t in (await rest.get("/api/v2/templates")).json()["items"]}
     params = copy.deepcopy(catalog[template]["example"])
@@ -409,3 +416,88 @@ async def test_leverage_applies_to_grid_positions(
             full = (await c.get(f"/v1/backtest/jobs/{made['id']}/result")).json()
             fills[lev] = [t["quantity"] for t in full["trades"] if t["side"] == "buy"][:3]
     assert fills[1] and fills[2] == pytest.approx([2 * q for q in fills[1]], rel=1e-12)
+
+
+# ---- defects found in review, each reproduced against a real server --------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"X-PipAI-Timestamp": "\u00b2\u00b2\u00b2".encode("latin-1")}, "Unix time"),
+        ({"X-PipAI-Signature": ("\u00e9" * 64).encode("latin-1")}, "signature"),
+        ({"X-PipAI-Signature": "ABC"}, "signature"),
+    ],
+)  # fmt: skip
+async def test_odd_signing_headers_are_401_not_500(
+    server: ServerProcess, signer: tuple[str, str], change: dict, why: str
+) -> None:
+    async with client(server, signer) as c:
+        headers = {**c.headers("GET", "/v1/backtest/jobs", b""), **change}
+        r = await c.http.get("/v1/backtest/jobs", headers=headers)
+        assert r.status_code == 401, r.text
+        assert why in r.json()["error"]["message"]
+
+
+async def test_unknown_key_and_bad_signature_read_the_same(
+    server: ServerProcess, signer: tuple[str, str]
+) -> None:
+    async with client(server, signer) as c:
+        bad_sig = {**c.headers("GET", "/v1/backtest/jobs", b""), "X-PipAI-Signature": "0" * 64}
+        bad_key = {
+            **c.headers("GET", "/v1/backtest/jobs", b""),
+            "X-PipAI-API-Key": "bs_" + "x" * 43,
+        }
+        one = (await c.http.get("/v1/backtest/jobs", headers=bad_sig)).json()
+        two = (await c.http.get("/v1/backtest/jobs", headers=bad_key)).json()
+        assert one == two  # whether a key exists does not leak
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (job(start="0001-01-01T00:00:00+01:00", end="0001-01-02T00:00:00+01:00"), "start"),
+        (job(start="0001-01-01T00:30:00+01:00", end="0001-01-01T05:00:00Z"), "start"),
+        (job(leverage="2"), "leverage"),
+        (job(leverage=True), "leverage"),
+        (job(capital=" 100 "), "capital"),
+        (job(capital="1_000"), "capital"),
+        (job(start="2020-01-01T00:00:00Z", end="2025-01-03T00:00:00Z"), "end"),  # > 5 years
+    ],
+)  # fmt: skip
+async def test_more_invalid_parameters(
+    server: ServerProcess, signer2: tuple[str, str], body: dict[str, Any], field: str
+) -> None:
+    signer = signer2
+    async with client(server, signer) as c:
+        r = await c.post("/v1/backtest/jobs", json=body)
+        assert r.status_code == 400, r.text
+        assert r.json()["error"]["field"] == field, r.text
+
+
+async def test_wrong_method_is_405(server: ServerProcess, signer: tuple[str, str]) -> None:
+    async with client(server, signer) as c:
+        r = await c.request("PUT", "/v1/backtest/jobs", json={})
+        assert r.status_code == 405, r.text
+
+
+async def test_config_echo_keeps_the_order_sent(
+    server: ServerProcess, signer: tuple[str, str]
+) -> None:
+    async with client(server, signer) as c:
+        made = await c.post("/v1/backtest/jobs", json=EXAMPLE)
+        raw = (await c.get(f"/v1/backtest/jobs/{made.json()['id']}")).content
+    config = orjson.loads(raw)["config"]
+    assert list(config) == list(EXAMPLE) and list(config["params"]) == list(EXAMPLE["params"])
+
+
+async def test_done_jobs_report_counts_as_integers(
+    server: ServerProcess, signer: tuple[str, str]
+) -> None:
+    async with client(server, signer) as c:
+        made = (await c.post("/v1/backtest/jobs", json=job())).json()
+        done = await wait_done(c, made["id"])
+    metrics = done["result"]["metrics"]
+    assert isinstance(metrics["trade_count"], int) and isinstance(
+        metrics["max_drawdown_duration"], int
+    )
