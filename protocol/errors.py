@@ -22,6 +22,7 @@ class ErrorCode(StrEnum):
     BUSY = "busy"
     INVALID_STATE = "invalid_state"
     RATE_LIMITED = "rate_limited"
+    INSUFFICIENT_CREDITS = "insufficient_credits"
     PAYLOAD_TOO_LARGE = "payload_too_large"
     TOO_MANY_RUNS = "too_many_runs"
     TIMEOUT = "timeout"
@@ -29,6 +30,15 @@ class ErrorCode(StrEnum):
     ENGINE_ERROR = "engine_error"
     WORKER_LOST = "worker_lost"
     INTERNAL_ERROR = "internal_error"
+
+
+def insufficient_credits(balance: object, cost: object) -> "ApiError":
+    """402: a metered balance that does not cover a run (every surface words it alike)."""
+    return ApiError(
+        402, ErrorCode.INSUFFICIENT_CREDITS,
+        f"a backtest costs {cost} credits and your balance is {balance}: ask the server's"
+        " operator for credits (barstream credits grant)",
+    )  # fmt: skip
 
 
 class ApiError(Exception):

@@ -40,6 +40,7 @@ CODES = {
     "run_not_finished": (409, "INVALID_STATE"),
     "strategy_deleted": (409, "INVALID_STATE"),
     "invalid_state": (409, "INVALID_STATE"),
+    "insufficient_credits": (402, "INSUFFICIENT_CREDITS"),
     "payload_too_large": (413, "PAYLOAD_TOO_LARGE"),
     "too_many_runs": (429, "RATE_LIMITED"),
     "rate_limited": (429, "RATE_LIMITED"),

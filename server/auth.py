@@ -37,8 +37,11 @@ def lookup_prefix(key: str) -> str:
     return key[len(KEY_PREFIX) : len(KEY_PREFIX) + _PREFIX_LEN]
 
 
-async def create_key(conn: asyncpg.Connection, user_name: str) -> str:
-    """Create the user if needed, store a new key's hash, and return the key (shown once)."""
+async def create_key(conn: asyncpg.Connection, user_name: str, *, signed_only: bool = False) -> str:
+    """Create the user if needed, store a new key's hash, and return the key (shown once).
+
+    A `signed_only` key authenticates only signed requests (seed 004), never by itself.
+    """
     async with conn.transaction():
         user_id = await conn.fetchval(
             "INSERT INTO users (id, name) VALUES ($1, $2)"
@@ -48,11 +51,13 @@ async def create_key(conn: asyncpg.Connection, user_name: str) -> str:
         )
         key = new_key()
         await conn.execute(
-            "INSERT INTO api_keys (id, user_id, prefix, key_hash) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO api_keys (id, user_id, prefix, key_hash, signed_only)"
+            " VALUES ($1, $2, $3, $4, $5)",
             uuid.uuid4(),
             user_id,
             lookup_prefix(key),
             _hash(key),
+            signed_only,
         )
     return key
 
@@ -66,16 +71,20 @@ async def ensure_first_user(conn: asyncpg.Connection, user_name: str = "local") 
         return await create_key(conn, user_name)
 
 
-async def authenticate(pool: asyncpg.Pool, key: str | None) -> User | None:
-    """Return the user owning `key`, or None for a missing, unknown or revoked key."""
+async def authenticate(pool: asyncpg.Pool, key: str | None, *, signed: bool = False) -> User | None:
+    """Return the user owning `key`, or None for a missing, unknown or revoked key, or for a
+    signed-only key on a request that is not `signed`."""
     if not key or not key.startswith(KEY_PREFIX) or len(key) > 200:
         return None
     row = await pool.fetchrow(
-        "SELECT k.key_hash, u.id, u.name FROM api_keys k JOIN users u ON u.id = k.user_id"
+        "SELECT k.key_hash, k.signed_only, u.id, u.name FROM api_keys k"
+        " JOIN users u ON u.id = k.user_id"
         " WHERE k.prefix = $1 AND k.revoked_at IS NULL",
         lookup_prefix(key),
     )
     if row is None or not hmac.compare_digest(bytes(row["key_hash"]), _hash(key)):
+        return None
+    if row["signed_only"] and not signed:
         return None
     return User(id=row["id"], name=row["name"])
 

@@ -64,7 +64,7 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _create_key(settings: Settings, user: str) -> tuple[str, str]:
+async def _create_key(settings: Settings, user: str, signed_only: bool = False) -> tuple[str, str]:
     from server.auth import create_key
     from server.db.pool import Database
     from server.signing import derive, server_secret
@@ -73,7 +73,7 @@ async def _create_key(settings: Settings, user: str) -> tuple[str, str]:
     pool = await db.open(min_size=1, max_size=1)
     try:
         async with pool.acquire() as conn:
-            key = await create_key(conn, user)
+            key = await create_key(conn, user, signed_only=signed_only)
             return key, derive(await server_secret(conn), key)
     finally:
         await db.close()
@@ -82,7 +82,7 @@ async def _create_key(settings: Settings, user: str) -> tuple[str, str]:
 def keys_create(args: argparse.Namespace) -> int:
     """Create a key for a user (created if new): the key on stdout, its signing secret on
     stderr (both shown once); with --json both as one JSON object on stdout."""
-    key, secret = asyncio.run(_create_key(_settings(args), args.user))
+    key, secret = asyncio.run(_create_key(_settings(args), args.user, args.signed_only))
     if args.json:
         print(json.dumps({"key": key, "signing_secret": secret}))
     else:
@@ -416,6 +416,10 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--json", action="store_true", help="print the key and its signing secret as JSON"
     )
+    c.add_argument(
+        "--signed-only", action="store_true",
+        help="the key authenticates only signed (seed 004) requests, never by itself",
+    )  # fmt: skip
     c.set_defaults(func=keys_create)
     _credits_parser(sub)
     _data_parser(sub)

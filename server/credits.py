@@ -1,8 +1,9 @@
 """Optional per-user credits: a NULL balance is unlimited (the default), a number is metered.
 
-A metered balance pays for each run of a surface that charges (seed 003): the charge and the
-run are one transaction under the user's row lock, so two submits cannot both spend the last
-credit and a refused run stores nothing. Every change is a row of `credit_ledger`.
+A metered balance pays for each run, whatever surface creates it (runs.create charges): the
+charge and the run are one transaction under the user's row lock, so two submits cannot both
+spend the last credit and a refused run stores nothing. Every change is a row of
+`credit_ledger`.
 """
 
 import uuid
@@ -13,6 +14,7 @@ from typing import Any
 import asyncpg
 
 from server import runs
+from server.runs import InsufficientCredits
 
 __all__ = [
     "Balance",
@@ -23,14 +25,6 @@ __all__ = [
     "set_balance",
     "show",
 ]
-
-
-class InsufficientCredits(Exception):
-    """The user's balance does not cover the run's cost."""
-
-    def __init__(self, balance: Decimal, cost: Decimal) -> None:
-        super().__init__(f"balance {balance} < cost {cost}")
-        self.balance, self.cost = balance, cost
 
 
 class NoSuchUser(LookupError):
@@ -55,30 +49,8 @@ async def create_paid_run(
     cost: Decimal,
     max_active: int,
 ) -> asyncpg.Record:
-    """Create a run and charge `cost` for it in one transaction; free while credits are off.
-
-    The run's `config.credits` records `{"metered", "charged"}`. InsufficientCredits (and
-    nothing stored) when a metered balance is below the cost; runs.TooManyActive as runs.create.
-    """
-    async with conn.transaction():
-        balance = await conn.fetchval("SELECT credits FROM users WHERE id = $1 FOR UPDATE", user_id)
-        if balance is not None and balance < cost:
-            raise InsufficientCredits(balance, cost)
-        metered = balance is not None
-        charged = float(cost) if metered else 0.0
-        config = {**config, "credits": {"metered": metered, "charged": charged}}
-        row = await runs.create(conn, user_id, config, max_active=max_active)
-        if metered:
-            await conn.execute(
-                "WITH u AS (UPDATE users SET credits = credits - $2 WHERE id = $1"
-                " RETURNING credits)"
-                " INSERT INTO credit_ledger (user_id, kind, amount, balance_after, run_id)"
-                " SELECT $1, 'run', $2, u.credits, $3 FROM u",
-                user_id,
-                cost,
-                row["id"],
-            )
-    return row
+    """Create a run and charge `cost` for it (runs.create does both, for every surface)."""
+    return await runs.create(conn, user_id, config, max_active=max_active, cost=cost)
 
 
 async def _user(conn: asyncpg.Connection, name: str) -> tuple[uuid.UUID, Decimal | None]:

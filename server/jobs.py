@@ -99,7 +99,10 @@ class Dispatcher:
         and a failure leaves nothing behind. The task ends when the run has ended.
         """
         async with self.pool.acquire() as conn, conn.transaction():
-            row = await runs.create(conn, user_id, config, max_active=self.settings.max_active_runs)
+            row = await runs.create(
+                conn, user_id, config, max_active=self.settings.max_active_runs,
+                cost=self.settings.run_credits,
+            )  # fmt: skip
             claimed = await self._claim_in(conn, row["id"])
         assert claimed is not None
         task = asyncio.create_task(self._drive(claimed, release=False), name=f"run-{row['id']}")

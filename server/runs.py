@@ -2,6 +2,7 @@
 
 import uuid
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -36,6 +37,14 @@ class TooManyActive(Exception):
     """The user already has the maximum number of queued and running runs."""
 
 
+class InsufficientCredits(Exception):
+    """The user's metered balance does not cover the run's cost."""
+
+    def __init__(self, balance: Decimal, cost: Decimal) -> None:
+        super().__init__(f"balance {balance} < cost {cost}")
+        self.balance, self.cost = balance, cost
+
+
 async def create(
     conn: asyncpg.Connection,
     user_id: uuid.UUID,
@@ -44,16 +53,20 @@ async def create(
     max_active: int,
     max_surface: int | None = None,
     short_id: str | None = None,
+    cost: Decimal = Decimal(0),
 ) -> asyncpg.Record:
-    """Insert a queued run and its first event (`state: queued`) in one transaction.
+    """Insert a queued run and its first event (`state: queued`) in one transaction, and charge
+    `cost` credits to a metered user (a NULL balance is unlimited and free).
 
     TooManyActive when the user has `max_active` queued or running runs, or `max_surface` of
-    them made through the config's surface.
+    them made through the config's surface; InsufficientCredits when a metered balance is below
+    the cost. Either way nothing is stored. `config.credits` records `{"metered", "charged"}`.
     """
     run_id = uuid.uuid4()
     async with conn.transaction():
-        # The user's row lock makes the count and the insert one step under concurrent creates.
-        await conn.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", user_id)
+        # The user's row lock makes the count, the charge and the insert one step under
+        # concurrent creates: two requests cannot both spend the last credit.
+        balance = await conn.fetchval("SELECT credits FROM users WHERE id = $1 FOR UPDATE", user_id)
         active, same = await conn.fetchrow(
             "SELECT count(*), count(*) FILTER (WHERE config->>'surface' = $2) FROM runs"
             " WHERE user_id = $1 AND state IN ('queued', 'running')",
@@ -64,6 +77,13 @@ async def create(
             raise TooManyActive(active)
         if max_surface is not None and same >= max_surface:
             raise TooManyActive(same)
+        if balance is not None and balance < cost:
+            raise InsufficientCredits(balance, cost)
+        metered = balance is not None
+        config = {
+            **config,
+            "credits": {"metered": metered, "charged": float(cost) if metered else 0.0},
+        }
         row = await conn.fetchrow(
             "INSERT INTO runs (id, user_id, state, config, short_id)"
             f" VALUES ($1, $2, 'queued', $3, $4) RETURNING {_COLUMNS}",
@@ -72,8 +92,27 @@ async def create(
             config,
             short_id,
         )
+        if metered:
+            await conn.execute(
+                "WITH u AS (UPDATE users SET credits = credits - $2 WHERE id = $1"
+                " RETURNING credits)"
+                " INSERT INTO credit_ledger (user_id, kind, amount, balance_after, run_id)"
+                " SELECT $1, 'run', $2, u.credits, $3 FROM u",
+                user_id,
+                cost,
+                run_id,
+            )
         await events.append(conn, run_id, [("state", {"state": "queued", "previous_state": None})])
     return row
+
+
+async def check_credits(
+    conn: asyncpg.Pool | asyncpg.Connection, user_id: uuid.UUID, cost: Decimal
+) -> None:
+    """InsufficientCredits now if a metered balance is below the cost (create charges for real)."""
+    balance = await conn.fetchval("SELECT credits FROM users WHERE id = $1", user_id)
+    if balance is not None and balance < cost:
+        raise InsufficientCredits(balance, cost)
 
 
 async def get(

@@ -115,7 +115,11 @@ async def verify(
             f"X-PipAI-Timestamp is {abs(skew):.0f} s {'ahead of' if skew > 0 else 'behind'} the"
             f" server's clock; at most {window:g} s are allowed"
         )
-    user = await authenticate(pool, headers.key) if headers.key.startswith(KEY_PREFIX) else None
+    user = (
+        await authenticate(pool, headers.key, signed=True)
+        if headers.key.startswith(KEY_PREFIX)
+        else None
+    )
     given = headers.signature.strip().lower()
     expected = ""
     if user is not None:

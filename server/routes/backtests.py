@@ -9,7 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from protocol.enums import RunState
-from protocol.errors import ApiError, ErrorCode
+from protocol.errors import ApiError, ErrorCode, insufficient_credits
 from server import paging, runs, strategies
 from server.auth import require_user
 from server.events import iso
@@ -42,7 +42,12 @@ async def create(request: Request) -> Response:
     limit = request.app.state.settings.max_active_runs
     try:
         async with request.app.state.pool.acquire() as conn:
-            row = await runs.create(conn, user.id, config, max_active=limit)
+            row = await runs.create(
+                conn, user.id, config, max_active=limit,
+                cost=request.app.state.settings.run_credits,
+            )  # fmt: skip
+    except runs.InsufficientCredits as exc:
+        raise insufficient_credits(exc.balance, exc.cost) from exc
     except runs.TooManyActive as exc:
         raise ApiError(
             429,

@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from protocol import seed004
 from protocol.enums import TERMINAL_STATES, RunState
-from protocol.errors import ApiError, ErrorCode
+from protocol.errors import ApiError, ErrorCode, insufficient_credits
 from server import paging, runs
 from server import seed004 as translate
 from server.auth import User
@@ -98,10 +98,13 @@ async def create(request: Request) -> Response:
                 row = await runs.create(
                     conn, user.id, config, max_active=settings.max_active_runs,
                     max_surface=settings.max_active_jobs, short_id=translate.new_short_id(),
+                    cost=settings.run_credits,
                 )  # fmt: skip
             break
         except asyncpg.UniqueViolationError:
             continue
+        except runs.InsufficientCredits as exc:
+            raise insufficient_credits(exc.balance, exc.cost) from exc
         except runs.TooManyActive as exc:
             raise ApiError(
                 429, ErrorCode.RATE_LIMITED,

@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from protocol import v1
 from protocol.enums import RESOLUTIONS, RunState
-from protocol.errors import ApiError, ErrorCode
+from protocol.errors import ApiError, ErrorCode, insufficient_credits
 from server import paging, runs, strategies
 from server import v1 as translate
 from server.auth import require_user
@@ -224,6 +224,7 @@ async def run_backtest(request: Request) -> Response:
         strategy=body.strategy_json,
     )  # fmt: skip
     dispatcher: Dispatcher = request.app.state.dispatcher
+    await _check_credits(request, user.id, runs_wanted=1)
     try:
         await dispatcher.reserve()
     except Busy:
@@ -234,6 +235,8 @@ async def run_backtest(request: Request) -> Response:
         dispatcher.release(1)
         if isinstance(exc, runs.TooManyActive):
             raise _busy("backtests") from exc
+        if isinstance(exc, runs.InsufficientCredits):
+            raise insufficient_credits(exc.balance, exc.cost) from exc
         raise
     task.add_done_callback(lambda _: dispatcher.release(1))
     await asyncio.shield(task)
@@ -242,6 +245,16 @@ async def run_backtest(request: Request) -> Response:
     out["warnings"] = _warnings(parsed)
     status = {RunState.COMPLETED: 200, RunState.CANCELLED: 409}.get(row["state"], 500)
     return JSON(out, status_code=status, headers=_deprecation(parsed))
+
+
+async def _check_credits(request: Request, user_id: uuid.UUID, runs_wanted: int) -> None:
+    """402 before taking a slot when the balance cannot pay for one run (a busy server would
+    otherwise answer 503 to a request that could never run)."""
+    cost = request.app.state.settings.run_credits
+    try:
+        await runs.check_credits(request.app.state.pool, user_id, cost * min(runs_wanted, 1))
+    except runs.InsufficientCredits as exc:
+        raise insufficient_credits(exc.balance, exc.cost) from exc
 
 
 def _check_sources(a: Any, b: Any, names: tuple[str, str]) -> None:
@@ -338,6 +351,9 @@ async def _lanes(
                 except runs.TooManyActive:
                     out[i] = _busy("fewer strategies")
                     continue
+                except runs.InsufficientCredits as exc:
+                    out[i] = insufficient_credits(exc.balance, exc.cost)
+                    continue
                 except Exception:
                     log.exception("bulk: could not start a run")
                     out[i] = ApiError(500, ErrorCode.INTERNAL_ERROR, "the run could not start")
@@ -374,6 +390,7 @@ async def bulk(request: Request) -> Response:
     fetches = await _fetch_once(request.app.state.store, [c for _, c in todo])
     dispatcher: Dispatcher = request.app.state.dispatcher
     if todo:
+        await _check_credits(request, user.id, runs_wanted=len(todo))
         try:
             lanes = await dispatcher.reserve(count=len(todo))
         except Busy:

@@ -154,11 +154,11 @@ class ServerProcess:
         )
         return out.stdout.strip()
 
-    def create_signed_key(self, user: str) -> tuple[str, str]:
+    def create_signed_key(self, user: str, *, signed_only: bool = False) -> tuple[str, str]:
         """Create a key with the CLI; return it with its signing secret."""
         out = subprocess.run(
             [sys.executable, "-m", "server.cli", "keys", "create", "--user", user, "--json",
-             "--data-dir", str(self.data_dir)],
+             "--data-dir", str(self.data_dir), *(["--signed-only"] if signed_only else [])],
             capture_output=True, text=True, check=True, timeout=120,
         )  # fmt: skip
         made = json.loads(out.stdout)

@@ -544,3 +544,31 @@ async def test_credits_can_be_granted_while_the_server_is_down(limited: ServerPr
         assert (await c.post(URL, json=submit_body())).status_code == 402
     shown = credits_cli(limited, "show", "--user", "offline").stdout.strip()
     assert shown == "offline: 0 credits (1 runs charged, 2 credits spent)"
+
+
+async def test_credits_are_charged_on_every_surface(limited: ServerProcess) -> None:
+    """A metered user cannot run for free through v2, v1 or the jobs API (found in review)."""
+    from tests.server.harness import backtest
+    from tests.server.signed import SignedClient
+    from tests.server.test_seed004 import job
+    from tests.server.test_v1 import v1_run
+
+    key, secret = limited.create_signed_key("metered")
+    assert credits_cli(limited, "set", "--user", "metered", "--amount", "3").returncode == 0
+    async with limited.client(key) as c, SignedClient(limited.url, key, secret) as signed:
+        paid = await c.post("/api/v2/backtests", json=backtest())
+        assert paid.status_code == 201 and paid.json()["config"]["credits"]["charged"] == 2.0
+        short = [
+            await c.post("/api/v2/backtests", json=backtest()),
+            await c.post("/api/v1/backtests", json=v1_run()),
+            await signed.post("/v1/backtest/jobs", json=job()),
+        ]
+    assert [r.status_code for r in short] == [402, 402, 402], [r.text for r in short]
+    assert short[0].json()["error"]["code"] == "insufficient_credits"
+    assert (
+        short[1].json()["success"] is False
+        and short[1].json()["error"]["code"] == "insufficient_credits"
+    )
+    assert short[2].json()["error"]["code"] == "INSUFFICIENT_CREDITS"
+    assert await _count(limited, key) == 1  # nothing stored for the refused three
+    assert credits_cli(limited, "show", "--user", "metered").stdout.startswith("metered: 1 credits")

@@ -501,3 +501,23 @@ async def test_done_jobs_report_counts_as_integers(
     assert isinstance(metrics["trade_count"], int) and isinstance(
         metrics["max_drawdown_duration"], int
     )
+
+
+async def test_a_signed_only_key_authenticates_nothing_by_itself(server: ServerProcess) -> None:
+    """A leaked key of a signing client must not open the other surfaces (found in review)."""
+    key, secret = server.create_signed_key("signed-only", signed_only=True)
+    async with SignedClient(server.url, key, secret) as c:
+        made = await c.post("/v1/backtest/jobs", json=job())
+        assert made.status_code == 201, made.text
+    async with server.client(key) as bearer:
+        for r in (
+            await bearer.get("/api/v2/backtests"),
+            await bearer.post(f"/api/v2/backtests/{made.json()['run_id']}/cancel"),
+            await bearer.get(f"/api/v1/backtests/{made.json()['run_id']}"),
+        ):
+            assert r.status_code == 401, r.text
+    async with httpx.AsyncClient(base_url=server.url) as anon:
+        r = await anon.get(
+            "/api/public/v1/backtest/" + made.json()["run_id"], headers={"x-api-key": key}
+        )
+        assert r.status_code == 401
