@@ -1,4 +1,5 @@
-"""The `barstream` command: `serve`, `keys create`, `credits`, `data import|list|export|fetch`."""
+"""The `barstream` command: `serve`, `keys create`, `credits`, `data import|list|export|fetch`,
+and the client's `run` and `runs …` (client/cli.py)."""
 
 import argparse
 import asyncio
@@ -11,6 +12,7 @@ from typing import Any
 
 import uvicorn
 
+from client.cli import add_commands
 from server.settings import Settings
 
 
@@ -423,6 +425,7 @@ def parser() -> argparse.ArgumentParser:
     c.set_defaults(func=keys_create)
     _credits_parser(sub)
     _data_parser(sub)
+    add_commands(sub)
     return p
 
 

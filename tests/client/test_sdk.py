@@ -307,7 +307,7 @@ def test_exports_and_import_arrows() -> None:
     for name in client.__all__:
         assert getattr(client, name) is not None
     code = (
-        "import sys, client\n"
+        "import sys, client, client.cli\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('server', 'engine'))\n"
         "assert not bad, bad"
     )
