@@ -24,6 +24,7 @@ class ErrorCode(StrEnum):
     RATE_LIMITED = "rate_limited"
     INSUFFICIENT_CREDITS = "insufficient_credits"
     PAYLOAD_TOO_LARGE = "payload_too_large"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     TOO_MANY_RUNS = "too_many_runs"
     TIMEOUT = "timeout"
     CANCELLED = "cancelled"

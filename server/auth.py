@@ -74,8 +74,10 @@ async def ensure_first_user(conn: asyncpg.Connection, user_name: str = "local") 
 async def authenticate(pool: asyncpg.Pool, key: str | None, *, signed: bool = False) -> User | None:
     """Return the user owning `key`, or None for a missing, unknown or revoked key, or for a
     signed-only key on a request that is not `signed`."""
-    if not key or not key.startswith(KEY_PREFIX) or len(key) > 200:
+    if not key or not key.startswith(KEY_PREFIX) or len(key) > 200 or not key.isascii():
         return None
+    if "\x00" in key:
+        return None  # PostgreSQL refuses NUL in text: a key with one is simply not a key
     row = await pool.fetchrow(
         "SELECT k.key_hash, k.signed_only, u.id, u.name FROM api_keys k"
         " JOIN users u ON u.id = k.user_id"

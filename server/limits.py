@@ -1,9 +1,22 @@
-"""Request body size limit, enforced before a handler reads the body."""
+"""Request bodies: JSON only (415 otherwise) and a size limit, enforced before a handler reads
+the body."""
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from protocol.errors import ApiError, ErrorCode
 from server.responses import render
+
+_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+
+
+def _json_type(value: bytes | None) -> bool:
+    """No Content-Type (a bodiless POST), application/json, or an application/…+json type."""
+    if value is None:
+        return True
+    kind = value.split(b";", 1)[0].strip().lower()
+    return kind == b"application/json" or (
+        kind.startswith(b"application/") and kind.endswith(b"+json")
+    )
 
 
 class BodyLimit:
@@ -17,7 +30,15 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
+        headers = dict(scope["headers"])
+        if scope["method"] in _WITH_BODY and not _json_type(headers.get(b"content-type")):
+            err = ApiError(
+                415, ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+                "request bodies are JSON: send Content-Type: application/json",
+            )  # fmt: skip
+            await render(scope["path"], err)(scope, receive, send)
+            return
+        declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._reject(scope, receive, send)
             return

@@ -2,10 +2,25 @@
 
 import logging
 import re
+from urllib.parse import unquote_plus
 
-# The value of an `api_key` parameter, however its name is percent-encoded, and any of our keys.
-_PARAM = re.compile(r"(api(?:_|%5f)key=)[^&\s\"']*", re.IGNORECASE)
-_KEY = re.compile(r"bs_[A-Za-z0-9_\-]{16,}")
+# A query parameter (name=value after ? or &), and any of our keys or signing secrets.
+_PAIR = re.compile(r"([?&])([^=&\s\"'#]+)=([^&\s\"'#]*)")
+_KEY = re.compile(r"bss?_[A-Za-z0-9_\-]{16,}")
+
+
+def _pair(match: re.Match[str]) -> str:
+    """A query pair with its value hidden when its decoded name is api_key or its decoded value
+    holds a key, however either is percent-encoded."""
+    sep, name, value = match.groups()
+    if unquote_plus(name).strip().lower() == "api_key" or _KEY.search(unquote_plus(value)):
+        return f"{sep}{name}=***"
+    return match.group(0)
+
+
+def redact(message: str) -> str:
+    """The message with every key hidden."""
+    return _KEY.sub("***", _PAIR.sub(_pair, message))
 
 
 class RedactKeys(logging.Filter):
@@ -13,7 +28,7 @@ class RedactKeys(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        redacted = _KEY.sub("***", _PARAM.sub(r"\1***", message))
+        redacted = redact(message)
         if redacted != message:
             record.msg, record.args = redacted, ()
         return True

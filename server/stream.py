@@ -7,6 +7,7 @@ it never slows the run or other subscribers, and holds at most one batch in memo
 import asyncio
 import contextlib
 import logging
+import re
 import uuid
 
 import orjson
@@ -55,15 +56,17 @@ class Streams:
             await asyncio.sleep(0.02)
 
 
+_ID = re.compile(r"[0-9]{1,19}")  # plain ASCII digits (int() also takes "+5", " 5", "1_000")
+_MAX_ID = 2**63 - 1  # event ids are bigint
+
+
 def _last_event_id(ws: WebSocket) -> int | None:
     raw = ws.query_params.get("last_event_id")
     if raw is None or raw == "":
         return 0
-    try:
-        value = int(raw)
-    except ValueError:
+    if not _ID.fullmatch(raw) or int(raw) > _MAX_ID:
         return None
-    return value if value >= 0 else None
+    return int(raw)
 
 
 async def _read_until_gone(sub: Subscriber) -> None:

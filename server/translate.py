@@ -287,6 +287,13 @@ def _symbols(
                 " the requested range is outside it",
                 field="start" if not info.first_ts <= start_ns < data_end else "end",
             )
+        if info.name in resolved:
+            first = resolved.index(info.name)
+            raise ApiError(
+                422, ErrorCode.VALIDATION_ERROR,
+                f"symbols.{i}: {name!r} names {info.name}, as symbols.{first} does; give each"
+                " symbol once", field=f"symbols.{i}",
+            )  # fmt: skip
         resolved.append(info.name)
     return resolved
 

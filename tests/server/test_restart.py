@@ -121,6 +121,51 @@ async def test_query_key_never_reaches_the_log(solo: ServerProcess) -> None:
     assert solo.key not in log.replace(f"API key (shown once): {solo.key}", "")
 
 
+async def test_encoded_query_keys_never_reach_the_log(solo: ServerProcess) -> None:
+    """Issue 14, defect 6: `?%61pi_key=%62%73%5F…` authenticated and was logged in clear."""
+    from urllib.parse import quote
+
+    async with solo.client() as c:
+        run_id = (await c.post("/api/v2/backtests", json=backtest())).json()["run_id"]
+    assert solo.key
+    every = "".join(f"%{b:02X}" for b in solo.key.encode())  # each character encoded
+    for name, value in (("%61pi_key", every), ("API%5FKEY", quote(solo.key, safe="")),
+                        ("api_key", every), ("%61%70%69%5f%6b%65%79", solo.key)):  # fmt: skip
+        _, code, _ = await read_stream(
+            f"{solo.ws_url}/api/v2/backtests/{run_id}/stream?{name}={value}"
+        )
+        assert code in (1000, 1008)
+    log = solo.log().replace(f"API key (shown once): {solo.key}", "")
+    assert solo.key not in log and every not in log and quote(solo.key, safe="") not in log
+    assert every[:30] not in log
+
+
+@pytest.mark.parametrize(
+    "value", ["+5", " 5", "1_000", "\u0665", "99999999999999999999", "-1", "5.0"]
+)
+async def test_last_event_id_is_plain_ascii_digits_within_int64(
+    solo: ServerProcess, value: str
+) -> None:
+    """Issue 14, defect 7: `+5`, ` 5`, `1_000` and non-ASCII digits were taken as ids, and one
+    beyond int64 closed with 1011."""
+    from urllib.parse import quote
+
+    async with solo.client() as c:
+        run_id = (await c.post("/api/v2/backtests", json=backtest())).json()["run_id"]
+    url = f"{solo.ws_url}/api/v2/backtests/{run_id}/stream?last_event_id={quote(value)}"
+    events, code, reason = await read_stream(url, {"X-API-Key": solo.key})
+    assert (events, code) == ([], 1008) and "last_event_id" in reason
+
+
+async def test_a_nul_in_the_query_key_closes_1008(solo: ServerProcess) -> None:
+    async with solo.client() as c:
+        run_id = (await c.post("/api/v2/backtests", json=backtest())).json()["run_id"]
+    _, code, _ = await read_stream(
+        f"{solo.ws_url}/api/v2/backtests/{run_id}/stream?api_key=bs_%00x"
+    )
+    assert code == 1008
+
+
 async def test_killed_worker_restarts_the_run(solo: ServerProcess) -> None:
     import psutil
 
@@ -206,3 +251,25 @@ async def test_ctrl_c_to_the_process_group_stops_cleanly(solo: ServerProcess) ->
     assert "Traceback" not in shutdown
     assert not (solo.data_dir / "pg" / "postmaster.pid").exists()
     await asyncio.to_thread(solo.start)
+
+
+async def test_one_symbol_under_several_aliases_is_refused(solo: ServerProcess) -> None:
+    """Issue 14, defect 7: ETH, eth-usd, ETHUSD and ETH-USD ran as four symbols."""
+    async with solo.client() as c:
+        r = await c.post("/api/v2/backtests", json=backtest(symbols=["ETH", "eth-usd", "ETHUSD"]))
+        assert r.status_code == 422, r.text
+        assert (
+            r.json()["error"]["field"] == "symbols.1" and "ETH-USD" in r.json()["error"]["message"]
+        )
+
+
+async def test_a_body_must_be_json(solo: ServerProcess) -> None:
+    """Issue 14, defect 7: a form-encoded or text body was parsed as JSON."""
+    body = orjson.dumps(backtest())
+    async with solo.client() as c:
+        for ctype in ("application/x-www-form-urlencoded", "text/plain"):
+            r = await c.post("/api/v2/backtests", content=body, headers={"Content-Type": ctype})
+            assert r.status_code == 415 and r.json()["error"]["code"] == "unsupported_media_type"
+        ok = await c.post("/api/v2/backtests", content=body,
+                          headers={"Content-Type": "application/json; charset=utf-8"})  # fmt: skip
+        assert ok.status_code == 201
