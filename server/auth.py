@@ -12,6 +12,7 @@ from starlette.requests import HTTPConnection
 from protocol.errors import ApiError, ErrorCode
 
 KEY_PREFIX = "bs_"
+KEYS_CHANNEL = "barstream_keys"  # NOTIFY payload: the prefix of a key revoked just now
 _PREFIX_LEN = 12
 
 
@@ -62,6 +63,48 @@ async def create_key(conn: asyncpg.Connection, user_name: str, *, signed_only: b
     return key
 
 
+async def list_keys(conn: asyncpg.Connection, user_name: str | None) -> list[asyncpg.Record]:
+    """Every key (prefix, user, created, revoked or expiring), oldest first; never the key."""
+    return await conn.fetch(
+        "SELECT k.prefix, u.name AS user, k.created_at, k.revoked_at, k.signed_only,"
+        " (k.revoked_at IS NOT NULL AND k.revoked_at <= now()) AS revoked"
+        " FROM api_keys k JOIN users u ON u.id = k.user_id"
+        " WHERE $1::text IS NULL OR u.name = $1 ORDER BY k.created_at",
+        user_name,
+    )
+
+
+async def revoke(conn: asyncpg.Connection, prefix: str, *, after_seconds: float = 0.0) -> bool:
+    """Revoke the key with this prefix now (or after a grace period); tell every node, so open
+    streams made with it close. Return whether such a live key existed."""
+    async with conn.transaction():
+        found = await conn.fetchval(
+            "UPDATE api_keys SET revoked_at = now() + $2 * interval '1 second'"
+            " WHERE prefix = $1 AND (revoked_at IS NULL OR revoked_at > now()) RETURNING true",
+            prefix,
+            after_seconds,
+        )
+        if found and after_seconds <= 0:
+            await conn.execute("SELECT pg_notify($1, $2)", KEYS_CHANNEL, prefix)
+    return bool(found)
+
+
+async def rotate(conn: asyncpg.Connection, key: str, grace_seconds: float) -> str | None:
+    """A new key for the owner of `key`; the old one keeps working for `grace_seconds`.
+    None when `key` is not a live key."""
+    row = await conn.fetchrow(
+        "SELECT u.name, k.key_hash, k.signed_only FROM api_keys k JOIN users u ON u.id = k.user_id"
+        " WHERE k.prefix = $1 AND (k.revoked_at IS NULL OR k.revoked_at > now())",
+        lookup_prefix(key),
+    )
+    if row is None or not hmac.compare_digest(bytes(row["key_hash"]), _hash(key)):
+        return None
+    async with conn.transaction():
+        new = await create_key(conn, row["name"], signed_only=row["signed_only"])
+        await revoke(conn, lookup_prefix(key), after_seconds=grace_seconds)
+    return new
+
+
 async def ensure_first_user(conn: asyncpg.Connection, user_name: str = "local") -> str | None:
     """On an empty database, create the local user and return its key; else None."""
     async with conn.transaction():
@@ -81,7 +124,7 @@ async def authenticate(pool: asyncpg.Pool, key: str | None, *, signed: bool = Fa
     row = await pool.fetchrow(
         "SELECT k.key_hash, k.signed_only, u.id, u.name FROM api_keys k"
         " JOIN users u ON u.id = k.user_id"
-        " WHERE k.prefix = $1 AND k.revoked_at IS NULL",
+        " WHERE k.prefix = $1 AND (k.revoked_at IS NULL OR k.revoked_at > now())",
         lookup_prefix(key),
     )
     if row is None or not hmac.compare_digest(bytes(row["key_hash"]), _hash(key)):

@@ -170,6 +170,70 @@ def _credits_parser(sub: Any) -> None:
         p.set_defaults(func=credits_command)
 
 
+async def _with_db(settings: Settings, work: Any) -> Any:
+    """Run `work(conn)` on the database (the server may be up or down)."""
+    from server.db.pool import Database
+
+    db = Database(settings)
+    pool = await db.open(min_size=1, max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            return await work(conn)
+    finally:
+        await db.close()
+
+
+def keys_list(args: argparse.Namespace) -> int:
+    """Print every key's prefix, user, creation and state; never a key."""
+    from server.auth import list_keys
+
+    rows = asyncio.run(_with_db(_settings(args), lambda c: list_keys(c, args.user)))
+    for r in rows:
+        if r["revoked"]:
+            state = f"revoked {r['revoked_at']:%Y-%m-%d %H:%M:%S}"
+        elif r["revoked_at"] is not None:
+            state = f"active until {r['revoked_at']:%Y-%m-%d %H:%M:%S} (rotated)"
+        else:
+            state = "active"
+        only = " signed-only" if r["signed_only"] else ""
+        print(
+            f"{r['prefix']}  {r['user']}  created {r['created_at']:%Y-%m-%d %H:%M:%S}  {state}{only}"
+        )
+    return 0
+
+
+def keys_revoke(args: argparse.Namespace) -> int:
+    """Revoke a key at once (by the key or its 12-character prefix, as `keys list` shows)."""
+    from server.auth import lookup_prefix, revoke
+
+    prefix = lookup_prefix(args.key) if args.key else args.prefix
+    found = asyncio.run(_with_db(_settings(args), lambda c: revoke(c, prefix)))
+    if not found:
+        print(f"barstream: no live key with prefix {prefix!r}", file=sys.stderr)
+        return 1
+    print(f"revoked {prefix}; its open streams close with 1008", file=sys.stderr)
+    return 0
+
+
+def keys_rotate(args: argparse.Namespace) -> int:
+    """Print a new key for the owner of --key; the old one works for --grace more seconds."""
+    from server.auth import rotate
+    from server.signing import derive, server_secret
+
+    async def work(conn: Any) -> tuple[str, str] | None:
+        new = await rotate(conn, args.key, args.grace)
+        return None if new is None else (new, derive(await server_secret(conn), new))
+
+    made = asyncio.run(_with_db(_settings(args), work))
+    if made is None:
+        print("barstream: --key is not a live key", file=sys.stderr)
+        return 1
+    print(made[0])
+    print(f"signing secret for signed (seed 004) requests, shown once: {made[1]}", file=sys.stderr)
+    print(f"the old key stops working in {args.grace:g} s", file=sys.stderr)
+    return 0
+
+
 PROGRESS_MIN_BYTES = 4 << 20
 
 
@@ -423,6 +487,21 @@ def parser() -> argparse.ArgumentParser:
         help="the key authenticates only signed (seed 004) requests, never by itself",
     )  # fmt: skip
     c.set_defaults(func=keys_create)
+    ls = k.add_parser("list", help="list keys (prefixes, never the keys)")
+    ls.add_argument("--user", default=None)
+    ls.add_argument("--data-dir", default=None)
+    ls.set_defaults(func=keys_list)
+    rv = k.add_parser("revoke", help="revoke a key at once; its open streams close")
+    which = rv.add_mutually_exclusive_group(required=True)
+    which.add_argument("--key")
+    which.add_argument("--prefix", help="the 12 characters after bs_, as `keys list` shows")
+    rv.add_argument("--data-dir", default=None)
+    rv.set_defaults(func=keys_revoke)
+    rt = k.add_parser("rotate", help="a new key; the old one works for a grace period")
+    rt.add_argument("--key", required=True)
+    rt.add_argument("--grace", type=float, default=3600.0, help="seconds (default 3600)")
+    rt.add_argument("--data-dir", default=None)
+    rt.set_defaults(func=keys_rotate)
     _credits_parser(sub)
     _data_parser(sub)
     add_commands(sub)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import asyncpg
 
+from server.auth import KEYS_CHANNEL
 from server.events import CANCEL_CHANNEL, EVENTS_CHANNEL
 
 log = logging.getLogger("barstream.hub")
@@ -26,6 +27,7 @@ class Hub:
         self.dsn = dsn
         self._subs: dict[uuid.UUID, set[asyncio.Event]] = defaultdict(set)
         self._cancel_handlers: list[Callable[[uuid.UUID], None]] = []
+        self._revoke_handlers: list[Callable[[str], None]] = []
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
 
@@ -52,6 +54,10 @@ class Hub:
         """Call `handler(run_id)` when any node asks for a run to be cancelled."""
         self._cancel_handlers.append(handler)
 
+    def on_revoke(self, handler: Callable[[str], None]) -> None:
+        """Call `handler(key_prefix)` when a key is revoked (by any node or the CLI)."""
+        self._revoke_handlers.append(handler)
+
     async def start(self) -> None:
         """Start listening; return once the first connection is up."""
         self._task = asyncio.create_task(self._listen_forever(), name="hub-listener")
@@ -65,6 +71,10 @@ class Hub:
                 await self._task
 
     def _notified(self, _conn: object, _pid: int, channel: str, payload: str) -> None:
+        if channel == KEYS_CHANNEL:
+            for revoked in self._revoke_handlers:
+                revoked(payload)
+            return
         run_id = uuid.UUID(payload.split(":", 1)[0])
         if channel == EVENTS_CHANNEL:
             self.wake(run_id)
@@ -81,6 +91,7 @@ class Hub:
                 conn.add_termination_listener(lambda _c, ev=lost: ev.set())
                 await conn.add_listener(EVENTS_CHANNEL, self._notified)
                 await conn.add_listener(CANCEL_CHANNEL, self._notified)
+                await conn.add_listener(KEYS_CHANNEL, self._notified)
                 self._connected.set()
                 # Wake everyone: anything committed while we were disconnected is caught up.
                 for run_id in list(self._subs):

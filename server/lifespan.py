@@ -56,6 +56,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         stack.push_async_callback(dispatcher.stop)
         hub.on_cancel(dispatcher.cancel)
         streams = Streams()
+        hub.on_revoke(streams.revoke)
         stack.push_async_callback(streams.wait_closed)
         stack.callback(streams.shutdown)
         app.state.pool, app.state.store, app.state.workers = pool, store, workers

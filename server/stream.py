@@ -16,7 +16,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from protocol.enums import TERMINAL_STATES, RunState
 from server import events, runs
-from server.auth import authenticate, key_from
+from server.auth import authenticate, key_from, lookup_prefix
 
 log = logging.getLogger("barstream.stream")
 
@@ -28,13 +28,16 @@ NORMAL, GOING_AWAY, POLICY, SERVER_ERROR = 1000, 1001, 1008, 1011
 class Subscriber:
     """One open stream: its cursor and the flags that wake it."""
 
-    def __init__(self, ws: WebSocket, run_id: uuid.UUID, last: int) -> None:
+    def __init__(self, ws: WebSocket, run_id: uuid.UUID, last: int, key: str) -> None:
         self.ws = ws
         self.run_id = run_id
         self.last = last
+        self.key = key  # rechecked now and then: a key may expire (rotation) or be revoked
         self.wake = asyncio.Event()
         self.gone = False
         self.shutting_down = False
+        self.revoked = False
+        self.checked = asyncio.get_running_loop().time()
 
 
 class Streams:
@@ -42,6 +45,13 @@ class Streams:
 
     def __init__(self) -> None:
         self.open: set[Subscriber] = set()
+
+    def revoke(self, prefix: str) -> None:
+        """Close every stream opened with the key of this prefix (1008)."""
+        for sub in self.open:
+            if lookup_prefix(sub.key) == prefix:
+                sub.revoked = True
+                sub.wake.set()
 
     def shutdown(self) -> None:
         """Tell every stream to close with 1001."""
@@ -79,6 +89,19 @@ async def _read_until_gone(sub: Subscriber) -> None:
     sub.wake.set()
 
 
+KEY_RECHECK_SECONDS = 5.0  # a key that expires (a rotation's grace) stops its streams this soon
+
+
+async def _revoked(sub: Subscriber, pool: object) -> bool:
+    """Whether the stream's key was revoked (told by NOTIFY) or has expired (checked now and
+    then)."""
+    now = asyncio.get_running_loop().time()
+    if not sub.revoked and now - sub.checked >= KEY_RECHECK_SECONDS:
+        sub.checked = now
+        sub.revoked = await authenticate(pool, sub.key) is None  # type: ignore[arg-type]
+    return sub.revoked
+
+
 async def _pump(sub: Subscriber, pool: object, poll: float) -> int:
     """Send events until the terminal state is sent; return the close code to use."""
     while True:
@@ -101,19 +124,24 @@ async def _pump(sub: Subscriber, pool: object, poll: float) -> int:
             return NORMAL
         if sub.shutting_down:
             return GOING_AWAY
+        if await _revoked(sub, pool):
+            return POLICY
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(sub.wake.wait(), poll)
         if sub.gone:
             return NORMAL
         if sub.shutting_down:
             return GOING_AWAY
+        if await _revoked(sub, pool):
+            return POLICY
 
 
 async def stream(ws: WebSocket) -> None:
     """Authenticate, check ownership, replay the backlog, follow live, close after the end."""
     await ws.accept()  # accept first, so a refusal is a close code and not an HTTP 403
     state = ws.app.state
-    user = await authenticate(state.pool, key_from(ws, allow_query=True))
+    key = key_from(ws, allow_query=True)
+    user = await authenticate(state.pool, key)
     row = await runs.get(state.pool, ws.path_params["run_id"], user.id) if user else None
     if row is None:
         await ws.close(POLICY, DENIED)
@@ -122,7 +150,7 @@ async def stream(ws: WebSocket) -> None:
     if last is None:
         await ws.close(POLICY, "last_event_id must be a non-negative integer")
         return
-    sub = Subscriber(ws, row["id"], last)
+    sub = Subscriber(ws, row["id"], last, key or "")
     state.streams.open.add(sub)
     state.hub.subscribe(sub.run_id, sub.wake)
     reader = asyncio.create_task(_read_until_gone(sub))
@@ -140,7 +168,8 @@ async def stream(ws: WebSocket) -> None:
         state.streams.open.discard(sub)
         if not sub.gone and ws.application_state == WebSocketState.CONNECTED:
             with contextlib.suppress(Exception):
-                await ws.close(code, "server shutting down" if code == GOING_AWAY else "")
+                reason = {GOING_AWAY: "server shutting down", POLICY: "API key revoked"}
+                await ws.close(code, reason.get(code, ""))
         reader.cancel()
 
 

@@ -273,3 +273,52 @@ async def test_a_body_must_be_json(solo: ServerProcess) -> None:
         ok = await c.post("/api/v2/backtests", content=body,
                           headers={"Content-Type": "application/json; charset=utf-8"})  # fmt: skip
         assert ok.status_code == 201
+
+
+def keys_cli(srv: ServerProcess, *args: str) -> str:
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "server.cli", "keys", *args, "--data-dir", str(srv.data_dir)],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    return out.stdout
+
+
+async def test_a_revoked_key_stops_at_once_rest_and_open_streams(solo: ServerProcess) -> None:
+    """Issue 14, defect 5: no way to revoke a key, and a revoked key's streams kept going."""
+    key = solo.create_key("revoked")
+    async with solo.client(key) as c:
+        run_id = (await c.post("/api/v2/backtests", json=long_run())).json()["run_id"]
+        url = f"{solo.ws_url}/api/v2/backtests/{run_id}/stream"
+        async with connect(url, additional_headers={"X-API-Key": key}) as ws:
+            await ws.recv()  # the stream is live
+            listed = keys_cli(solo, "list", "--user", "revoked")
+            prefix = key[3:15]
+            assert prefix in listed and key not in listed and "active" in listed
+            keys_cli(solo, "revoke", "--prefix", prefix)
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    await asyncio.wait_for(ws.recv(), 30)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+            assert "revoked" in closed.value.rcvd.reason
+        assert (await c.get(f"/api/v2/backtests/{run_id}")).status_code == 401
+        assert "revoked" in keys_cli(solo, "list", "--user", "revoked")
+    async with solo.client() as c:
+        await c.post(f"/api/v2/backtests/{run_id}/cancel")
+
+
+async def test_rotation_keeps_the_old_key_for_its_grace(solo: ServerProcess) -> None:
+    old = solo.create_key("rotating")
+    new = keys_cli(solo, "rotate", "--key", old, "--grace", "3").strip()
+    assert new.startswith("bs_") and new != old
+    async with solo.client(old) as a, solo.client(new) as b:
+        assert (await a.get("/api/v2/backtests")).status_code == 200  # still in its grace
+        assert (await b.get("/api/v2/backtests")).status_code == 200
+
+        async def expired() -> bool:
+            return (await a.get("/api/v2/backtests")).status_code == 401
+
+        await eventually(expired, timeout=30)
+        assert (await b.get("/api/v2/backtests")).status_code == 200
