@@ -25,6 +25,7 @@ class ErrorCode(StrEnum):
     INSUFFICIENT_CREDITS = "insufficient_credits"
     PAYLOAD_TOO_LARGE = "payload_too_large"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    DATABASE_UNAVAILABLE = "database_unavailable"
     TOO_MANY_RUNS = "too_many_runs"
     TIMEOUT = "timeout"
     CANCELLED = "cancelled"

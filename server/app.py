@@ -7,7 +7,8 @@ from starlette.middleware import Middleware
 from protocol.errors import ApiError
 from server.lifespan import lifespan
 from server.limits import BodyLimit
-from server.responses import api_error, http_error, server_error
+from server.outage import DB_ERRORS, Outage
+from server.responses import api_error, database_unavailable, http_error, server_error
 from server.routes import backtests, meta, seed003, seed004, strategies, v1
 from server.settings import Settings
 from server.stream import routes as stream_routes
@@ -30,9 +31,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         exception_handlers={
             ApiError: api_error,
             HTTPException: http_error,
+            **{kind: database_unavailable for kind in DB_ERRORS},
             Exception: server_error,
         },
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.outage = Outage()
     return app

@@ -83,6 +83,7 @@ class Hub:
                 handler(run_id)
 
     async def _listen_forever(self) -> None:
+        failing = False
         while True:
             conn: asyncpg.Connection | None = None
             try:
@@ -93,13 +94,18 @@ class Hub:
                 await conn.add_listener(CANCEL_CHANNEL, self._notified)
                 await conn.add_listener(KEYS_CHANNEL, self._notified)
                 self._connected.set()
+                if failing:
+                    log.warning("listener connection back")
+                    failing = False
                 # Wake everyone: anything committed while we were disconnected is caught up.
                 for run_id in list(self._subs):
                     self.wake(run_id)
                 await lost.wait()
                 log.warning("listener connection lost; reconnecting")
             except Exception as exc:
-                log.warning("listener connection failed: %s; retrying", exc)
+                if not failing:  # once per outage, not once a second
+                    log.warning("listener connection failed: %s; retrying every second", exc)
+                failing = True
             finally:
                 if conn is not None and not conn.is_closed():
                     await conn.close()

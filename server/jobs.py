@@ -15,6 +15,7 @@ import asyncpg
 
 from protocol.enums import RunState
 from server import events, runs
+from server.outage import DB_ERRORS
 from server.runner import LeaseLost, Runner
 from server.settings import Settings
 from server.workers import WorkerPool
@@ -56,6 +57,7 @@ class Dispatcher:
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self._slots = asyncio.Semaphore(workers.size)
+        self._claim_failing = False
         self.sync_running = 0  # slots held by synchronous requests on this node
         self.sync_slots = min(settings.sync_slots or workers.size, workers.size)
 
@@ -144,8 +146,11 @@ class Dispatcher:
             claimed = None
             try:
                 claimed = await self._claim()
+                self._claim_failing = False
             except Exception as exc:
-                log.warning("claim failed: %s", exc)
+                if not self._claim_failing:  # once per outage, not once a poll
+                    log.warning("claiming runs failed: %s; retrying every poll", exc)
+                self._claim_failing = True
             if claimed is None:
                 self._slots.release()
                 self._wake.clear()
@@ -207,6 +212,9 @@ class Dispatcher:
             raise
         except LeaseLost:
             log.warning("run %s was taken over; this runner stops", run_id)
+        except DB_ERRORS as exc:  # an outage: the run is claimed again once its lease lapses
+            log.warning("run %s stopped: the database went away (%s); it restarts when the"
+                        " database is back and its lease lapses", run_id, type(exc).__name__)  # fmt: skip
         except Exception:
             log.exception("run %s failed in the server", run_id)
             with contextlib.suppress(Exception):

@@ -10,6 +10,7 @@ from starlette.applications import Starlette
 
 from engine.data.demo import demo_end_ns, update_demo_data
 from engine.data.store import BarStore
+from server import outage
 from server.auth import ensure_first_user
 from server.db.pool import Database
 from server.hub import Hub
@@ -63,6 +64,8 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.hub, app.state.dispatcher, app.state.streams = hub, dispatcher, streams
         app.state.dsn = db.dsn
         dispatcher.start()
+        watcher = asyncio.create_task(outage.watch(db, app.state.outage), name="db-watch")
+        stack.callback(watcher.cancel)
         log.info("barstream ready with %d workers", workers.size)
         yield
     print("barstream: stopped", file=sys.stderr, flush=True)

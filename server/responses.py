@@ -51,6 +51,18 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return render(request.url.path, ApiError(exc.status_code, code, str(exc.detail)))
 
 
+async def database_unavailable(request: Request, exc: Exception) -> Response:
+    """A database outage: 503 with Retry-After, logged once per outage (server.outage)."""
+    from server.outage import RETRY_AFTER
+
+    request.app.state.outage.note(exc)
+    err = ApiError(
+        503, ErrorCode.DATABASE_UNAVAILABLE,
+        "the database is unavailable; retry shortly", headers={"Retry-After": RETRY_AFTER},
+    )  # fmt: skip
+    return render(request.url.path, err)
+
+
 async def server_error(request: Request, _exc: Exception) -> Response:
     """Render an unexpected failure without leaking its details."""
     return render(

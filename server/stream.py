@@ -17,12 +17,13 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from protocol.enums import TERMINAL_STATES, RunState
 from server import events, runs
 from server.auth import authenticate, key_from, lookup_prefix
+from server.outage import DB_ERRORS
 
 log = logging.getLogger("barstream.stream")
 
 BATCH = 500
 DENIED = "invalid API key or backtest not found"
-NORMAL, GOING_AWAY, POLICY, SERVER_ERROR = 1000, 1001, 1008, 1011
+NORMAL, GOING_AWAY, POLICY, SERVER_ERROR, TRY_AGAIN = 1000, 1001, 1008, 1011, 1013
 
 
 class Subscriber:
@@ -141,8 +142,13 @@ async def stream(ws: WebSocket) -> None:
     await ws.accept()  # accept first, so a refusal is a close code and not an HTTP 403
     state = ws.app.state
     key = key_from(ws, allow_query=True)
-    user = await authenticate(state.pool, key)
-    row = await runs.get(state.pool, ws.path_params["run_id"], user.id) if user else None
+    try:
+        user = await authenticate(state.pool, key)
+        row = await runs.get(state.pool, ws.path_params["run_id"], user.id) if user else None
+    except DB_ERRORS as exc:
+        state.outage.note(exc)
+        await ws.close(TRY_AGAIN, "database unavailable; try again later")
+        return
     if row is None:
         await ws.close(POLICY, DENIED)
         return
@@ -160,6 +166,9 @@ async def stream(ws: WebSocket) -> None:
     except (WebSocketDisconnect, ConnectionError):
         code = NORMAL
         sub.gone = True
+    except DB_ERRORS as exc:  # the client resumes with last_event_id once it is back
+        state.outage.note(exc)
+        code = TRY_AGAIN
     except Exception:
         log.exception("stream of run %s failed", sub.run_id)
         code = SERVER_ERROR
@@ -168,7 +177,8 @@ async def stream(ws: WebSocket) -> None:
         state.streams.open.discard(sub)
         if not sub.gone and ws.application_state == WebSocketState.CONNECTED:
             with contextlib.suppress(Exception):
-                reason = {GOING_AWAY: "server shutting down", POLICY: "API key revoked"}
+                reason = {GOING_AWAY: "server shutting down", POLICY: "API key revoked",
+                          TRY_AGAIN: "database unavailable; try again later"}  # fmt: skip
                 await ws.close(code, reason.get(code, ""))
         reader.cancel()
 

