@@ -25,17 +25,19 @@ log = logging.getLogger("barstream.jobs")
 
 _CLAIM = """
 WITH c AS (
-    SELECT id, state AS prev_state, progress AS prev_progress FROM runs
+    SELECT id, state AS prev_state, progress AS prev_progress, stopped_cleanly FROM runs
     WHERE {which}
     ORDER BY created_at, id
     FOR UPDATE SKIP LOCKED
     LIMIT 1
 )
 UPDATE runs r SET state = 'running', started_at = coalesce(r.started_at, now()),
-    attempts = r.attempts + 1, lease_owner = $1, lease_expires_at = now() + $2 * interval '1 second'
+    attempts = r.attempts + CASE WHEN c.stopped_cleanly THEN 0 ELSE 1 END,
+    stopped_cleanly = false,
+    lease_owner = $1, lease_expires_at = now() + $2 * interval '1 second'
 FROM c WHERE r.id = c.id
 RETURNING r.id, r.config, r.attempts, r.cancel_requested, r.lease_owner, c.prev_state,
-    c.prev_progress
+    c.prev_progress, c.stopped_cleanly
 """
 _ANY = "state = 'queued' OR (state = 'running' AND lease_expires_at < now())"
 _ONE = "id = $3 AND state = 'queued'"
@@ -58,6 +60,7 @@ class Dispatcher:
         self._loop_task: asyncio.Task[None] | None = None
         self._slots = asyncio.Semaphore(workers.size)
         self._claim_failing = False
+        self._runners: dict[uuid.UUID, Runner] = {}
         self.sync_running = 0  # slots held by synchronous requests on this node
         self.sync_slots = min(settings.sync_slots or workers.size, workers.size)
 
@@ -131,14 +134,39 @@ class Dispatcher:
             self._cancels[run_id].set()
 
     async def stop(self) -> None:
-        """Stop claiming and abandon running runs: their leases lapse and a later start resumes them."""
+        """Stop claiming and give back running runs (marked as stopped cleanly, so the restart
+        costs no attempt, and with a lapsed lease, so any node may resume them at once)."""
         if self._loop_task is not None:
             self._loop_task.cancel()
+        await self._give_back()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(
             *self._tasks, *([self._loop_task] if self._loop_task else []), return_exceptions=True
         )
+
+    async def _give_back(self) -> None:
+        tokens = [(run_id, r.token) for run_id, r in self._runners.items()]
+        if not tokens:
+            return
+        try:
+            async with self.pool.acquire() as conn:
+                for run_id, token in tokens:
+                    async with conn.transaction():
+                        held = await conn.fetchval(
+                            "UPDATE runs SET stopped_cleanly = true, lease_expires_at = now()"
+                            " WHERE id = $1 AND lease_owner = $2 AND state = 'running'"
+                            " RETURNING true",
+                            run_id,
+                            token,
+                        )
+                        if held:
+                            msg = "the server is stopping; the run restarts from the start when one is up"
+                            await events.append(
+                                conn, run_id, [("log", {"message": msg, "level": "warning"})]
+                            )
+        except Exception as exc:  # the database is gone too: the leases lapse on their own
+            log.warning("could not give back running runs at shutdown: %s", exc)
 
     async def _claim_forever(self) -> None:
         while True:
@@ -198,6 +226,11 @@ class Dispatcher:
             return None
         n, most = row["attempts"], self.settings.max_attempts
         msg = f"restarting from the start (attempt {n} of {most}): the previous attempt was interrupted"
+        if row["stopped_cleanly"]:
+            msg = (
+                f"restarting from the start after a server stop (attempt {n} of {most}; a"
+                " planned stop is not counted as a failed attempt)"
+            )
         await events.append(conn, row["id"], [("log", {"message": msg, "level": "warning"})])
         return claimed
 
@@ -206,6 +239,7 @@ class Dispatcher:
         cancel = asyncio.Event()
         self._cancels[run_id] = cancel
         runner = Runner(self, claimed, cancel)
+        self._runners[run_id] = runner
         try:
             await runner.run()
         except asyncio.CancelledError:
@@ -221,6 +255,7 @@ class Dispatcher:
                 await runner.fail("internal_error", "the server failed while running this backtest")
         finally:
             self._cancels.pop(run_id, None)
+            self._runners.pop(run_id, None)
             if release:
                 self._slots.release()
             self._wake.set()
