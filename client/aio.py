@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import httpx
@@ -27,6 +27,7 @@ from protocol.events import Event
 __all__ = ["AsyncClient", "AsyncFollow", "AsyncPages"]
 
 T = TypeVar("T")
+Items = list[dict[str, Any]]  # a catalog's items (named here: `list` is a method below)
 EventHook = Callable[[Event], object] | Callable[[Event], Awaitable[object]]
 
 
@@ -106,15 +107,15 @@ class AsyncClient:
         """Bring an archived run back to the default list."""
         return await self._call(wire.action(run_id, "unarchive"))
 
-    async def symbols(self) -> list[dict[str, Any]]:
+    async def symbols(self) -> Items:
         """The symbols that can be backtested, with their ranges and resolutions."""
         return await self._call(wire.catalog("symbols"))
 
-    async def signals(self) -> list[dict[str, Any]]:
+    async def signals(self) -> Items:
         """The signal catalog."""
         return await self._call(wire.catalog("signals"))
 
-    async def templates(self) -> list[dict[str, Any]]:
+    async def templates(self) -> Items:
         """The template catalog, each with a JSON Schema of its params."""
         return await self._call(wire.catalog("templates"))
 
@@ -218,7 +219,7 @@ class AsyncFollow(AsyncIterator[Event]):
         """Stop following and close the connection."""
         await self._events.aclose()
 
-    async def _run(self) -> AsyncIterator[Event]:
+    async def _run(self) -> AsyncGenerator[Event, None]:
         seq = EventSequence(self.run_id, self.last_event_id)
         backoff, failures = self._client.backoff, 0
         while True:
@@ -264,7 +265,7 @@ class AsyncPages(AsyncIterator[T]):
     async def __anext__(self) -> T:
         return await self._items.__anext__()
 
-    async def _walk(self, client: AsyncClient, call: wire.Call[list[T]]) -> AsyncIterator[T]:
+    async def _walk(self, client: AsyncClient, call: wire.Call[list[T]]) -> AsyncGenerator[T, None]:
         response = await client._send(call)
         while True:
             items = call.parse(wire.check(response))

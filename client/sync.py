@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -28,6 +28,7 @@ from protocol.events import Event
 __all__ = ["Client", "Follow", "Pages"]
 
 T = TypeVar("T")
+Items = list[dict[str, Any]]  # a catalog's items (named here: `list` is a method below)
 
 
 class Client:
@@ -105,15 +106,15 @@ class Client:
         """Bring an archived run back to the default list."""
         return self._call(wire.action(run_id, "unarchive"))
 
-    def symbols(self) -> list[dict[str, Any]]:
+    def symbols(self) -> Items:
         """The symbols that can be backtested, with their ranges and resolutions."""
         return self._call(wire.catalog("symbols"))
 
-    def signals(self) -> list[dict[str, Any]]:
+    def signals(self) -> Items:
         """The signal catalog."""
         return self._call(wire.catalog("signals"))
 
-    def templates(self) -> list[dict[str, Any]]:
+    def templates(self) -> Items:
         """The template catalog, each with a JSON Schema of its params."""
         return self._call(wire.catalog("templates"))
 
@@ -217,7 +218,7 @@ class Follow(Iterator[Event]):
         """Stop following and close the connection."""
         self._events.close()
 
-    def _run(self) -> Iterator[Event]:
+    def _run(self) -> Generator[Event, None, None]:
         seq = EventSequence(self.run_id, self.last_event_id)
         backoff, failures = self._client.backoff, 0
         while True:
@@ -263,7 +264,7 @@ class Pages(Iterator[T]):
     def __next__(self) -> T:
         return next(self._items)
 
-    def _walk(self, client: Client, call: wire.Call[list[T]]) -> Iterator[T]:
+    def _walk(self, client: Client, call: wire.Call[list[T]]) -> Generator[T, None, None]:
         response = client._send(call)
         while True:
             items = call.parse(wire.check(response))

@@ -120,7 +120,7 @@ def create_body(body: Mapping[str, Any] | None, fields: Mapping[str, Any]) -> di
     out = {**(body or {}), **fields}
     if isinstance(out.get("symbols"), str):
         out["symbols"] = [out["symbols"]]
-    return _plain(out)
+    return {str(k): _plain(v) for k, v in out.items()}
 
 
 def stream_url(base_url: str, run_id: str, last_event_id: int) -> str:
