@@ -8,8 +8,8 @@ The sync and async followers share these rules:
 - The follower ends after the terminal state event, or when the server closes normally (1000).
 - A refusal (1008: a bad key, an unknown run, a malformed `last_event_id`; or a 4xx answer to
   the handshake) raises at once, never retries.
-- Anything else (a dropped connection, 1001 going away, 1011, a refused TCP connection, a
-  timeout, a 5xx handshake) reconnects with `last_event_id` after a `Backoff` delay.
+- Anything else (a dropped connection, 1001 going away, 1011, 1013 try again later, a refused
+  TCP connection, a timeout, a 5xx handshake) reconnects with `last_event_id` after a `Backoff` delay.
 """
 
 import enum
