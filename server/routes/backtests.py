@@ -1,7 +1,5 @@
 """The canonical v2 runs API: create, list, get, results, cancel."""
 
-import asyncio
-
 import asyncpg
 import orjson
 from starlette.requests import Request
@@ -10,7 +8,7 @@ from starlette.routing import Route
 
 from protocol.enums import RunState
 from protocol.errors import ApiError, ErrorCode, insufficient_credits
-from server import paging, runs, strategies
+from server import offload, paging, runs, strategies
 from server.auth import require_user
 from server.events import iso
 from server.responses import JSON
@@ -38,7 +36,7 @@ async def create(request: Request) -> Response:
     saved = None
     if req.strategy_id is not None:
         saved = await strategies.for_run(request.app.state.pool, req.strategy_id, user.id)
-    config = await asyncio.to_thread(config_for, req, request.app.state.store, saved)
+    config = await offload.run(config_for, req, request.app.state.store, saved)
     limit = request.app.state.settings.max_active_runs
     try:
         async with request.app.state.pool.acquire() as conn:

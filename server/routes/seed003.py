@@ -5,7 +5,6 @@ its key's budget of `BARSTREAM_PUBLIC_RATE_PER_MINUTE` requests in any sliding m
 here is an ordinary run: `/api/v2/backtests/{id}` shows, streams and archives it.
 """
 
-import asyncio
 import hashlib
 from decimal import Decimal
 
@@ -15,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from protocol.seed003 import Code
-from server import credits, runs
+from server import credits, offload, runs
 from server import seed003 as dialect
 from server.auth import User, key_from, require_user
 from server.events import iso
@@ -50,7 +49,7 @@ async def submit(request: Request) -> Response:
     """Check and queue a score-strategy run; 200 with status "Running"."""
     user = await _caller(request)
     state = request.app.state
-    config = await asyncio.to_thread(dialect.build, await request.body(), state.store)
+    config = await offload.run(dialect.build, await request.body(), state.store)
     cost = state.settings.run_credits
     try:
         async with state.pool.acquire() as conn:

@@ -17,7 +17,7 @@ from starlette.routing import Route
 from protocol import seed004
 from protocol.enums import TERMINAL_STATES, RunState
 from protocol.errors import ApiError, ErrorCode, insufficient_credits
-from server import paging, runs
+from server import offload, paging, runs
 from server import seed004 as translate
 from server.auth import User
 from server.events import iso
@@ -84,7 +84,7 @@ async def create(request: Request) -> Response:
     pool, settings = request.app.state.pool, request.app.state.settings
     stored = await translate.stored_config(pool, body.strategy_id, user) if body.strategy_id else {}
     try:
-        config = await asyncio.to_thread(
+        config = await offload.run(
             translate.build, body, stored, request.app.state.store, translate.now()
         )
     except ApiError as exc:

@@ -22,7 +22,7 @@ from starlette.routing import Route
 from protocol import v1
 from protocol.enums import RESOLUTIONS, RunState
 from protocol.errors import ApiError, ErrorCode, insufficient_credits
-from server import paging, runs, strategies
+from server import offload, paging, runs, strategies
 from server import v1 as translate
 from server.auth import require_user
 from server.events import iso
@@ -219,7 +219,7 @@ async def run_backtest(request: Request) -> Response:
             " asset)", field="asset",
         )  # fmt: skip
     store = request.app.state.store
-    config = await asyncio.to_thread(
+    config = await offload.run(
         translate.build, parsed, store, saved, asset=asset, interval=body.interval,
         strategy=body.strategy_json,
     )  # fmt: skip
@@ -311,7 +311,7 @@ async def _prepare(
                        field=field)  # fmt: skip
     interval = body.interval or _finest(spec)
     try:
-        return await asyncio.to_thread(
+        return await offload.run(
             translate.build, parsed, request.app.state.store, saved, asset=asset,
             interval=interval, strategy=None if saved else item,
         )  # fmt: skip
@@ -373,7 +373,7 @@ async def bulk(request: Request) -> Response:
     parsed = translate.parse(await request.body(), v1.BulkBody)
     body = parsed.body
     _check_sources(body.strategy_ids, body.strategy_configs, ("strategy_ids", "strategy_configs"))
-    await asyncio.to_thread(translate.check_shared, body, request.app.state.store)
+    await offload.run(translate.check_shared, body, request.app.state.store)
     key = "strategy_ids" if body.strategy_ids is not None else "strategy_configs"
     items = body.strategy_ids or body.strategy_configs or []
     most = request.app.state.settings.bulk_max
