@@ -9,7 +9,7 @@ from server.lifespan import lifespan
 from server.limits import BodyLimit
 from server.outage import DB_ERRORS, Outage
 from server.responses import api_error, database_unavailable, http_error, server_error
-from server.routes import backtests, meta, seed003, seed004, strategies, v1
+from server.routes import backtests, meta, seed003, seed004, strategies, v1, web
 from server.settings import Settings
 from server.stream import routes as stream_routes
 
@@ -26,6 +26,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *seed003.routes,
             *seed004.routes,
             *stream_routes,
+            *web.routes,
         ],
         middleware=[Middleware(BodyLimit, max_bytes=settings.max_body_bytes)],
         exception_handlers={

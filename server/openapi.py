@@ -118,6 +118,21 @@ def _paths() -> dict[str, Any]:
         "/api/v2/signals": {"get": {"summary": "The signal catalog", "responses": {"200": any_json, **_errors(401)}}},
         "/api/v2/templates": {"get": {"summary": "Templates with a JSON Schema for their params", "responses": {"200": any_json, **_errors(401)}}},
         "/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {"200": any_json}}},
+        **_web_paths(),
+    }  # fmt: skip
+
+
+def _web_paths() -> dict[str, Any]:
+    """The browser page, this document rendered, and their static files (no key needed)."""
+    page = {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}
+    html = {"200": page}
+    name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+    file = {"200": {"description": "the file (JavaScript, CSS, a licence)"}, **_errors(404)}
+    return {
+        "/": {"get": {"summary": "The browser page: sign in, runs, new run, a run followed live", "security": [], "responses": html}},
+        "/docs": {"get": {"summary": "This document rendered for people", "security": [], "responses": html}},
+        "/static/{name}": {"get": {"summary": "A static file of the browser page", "security": [], "parameters": [name], "responses": file}},
+        "/static/vendor/{name}": {"get": {"summary": "A vendored file of the browser page (uPlot and its licence)", "security": [], "parameters": [name], "responses": file}},
     }  # fmt: skip
 
 
