@@ -64,30 +64,13 @@ async def get_strategy(request: Request) -> Response:
     return JSON(strategies.wire(await _owned(request)))
 
 
-async def replace(request: Request) -> Response:
-    """PUT: replace the strategy and its defaults."""
+async def update(request: Request) -> Response:
+    """PUT replaces the strategy and its defaults; PATCH changes only the fields sent."""
     row = await _owned(request)
     body = strategies.parse(await request.body())
-    return JSON(
-        strategies.wire(
-            await strategies.update(
-                request.app.state.pool, request.app.state.store, row, body, replace=True
-            )
-        )
-    )
-
-
-async def change(request: Request) -> Response:
-    """PATCH: change only the fields sent."""
-    row = await _owned(request)
-    body = strategies.parse(await request.body())
-    return JSON(
-        strategies.wire(
-            await strategies.update(
-                request.app.state.pool, request.app.state.store, row, body, replace=False
-            )
-        )
-    )
+    state, whole = request.app.state, request.method == "PUT"
+    row = await strategies.update(state.pool, state.store, row, body, replace=whole)
+    return JSON(strategies.wire(row))
 
 
 async def delete(request: Request) -> Response:
@@ -103,8 +86,7 @@ def _mount(base: str) -> list[Route]:
         Route(base, create, methods=["POST"]),
         Route(base, list_strategies, methods=["GET"]),
         Route(one, get_strategy, methods=["GET"]),
-        Route(one, replace, methods=["PUT"]),
-        Route(one, change, methods=["PATCH"]),
+        Route(one, update, methods=["PUT", "PATCH"]),
         Route(one, delete, methods=["DELETE"]),
     ]
 
