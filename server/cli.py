@@ -44,6 +44,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 def serve(args: argparse.Namespace) -> int:
     """Run the server until interrupted."""
     from server.app import create_app
+    from server.connections import protocol_for
     from server.logs import configure
 
     configure(args.log_level.upper())
@@ -58,6 +59,7 @@ def serve(args: argparse.Namespace) -> int:
         ws_ping_timeout=settings.ws_ping_seconds,
         timeout_graceful_shutdown=10,
         server_header=False,
+        http=protocol_for(settings),
     )
     try:
         Server(config, app).run()

@@ -57,6 +57,15 @@ class Settings:
     signature_window_seconds: float = field(
         default_factory=lambda: _env_float("BARSTREAM_SIGNATURE_WINDOW_SECONDS", 300.0)
     )
+    header_timeout_seconds: float = field(
+        default_factory=lambda: _env_float("BARSTREAM_HEADER_TIMEOUT_SECONDS", 10.0)
+    )
+    max_connections: int = field(
+        default_factory=lambda: _env_int("BARSTREAM_MAX_CONNECTIONS", 4096)
+    )
+    max_connections_per_client: int = field(
+        default_factory=lambda: _env_int("BARSTREAM_MAX_CONNECTIONS_PER_CLIENT", 256)
+    )
     poll_seconds: float = 1.0
     ws_ping_seconds: float = 20.0
     # The demo data runs from 2024-01-01 to this minute (ISO 8601, naive = UTC); unset: now.
