@@ -84,31 +84,10 @@ def compile_text(text: Any, path: str, variables: dict[str, Any] | None = None) 
             from engine.strategy.score import expand, expanded_text
 
             node = expand(node, variables)
-        check(node, PROVIDER)
-        _check_series_args(node)
+        check(node, PROVIDER)  # names, arities, types, param bounds, series arguments
         return text if variables is None else expanded_text(node)
     except ExprError as exc:
         raise StrategyError(path, str(exc)) from exc
-
-
-def _check_series_args(node: Any) -> None:
-    """Only indicators of the close take a series in its place: `sma(volume, 20)`, not `atr(close)`."""
-    from engine.strategy.expr_parse import Call, ExprError, Num, children
-    from engine.strategy.indicators import INDICATORS
-
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        stack.extend(children(n))
-        if (
-            isinstance(n, Call)
-            and n.name in INDICATORS
-            and n.args
-            and not isinstance(n.args[0], Num)
-        ) and INDICATORS[n.name].source != ("close",):
-            raise ExprError(
-                f"{n.name} reads high, low and close; it takes no series argument", n.pos
-            )
 
 
 def _role(value: Any, allowed_roles: tuple[str, ...], what: str, path: str, *, entry: bool) -> str:

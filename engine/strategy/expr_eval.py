@@ -70,6 +70,15 @@ class ChecksParams(Protocol):
         ...
 
 
+@runtime_checkable
+class ChecksSeries(Protocol):
+    """A provider that can tell, without data, whether an indicator takes a series argument."""
+
+    def check_series(self, name: str) -> None:
+        """ValueError unless the indicator takes a series in place of the close."""
+        ...
+
+
 class Provider(Protocol):
     """Resolves and computes indicators by name (lower case)."""
 
@@ -162,6 +171,11 @@ def _check_indicator(node: Call, provider: Provider) -> Type:
     for s in series:
         if _check(s, provider) != "float":
             raise ExprError(f"{name}() needs a number series, not a condition", s.pos)
+    if series and isinstance(provider, ChecksSeries):  # `atr(close)`: refused here, not at run time
+        try:
+            provider.check_series(name)
+        except ValueError as exc:
+            raise ExprError(str(exc), node.pos) from exc
     for arg in numbers:
         if not isinstance(arg, Num):
             raise ExprError(f"{name}() parameters must be numbers", arg.pos)

@@ -336,15 +336,13 @@ def check_value(name: str, spec: ParamSpec, value: object) -> int | float:
         raise ValueError(f"{name} must be a number, got {value!r}")
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value!r}")
+    if not spec.minimum <= value <= spec.maximum:  # before int(): 1e308 stays short in the message
+        raise ValueError(f"{name} must be between {spec.minimum} and {spec.maximum}, got {value!r}")
     if spec.type is int:
         if value != int(value):
             raise ValueError(f"{name} must be an integer, got {value!r}")
-        value = int(value)
-    else:
-        value = float(value)
-    if not spec.minimum <= value <= spec.maximum:
-        raise ValueError(f"{name} must be between {spec.minimum} and {spec.maximum}, got {value}")
-    return value
+        return int(value)
+    return float(value)
 
 
 def bind_params(spec: IndicatorSpec, args: tuple, kwargs: dict) -> Params:

@@ -29,6 +29,13 @@ class IndicatorProvider:
         """ValueError naming the param unless the values are in the indicator's bounds."""
         bind_params(INDICATORS[name], args, kwargs)
 
+    def check_series(self, name: str) -> None:
+        """ValueError unless the indicator reads only the close, which a series can stand in for."""
+        source = INDICATORS[name].source
+        if source != ("close",):
+            reads = ", ".join(source[:-1]) + f" and {source[-1]}" if len(source) > 1 else source[0]
+            raise ValueError(f"{name} reads {reads}; it takes no series argument")
+
     def compute(
         self,
         name: str,
@@ -39,8 +46,7 @@ class IndicatorProvider:
     ) -> np.ndarray:
         """Compute the indicator; a leading series argument stands in for the close."""
         if series:
-            if INDICATORS[name].source != ("close",):
-                raise ValueError(f"{name} reads high, low and close; it takes no series argument")
+            self.check_series(name)
             s = np.ascontiguousarray(series[0], dtype=np.float64)
             bars = Bars(bars.ts, s, s, s, s, bars.volume)
         return compute_indicator(name, bars, args, kwargs)

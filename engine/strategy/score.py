@@ -41,7 +41,6 @@ from typing import Any
 from engine.strategy.conditions import (
     EXECUTION_KEYS,
     StrategyError,
-    _check_series_args,
     _role,
     _timeframe,
     compile_text,
@@ -86,6 +85,7 @@ SCORE_KEYS = {
 ITEM_KEYS = {"name", "when", "score", "timeframe", "signal_type"}
 MAX_ITEMS = 50
 MAX_NODES = 1000  # a substituted tree larger than this is refused before type-checking
+MAX_DEPTH = 32  # and one deeper than the parser allows (its text could never be read back)
 _VAR_NAME = re.compile(r"[a-z_][a-z0-9_]*[a-z_]|[a-z_]")
 
 
@@ -173,7 +173,6 @@ def _resolve(
         from engine.strategy.provider import PROVIDER
 
         type_of(node, PROVIDER)
-        _check_series_args(node)
     except ExprError as exc:
         raise StrategyError(f"variables.{key}", str(exc)) from exc
     resolved[name] = node
@@ -194,9 +193,15 @@ def _bare_names(node: Node) -> list[str]:
 def expand(node: Node, variables: dict[str, Node]) -> Node:
     """Substitute variables for bare names; ExprError naming an undefined one or a huge result."""
     out = _substitute(node, variables)
-    if _size(out, {}) > MAX_NODES:
+    size, depth = _measure(out)
+    if size > MAX_NODES:
         raise ExprError(
             f"expression too large once variables are substituted (max {MAX_NODES} parts)", 0
+        )
+    if depth > MAX_DEPTH:  # before anything walks it recursively: 50 chained variables nest deep
+        raise ExprError(
+            f"expression nested too deeply once variables are substituted (max depth {MAX_DEPTH})",
+            0,
         )
     return out
 
@@ -228,12 +233,24 @@ def _substitute(node: Node, variables: dict[str, Node]) -> Node:
     return node
 
 
-def _size(node: Node, memo: dict[int, int]) -> int:
-    """Count a tree's nodes, counting shared sub-trees once per use, in linear time."""
-    key = id(node)
-    if key not in memo:
-        memo[key] = 1 + sum(_size(c, memo) for c in children(node))
-    return memo[key]
+def _measure(node: Node) -> tuple[int, int]:
+    """A tree's node count (a shared sub-tree counted once per use) and depth, in linear time
+    and without recursion (a chain of variables can nest far deeper than the stack allows)."""
+    memo: dict[int, tuple[int, int]] = {}
+    stack: list[tuple[Node, bool]] = [(node, False)]
+    while stack:
+        cur, ready = stack.pop()
+        if id(cur) in memo:
+            continue
+        kids = children(cur)
+        if ready:
+            parts = [memo[id(k)] for k in kids]
+            size = 1 + sum(n for n, _ in parts)
+            memo[id(cur)] = (size, 1 + max((d for _, d in parts), default=0))
+        else:
+            stack.append((cur, True))
+            stack.extend((k, False) for k in kids)
+    return memo[id(node)]
 
 
 def _prec(node: Node) -> int:
