@@ -27,6 +27,7 @@ from engine.nb.indicators import (
     macd_nb,
     obv_nb,
     roc_nb,
+    rolling_std_nb,
     rolling_std_returns_nb,
     rsi_nb,
     sma_nb,
@@ -115,6 +116,29 @@ def _adx(bars: Bars, p: Params, part: int) -> np.ndarray:
 def _donchian(bars: Bars, p: Params, part: int) -> np.ndarray:
     """Upper (0) or lower (1) Donchian channel."""
     return donchian_nb(col(bars, "high"), col(bars, "low"), int(p["window"]))[part]
+
+
+def _roc(bars: Bars, p: Params) -> np.ndarray:
+    """Rate of change; a series with a zero (`roc(close - open)`) in numpy, which gives inf or
+    NaN for x / 0 where the kernel (numba) raises ZeroDivisionError."""
+    x, n = col(bars, "close"), int(p["window"])
+    if not (x == 0.0).any():
+        return roc_nb(x, n)
+    out = np.full(x.shape[0], np.nan)
+    with np.errstate(all="ignore"):
+        out[n:] = 100.0 * (x[n:] / x[: x.shape[0] - n] - 1.0)
+    return out
+
+
+def _stddev(bars: Bars, p: Params) -> np.ndarray:
+    """Std of simple returns; returns of a series with a zero in numpy, as in _roc."""
+    x, n = col(bars, "close"), int(p["window"])
+    if not (x == 0.0).any():
+        return rolling_std_returns_nb(x, n)
+    r = np.full(x.shape[0], np.nan)
+    with np.errstate(all="ignore"):
+        r[1:] = x[1:] / x[:-1] - 1.0
+    return rolling_std_nb(r, n, 1)
 
 
 def _specs() -> tuple[IndicatorSpec, ...]:
@@ -240,7 +264,7 @@ def _specs() -> tuple[IndicatorSpec, ...]:
             "Rate of change of close over window bars, in percent",
             (window(12, "ROC lookback"),),
             CLOSE,
-            lambda b, p: roc_nb(col(b, "close"), int(p["window"])),
+            _roc,
         ),
         IndicatorSpec(
             "cci",
@@ -282,7 +306,7 @@ def _specs() -> tuple[IndicatorSpec, ...]:
             "Sample standard deviation (ddof=1) of simple returns of close (0.01 = 1%)",
             (window(20, "returns window", 2),),
             CLOSE,
-            lambda b, p: rolling_std_returns_nb(col(b, "close"), int(p["window"])),
+            _stddev,
         ),
     )
 
