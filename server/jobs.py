@@ -61,6 +61,9 @@ class Dispatcher:
         self._slots = asyncio.Semaphore(workers.size)
         self._claim_failing = False
         self._runners: dict[uuid.UUID, Runner] = {}
+        # Runs this node dropped in a database outage, with their lease tokens: given back once
+        # the database answers again, so they resume then rather than when the lease lapses.
+        self._dropped: dict[uuid.UUID, str] = {}
         self.sync_running = 0  # slots held by synchronous requests on this node
         self.sync_slots = min(settings.sync_slots or workers.size, workers.size)
 
@@ -190,8 +193,17 @@ class Dispatcher:
             task.add_done_callback(self._tasks.discard)
 
     async def _claim(self) -> dict[str, Any] | None:
-        async with self.pool.acquire() as conn, conn.transaction():
-            return await self._claim_in(conn)
+        async with self.pool.acquire() as conn:
+            for run_id, token in list(self._dropped.items()):
+                await conn.execute(
+                    "UPDATE runs SET lease_expires_at = now()"
+                    " WHERE id = $1 AND lease_owner = $2 AND state = 'running'",
+                    run_id,
+                    token,
+                )
+                del self._dropped[run_id]
+            async with conn.transaction():
+                return await self._claim_in(conn)
 
     async def _claim_in(
         self, conn: asyncpg.Connection, run_id: uuid.UUID | None = None
@@ -246,9 +258,10 @@ class Dispatcher:
             raise
         except LeaseLost:
             log.warning("run %s was taken over; this runner stops", run_id)
-        except DB_ERRORS as exc:  # an outage: the run is claimed again once its lease lapses
+        except DB_ERRORS as exc:  # an outage: the run is given back once the database is back
+            self._dropped[run_id] = runner.token
             log.warning("run %s stopped: the database went away (%s); it restarts when the"
-                        " database is back and its lease lapses", run_id, type(exc).__name__)  # fmt: skip
+                        " database is back", run_id, type(exc).__name__)  # fmt: skip
         except Exception:
             log.exception("run %s failed in the server", run_id)
             with contextlib.suppress(Exception):
