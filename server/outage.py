@@ -12,12 +12,15 @@ if TYPE_CHECKING:
 log = logging.getLogger("barstream.db")
 
 # What a request meets while PostgreSQL is down or restarting: refused or broken connections,
-# a pool that cannot connect, a server shutting down or starting up.
+# a pool that cannot connect, a server shutting down or starting up. A backend that sees its
+# postmaster die (or is terminated) sends FATAL to its idle connection before closing it; a
+# pool can hand that connection out in between, and asyncpg then raises InternalClientError.
 DB_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
     asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InternalClientError,
 )
 RETRY_AFTER = "2"
 

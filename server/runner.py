@@ -15,6 +15,7 @@ import asyncpg
 
 from protocol.enums import RunState
 from server import events, runs
+from server.outage import DB_ERRORS
 from server.translate import job_from_config
 from server.workers import WorkerLost
 
@@ -227,7 +228,7 @@ class Runner:
                     self.d.settings.lease_seconds,
                     self.token,
                 )
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except (*DB_ERRORS, asyncpg.PostgresError) as exc:
                 log.warning("lease renewal of run %s failed: %s; retrying", self.run_id, exc)
                 continue
             if flag is None:
