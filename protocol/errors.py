@@ -9,6 +9,7 @@ class ErrorCode(StrEnum):
 
     UNAUTHORIZED = "unauthorized"
     NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
     VALIDATION_ERROR = "validation_error"
     INVALID_JSON = "invalid_json"
     INVALID_STRATEGY = "invalid_strategy"

@@ -46,7 +46,8 @@ _RENAMED: dict[str, tuple[Code, int | None]] = {
     ErrorCode.INVALID_DATE_RANGE: (Code.INVALID_DATE_RANGE, 400),
     ErrorCode.UNSUPPORTED_ASSET: (Code.UNSUPPORTED_ASSET, 400),
     ErrorCode.UNAUTHORIZED: (Code.UNAUTHORIZED, 401),
-    ErrorCode.NOT_FOUND: (Code.NOT_FOUND, None),  # 404, or 405 for a wrong method
+    ErrorCode.NOT_FOUND: (Code.NOT_FOUND, None),
+    ErrorCode.METHOD_NOT_ALLOWED: (Code.NOT_FOUND, None),  # stays 405, with Allow
     ErrorCode.TOO_MANY_RUNS: (Code.RATE_LIMITED, 429),
     ErrorCode.INTERNAL_ERROR: (Code.EXECUTION_FAILED, 500),
 }

@@ -6,6 +6,7 @@ import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Match, Route
 
 from protocol import seed003, seed004, v1
 from protocol.errors import ApiError, ErrorCode
@@ -41,14 +42,34 @@ async def api_error(request: Request, exc: Exception) -> Response:
     return render(request.url.path, exc)
 
 
-_HTTP_CODES = {404: ErrorCode.NOT_FOUND, 405: ErrorCode.NOT_FOUND}
+_HTTP_CODES = {404: ErrorCode.NOT_FOUND, 405: ErrorCode.METHOD_NOT_ALLOWED}
+
+
+def allowed_methods(request: Request) -> str:
+    """The methods the request's path takes: those of every route with the path (a path may
+    have one route per method, and Starlette's own `Allow` names only the first route's); a
+    literal path beats a template (`…/bulk` is POST only, though `…/{backtest_id}` matches it)."""
+    found: dict[int, set[str]] = {}
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods:
+            match, _ = route.matches(request.scope)
+            if match is not Match.NONE:
+                found.setdefault(len(route.param_convertors), set()).update(route.methods)
+    methods = found[min(found)] if found else set()
+    order = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+    return ", ".join(sorted(methods, key=lambda m: (order.index(m) if m in order else 9, m)))
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
-    """Render Starlette's own errors (unknown route, wrong method) in the same JSON shape."""
+    """Render Starlette's own errors (unknown route, wrong method) in the same JSON shape; a 405
+    keeps its `Allow` header (RFC 9110), naming every method of the path."""
     assert isinstance(exc, HTTPException)
     code = _HTTP_CODES.get(exc.status_code, ErrorCode.INTERNAL_ERROR)
-    return render(request.url.path, ApiError(exc.status_code, code, str(exc.detail)))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = allowed_methods(request) or headers.get("Allow", "")
+    err = ApiError(exc.status_code, code, str(exc.detail), headers=headers or None)
+    return render(request.url.path, err)
 
 
 async def database_unavailable(request: Request, exc: Exception) -> Response:
