@@ -1,6 +1,7 @@
 """Keyset paging shared by listings: newest first by (created_at, id), an opaque cursor."""
 
 import base64
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -53,13 +54,13 @@ async def fetch_page(
     return rows, total, encode(rows[-1]["created_at"], rows[-1]["id"])
 
 
+_DIGITS = re.compile(r"[0-9]{1,9}")  # ASCII digits: int() also takes " 5", "+5", "1_0", "\u0665"
+
+
 def limit(request: Request, default: int = 50, most: int = 200) -> int:
-    """The `limit` query parameter: an integer from 1 to `most`, else 422."""
+    """The `limit` query parameter: an integer from 1 to `most` in plain digits, else 422."""
     raw = request.query_params.get("limit", str(default))
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
+    value = int(raw) if _DIGITS.fullmatch(raw) else 0
     if not 1 <= value <= most:
         raise ApiError(
             422, ErrorCode.VALIDATION_ERROR, f"limit must be an integer from 1 to {most}",
@@ -81,9 +82,22 @@ def cursor(request: Request) -> Cursor | None:
         ) from exc
 
 
+FLAGS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
 def flag(request: Request, name: str) -> bool:
-    """A boolean query parameter (`true`, `1`, `yes`)."""
-    return request.query_params.get(name, "false").lower() in ("1", "true", "yes")
+    """A boolean query parameter: `true`/`false`, `1`/`0` or `yes`/`no` (any case), false when
+    absent; anything else (`null`, an empty value, `2`) is a 422 naming the parameter."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return False
+    value = FLAGS.get(raw.lower())
+    if value is None:
+        raise ApiError(
+            422, ErrorCode.VALIDATION_ERROR,
+            f"{name} must be true or false (also 1/0, yes/no), not {raw[:40]!r}", field=name,
+        )  # fmt: skip
+    return value
 
 
 def headers(request: Request, total: int, next_cursor: str | None) -> dict[str, str]:
@@ -98,8 +112,9 @@ _STATES = tuple(s.value for s in RunState)
 
 
 def state(request: Request) -> str | None:
-    """The `state` filter of a run listing, or None; 422 when it is not a run state."""
-    value = request.query_params.get("state") or None
+    """The `state` filter of a run listing, or None; 422 when it is not a run state (an empty
+    value too)."""
+    value = request.query_params.get("state")
     if value is not None and value not in _STATES:
         raise ApiError(
             422, ErrorCode.VALIDATION_ERROR, f"state must be one of {', '.join(sorted(_STATES))}",

@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from protocol.seed003 import Code
-from server import credits, offload, runs
+from server import credits, offload, paging, runs
 from server import seed003 as dialect
 from server.auth import User, key_from, require_user
 from server.events import iso
@@ -73,19 +73,10 @@ async def submit(request: Request) -> Response:
     return JSON(body, headers={"Location": f"/api/public/v1/backtest/{body['id']}"})
 
 
-def _include_trades(request: Request) -> bool:
-    raw = request.query_params.get("includeTrades", "false").lower()
-    if raw not in ("true", "false", "1", "0"):
-        raise dialect.error(
-            400, Code.INVALID_PAYLOAD, "includeTrades must be true or false", field="includeTrades"
-        )
-    return raw in ("true", "1")
-
-
 async def fetch(request: Request) -> Response:
     """A run's status and, once completed, its R results (trades with includeTrades=true)."""
     user = await _caller(request)
-    include = _include_trades(request)
+    include = paging.flag(request, "includeTrades")  # a bad value: 400 invalid_payload
     run_id, pool = request.path_params["id"], request.app.state.pool
     row = await runs.get(pool, run_id, user.id)
     if row is None:

@@ -143,7 +143,7 @@ _STATUS_TO_STATE = {v: k for k, v in seed004.STATUS.items()}
 async def list_jobs(request: Request) -> Response:
     """The caller's jobs, newest first: `{"items", "total", "next_cursor"}`, paged."""
     user = await translate.signed_user(request, seed004.WEIGHTS["read"])
-    status = request.query_params.get("status") or None
+    status = request.query_params.get("status")
     if status is not None and status not in _STATUS_TO_STATE:
         raise ApiError(400, ErrorCode.VALIDATION_ERROR,
                        f"status must be one of {', '.join(_STATUS_TO_STATE)}", field="status")  # fmt: skip
