@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import quote
 
 import asyncpg
 from starlette.requests import Request
@@ -441,7 +442,8 @@ def _deprecated(handler: Handler, alias: str) -> Handler:
     """The same handler, answering with `Deprecation` and a `Link` to its successor path."""
 
     def headers(request: Request) -> dict[str, str]:
-        successor = CANONICAL + request.url.path[len(alias) :]
+        # The path as sent (percent-encoded): a header holds Latin-1 only, a path any character.
+        successor = CANONICAL + quote(request.url.path[len(alias) :], safe="/")
         return {"Deprecation": "true", "Link": f'<{successor}>; rel="successor-version"'}
 
     async def wrapped(request: Request) -> Response:
