@@ -42,8 +42,10 @@ CODES = {
     "invalid_state": (409, "INVALID_STATE"),
     "insufficient_credits": (402, "INSUFFICIENT_CREDITS"),
     "payload_too_large": (413, "PAYLOAD_TOO_LARGE"),
+    "unsupported_media_type": (415, "UNSUPPORTED_MEDIA_TYPE"),
     "too_many_runs": (429, "RATE_LIMITED"),
     "rate_limited": (429, "RATE_LIMITED"),
+    "database_unavailable": (503, "UNAVAILABLE"),
     "internal_error": (500, "INTERNAL"),
 }
 # Request weights per minute and key (seed 004's "Weight: 20" for a new job).
