@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     field_validator,
@@ -17,9 +18,11 @@ from protocol.enums import RESOLUTIONS
 
 
 class Strict(BaseModel):
-    """Base for request models: unknown fields are errors, not silently dropped."""
+    """Base for request models: unknown fields are errors, not silently dropped, and a value
+    must have its field's JSON type (`true` is not a number, `"5"` not an integer, `1` not a
+    boolean), as the OpenAPI document says."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class CooldownTier(Strict):
@@ -84,6 +87,16 @@ class ExecutionSpec(Strict):
         return v
 
 
+def _date_time(v: Any) -> Any:
+    # ISO 8601 text only (a bare date is midnight); not a number of seconds, as lax parsing takes.
+    if not isinstance(v, str | datetime):
+        raise ValueError("must be an ISO 8601 date or date-time string")
+    return v
+
+
+DateTime = Annotated[datetime, BeforeValidator(_date_time), Field(strict=False)]
+
+
 def _grid_value(v: Any) -> Any:
     # Plain values only: a grid varies numbers and names, not whole sub-objects, so variant
     # rows stay small and checking 10,000 variants stays cheap.
@@ -106,9 +119,9 @@ class BacktestCreate(Strict):
     """`POST /api/v2/backtests`: one run over 1-100 symbols (default: a saved strategy's asset)."""
 
     symbols: list[str] | None = Field(None, min_length=1, max_length=100)
-    start: datetime
-    end: datetime
-    resolution: str = "1h"
+    start: DateTime
+    end: DateTime
+    resolution: str = Field("1h", json_schema_extra={"enum": list(RESOLUTIONS)})
     capital: float = Field(100_000.0, gt=0, le=1e12)
     currency: str = Field("USD", pattern=r"^[A-Z]{3,5}$")
     timezone: str = Field("UTC", max_length=64)

@@ -24,7 +24,7 @@ STRATEGY_KEYS = frozenset(
 class StrategyBody(BaseModel):
     """`POST /api/v2/strategies` (and v1), `PUT` to replace, `PATCH` with only what changes."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)  # JSON types only
 
     name: str | None = Field(None, min_length=1, max_length=200)
     description: str | None = Field(None, max_length=2000)

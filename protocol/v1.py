@@ -31,12 +31,16 @@ EXECUTION_KEYS = frozenset(ExecutionSpec.model_fields)
 _BARE_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
+INTERVALS = [k for k, r in RESOLUTIONS.items() if r is not None]
+
+
 class Common(BaseModel):
-    """Fields shared by a single and a bulk request (besides the execution settings)."""
+    """Fields shared by a single and a bulk request (besides the execution settings); values
+    of their field's JSON type only (see protocol.requests.Strict)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
-    interval: str | None = None
+    interval: str | None = Field(None, json_schema_extra={"enum": [*INTERVALS, None]})
     asset: str | None = Field(None, min_length=1, max_length=32)
     initial_balance: float = Field(100_000.0, gt=0, le=1e12)
     start_date: str | None = Field(None, max_length=40)
@@ -48,8 +52,7 @@ class Common(BaseModel):
     @classmethod
     def _interval(cls, v: str | None) -> str | None:
         if v is not None and RESOLUTIONS.get(v) is None:
-            known = ", ".join(k for k, r in RESOLUTIONS.items() if r is not None)
-            raise ValueError(f"interval must be one of {known}")
+            raise ValueError(f"interval must be one of {', '.join(INTERVALS)}")
         return v
 
     @field_validator("start_date", "end_date")
@@ -63,7 +66,7 @@ class Common(BaseModel):
 class RunBody(Common):
     """`POST /api/v1/backtests` without its execution settings (those are checked apart)."""
 
-    interval: str  # type: ignore[assignment]
+    interval: str = Field(json_schema_extra={"enum": INTERVALS})  # type: ignore[assignment]
     initial_balance: float = Field(gt=0, le=1e12)
     strategy_json: str | None = Field(None, max_length=200_000)
     strategy_id: str | None = Field(None, max_length=64)
