@@ -11,6 +11,16 @@ from protocol.events import EVENT_ADAPTER
 from protocol.requests import BacktestCreate
 from protocol.results import Results, RunStatus
 from server import openapi_seed003, openapi_seed004, openapi_v1
+from server.openapi_common import (
+    CURSOR,
+    RETRY_AFTER,
+    RUN_STATE,
+    SEED_STRATEGY,
+    answers,
+    body,
+    flag,
+    limit,
+)
 
 REF = "#/components/schemas/{model}"
 SCORE_SCHEMA = Path(__file__).resolve().parents[1] / "docs" / "score_strategy.schema.json"
@@ -60,6 +70,11 @@ def _errors(*codes: int) -> dict[str, Any]:
     return {str(c): {"description": "error", **_json("Error")} for c in codes}
 
 
+CREATE_EXAMPLE = {
+    "symbols": ["ETH"], "start": "2024-03-01T00:00:00Z", "end": "2024-09-01T00:00:00Z",
+    "resolution": "1h", "capital": 10000, "strategy": SEED_STRATEGY,
+    "execution": {"fee_bps": 10},
+}  # fmt: skip
 RUN_ID = {"name": "run_id", "in": "path", "required": True, "schema": {"type": "string"}}
 RUN_LIST = {
     "description": "one page of the caller's runs, newest first (seed 002: an array of status objects)",
@@ -89,15 +104,13 @@ def _paths() -> dict[str, Any]:
         "/api/v2/backtests": {
             "post": {
                 "summary": "Create a run (a strategy, a template or a sweep)",
-                "requestBody": {"required": True, **_json("BacktestCreate")},
-                "responses": {"201": {"description": "queued", **_json("RunStatus")}, **_errors(400, 401, 404, 413, 422, 429)},
+                "requestBody": body("BacktestCreate", CREATE_EXAMPLE),
+                "responses": {"201": {"description": "queued", **_json("RunStatus")}, **_errors(400, 401, 402, 404, 413, 422),
+                              "429": {"description": "too many queued or running runs", "headers": RETRY_AFTER, **_json("Error")}},
             },
             "get": {
                 "summary": "The caller's runs, newest first",
-                "parameters": [
-                    {"name": n, "in": "query", "schema": {"type": t}}
-                    for n, t in (("state", "string"), ("limit", "integer"), ("cursor", "string"), ("include_archived", "boolean"))
-                ],
+                "parameters": [RUN_STATE, limit(), CURSOR, flag("include_archived", "archived runs too")],
                 "responses": {"200": RUN_LIST, **_errors(401, 422)},
             },
         },
@@ -126,7 +139,8 @@ def _web_paths() -> dict[str, Any]:
     """The browser page, this document rendered, and their static files (no key needed)."""
     page = {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}
     html = {"200": page}
-    name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+    name = {"name": "name", "in": "path", "required": True,
+            "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]*$"}}  # fmt: skip
     file = {"200": {"description": "the file (JavaScript, CSS, a licence)"}, **_errors(404)}
     return {
         "/": {"get": {"summary": "The browser page: sign in, runs, new run, a run followed live", "security": [], "responses": html}},
@@ -167,7 +181,7 @@ def document() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "barstream", "version": "0.1.0", "description": "Self-hosted backtest server: the canonical v2 API, saved strategies and the seed 001, 003 and 004 dialects"},
         "tags": [{"name": name, "description": text} for name, text in TAGS],
-        "paths": _tagged({**_paths(), **openapi_v1.paths(), **openapi_seed003.paths(), **openapi_seed004.paths()}),
+        "paths": answers(_tagged({**_paths(), **openapi_v1.paths(), **openapi_seed003.paths(), **openapi_seed004.paths()})),
         "components": {
             "schemas": _schemas(),
             "securitySchemes": {

@@ -1,10 +1,12 @@
 """The OpenAPI paths and schemas of the seed 003 surface (`/api/public/v1/backtest`)."""
 
+import json
 from typing import Any
 
 from pydantic import BaseModel
 
 from protocol import seed003
+from server.openapi_common import RETRY_AFTER, body, flag
 
 REF = "#/components/schemas/{model}"
 TAG = "seed003"
@@ -19,7 +21,6 @@ _ERRORS = {
     " retry after Retry-After seconds",
     "500": "execution_failed: a server-side failure while handling the request",
 }
-_RETRY = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}}
 
 
 def schemas() -> dict[str, Any]:
@@ -58,11 +59,25 @@ def _errors(*codes: int) -> dict[str, Any]:
     for c in codes:
         out[str(c)] = _json("Seed003Error", _ERRORS[str(c)])
         if c == 429:
-            out[str(c)]["headers"] = _RETRY
+            out[str(c)]["headers"] = RETRY_AFTER
     return out
 
 
 SECURITY = [{"apiKey": []}, {"bearer": []}]
+MOMENTUM = {
+    "name": "momentum score",
+    "variables": {"fast": "ema(12)", "slow": "ema(26)", "r": "rsi(14)"},
+    "conditions": [
+        {"name": "trend_up", "when": "fast > slow", "score": 2},
+        {"name": "not_overbought", "when": "r < 70", "score": 1},
+    ],
+    "threshold": 3,
+    "risk": {"stop": {"type": "percent", "value": 0.01}, "reward_risk": 2.0},
+}
+SUBMIT_EXAMPLE = {
+    "strategySnapshotJson": json.dumps(MOMENTUM), "assetPair": "BTC-USDC",
+    "initialDate": "2024-03-01", "finalDate": "2024-05-31",
+}  # fmt: skip
 
 
 def paths() -> dict[str, Any]:
@@ -73,7 +88,7 @@ def paths() -> dict[str, Any]:
         "description": "Answers 200 at once with status Running; poll GET /backtest/{id}. A run"
         " costs BARSTREAM_RUN_CREDITS credits when the caller's balance is metered.",
         "security": SECURITY,
-        "requestBody": {"required": True, **_json("Seed003SubmitBody", "the backtest")},
+        "requestBody": {**body("Seed003SubmitBody", SUBMIT_EXAMPLE), "description": "the backtest"},
         "responses": {
             "200": {
                 **_json("Seed003SubmitResponse", "queued; Location names the fetch URL"),
@@ -88,12 +103,7 @@ def paths() -> dict[str, Any]:
         "security": SECURITY,
         "parameters": [
             {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}},
-            {
-                "name": "includeTrades",
-                "in": "query",
-                "schema": {"type": "boolean", "default": False},
-                "description": "include result.tradesDetail",
-            },
+            flag("includeTrades", "include result.tradesDetail"),
         ],
         "responses": {
             "200": _json("Seed003Backtest", "the backtest"),

@@ -2,7 +2,8 @@
 
 from typing import Any
 
-from protocol.seed004 import Job, JobBody
+from protocol.seed004 import STATUS, Job, JobBody
+from server.openapi_common import CURSOR, RETRY_AFTER, body, limit
 
 REF = "#/components/schemas/{model}"
 SIGNED = [{"pipaiKey": [], "pipaiTimestamp": [], "pipaiSignature": []}]
@@ -18,8 +19,9 @@ def schemas() -> dict[str, Any]:
     out["JobError"] = {
         "type": "object", "required": ["error"],
         "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
-            "code": {"enum": ["INVALID_PARAMETER", "UNAUTHENTICATED", "NOT_FOUND", "INVALID_STATE",
-                              "PAYLOAD_TOO_LARGE", "RATE_LIMITED", "INTERNAL"]},
+            "code": {"enum": ["INVALID_PARAMETER", "UNAUTHENTICATED", "INSUFFICIENT_CREDITS", "NOT_FOUND",
+                              "METHOD_NOT_ALLOWED", "INVALID_STATE", "PAYLOAD_TOO_LARGE",
+                              "UNSUPPORTED_MEDIA_TYPE", "RATE_LIMITED", "INTERNAL", "UNAVAILABLE"]},
             "message": {"type": "string"}, "field": {"type": "string"}}}},
     }  # fmt: skip
     return out
@@ -41,11 +43,26 @@ def _json(ref: str, description: str = "ok") -> dict[str, Any]:
 
 
 def _errors(*codes: int) -> dict[str, Any]:
-    return {str(c): _json("JobError", "error") for c in codes}
+    out = {str(c): _json("JobError", "error") for c in codes}
+    if "429" in out:
+        out["429"] = {**out["429"], "description": "5 active jobs, or the key's weight spent",
+                      "headers": RETRY_AFTER}  # fmt: skip
+    return out
+
+
+STATUS_PARAM = {
+    "name": "status", "in": "query", "description": "only jobs in this status",
+    "schema": {"type": "string", "enum": list(STATUS.values())},
+}  # fmt: skip
 
 
 ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"},
       "description": "bt_<8 hex> or the run's UUID"}  # fmt: skip
+JOB_EXAMPLE = {
+    "template_id": "tpl_ma_cross", "params": {"window_fast": 10, "window_slow": 30},
+    "symbols": ["BTCUSDT"], "timeframe": "1h", "start": "2025-01-01T00:00:00Z",
+    "end": "2025-03-01T00:00:00Z", "capital": "10000",
+}  # fmt: skip
 ANY = {"description": "ok", "content": {"application/json": {"schema": {"type": "object"}}}}
 
 
@@ -54,10 +71,10 @@ def paths() -> dict[str, Any]:
     op = {"security": SIGNED}
     return {
         "/v1/backtest/jobs": {
-            "post": {**op, "summary": "Create a backtest job (weight 20)", "requestBody": {"required": True, **_json("JobRequest")},
-                     "responses": {"201": _json("Job", "queued"), **_errors(400, 401, 404, 409, 413, 429)}},
+            "post": {**op, "summary": "Create a backtest job (weight 20)", "requestBody": body("JobRequest", JOB_EXAMPLE),
+                     "responses": {"201": _json("Job", "queued"), **_errors(400, 401, 402, 404, 409, 413, 429)}},
             "get": {**op, "summary": "The caller's jobs, newest first (weight 1)",
-                    "parameters": [{"name": n, "in": "query", "schema": {"type": t}} for n, t in (("status", "string"), ("limit", "integer"), ("cursor", "string"))],
+                    "parameters": [STATUS_PARAM, limit(), CURSOR],
                     "responses": {"200": ANY, **_errors(400, 401, 429)}},
         },
         "/v1/backtest/jobs/{job_id}": {"get": {**op, "summary": "One job (weight 1)", "parameters": [ID], "responses": {"200": _json("Job"), **_errors(401, 404, 429)}}},

@@ -1,13 +1,24 @@
 """The OpenAPI paths and schemas of the seed 001 surface and the saved strategies."""
 
+import json
 from typing import Any
 
 from pydantic import BaseModel
 
 from protocol import v1
 from protocol.strategies import SavedStrategy, StrategyBody
+from server.openapi_common import CURSOR, RUN_STATE, SEED_STRATEGY, body, flag, limit
 
 REF = "#/components/schemas/{model}"
+RUN_EXAMPLE = {
+    "asset": "ETH", "interval": "1h", "start_date": "2024-03-01", "end_date": "2024-05-31",
+    "initial_balance": 10000.0, "max_risk_per_trade": 0.01,
+    "strategy_json": json.dumps(SEED_STRATEGY),
+}  # fmt: skip
+BULK_EXAMPLE = {
+    "asset": "ETH", "interval": "1h", "start_date": "2024-03-01", "end_date": "2024-05-31",
+    "initial_balance": 10000.0, "strategy_configs": [SEED_STRATEGY],
+}  # fmt: skip
 
 
 def schemas() -> dict[str, Any]:
@@ -41,22 +52,21 @@ ID = {"name": "backtest_id", "in": "path", "required": True, "schema": {"type": 
 SID = {"name": "strategy_id", "in": "path", "required": True, "schema": {"type": "string"}}
 BUSY = {**_json("V1Error", "every synchronous slot is busy; retry after Retry-After seconds"),
         "headers": {"Retry-After": {"schema": {"type": "integer"}}}}  # fmt: skip
-PAGE = [{"name": n, "in": "query", "schema": {"type": t}}
-        for n, t in (("limit", "integer"), ("cursor", "string"))]  # fmt: skip
+PAGE = [limit(), CURSOR]
 
 
 def _v1_backtests(base: str, deprecated: bool) -> dict[str, Any]:
-    flag = {"deprecated": True} if deprecated else {}
+    dep = {"deprecated": True} if deprecated else {}
     e = "V1Error"
     return {
-        base: {"post": {**flag, "summary": "Run one backtest synchronously", "requestBody": {"required": True, **_json("V1RunRequest")},
-                        "responses": {"200": _json("V1Result"), "503": BUSY, **_errors(e, 400, 401, 404, 409, 413, 422, 500)}}},
-        f"{base}/bulk": {"post": {**flag, "summary": "Run many strategies over one date range synchronously", "requestBody": {"required": True, **_json("V1BulkRequest")},
-                                  "responses": {"200": _json("V1BulkResult"), "503": BUSY, **_errors(e, 400, 401, 413, 422)}}},
-        f"{base}/{{backtest_id}}": {"get": {**flag, "summary": "A stored run with its full trade history", "parameters": [ID], "responses": {"200": _json("V1Result"), **_errors(e, 401, 404)}}},
-        f"{base}/{{backtest_id}}/trades": {"get": {**flag, "summary": "A completed run's trades, paged", "parameters": [ID, *PAGE], "responses": {"200": _json("V1TradesPage"), **_errors(e, 401, 404, 409, 422)}}},
-        f"{base}/{{backtest_id}}/archive": {"post": {**flag, "summary": "Hide a run from the default history", "parameters": [ID], "responses": {"200": _json("V1Archived"), **_errors(e, 401, 404)}}},
-        f"{base}/{{backtest_id}}/unarchive": {"post": {**flag, "summary": "Restore a run to the default history", "parameters": [ID], "responses": {"200": _json("V1Archived"), **_errors(e, 401, 404)}}},
+        base: {"post": {**dep, "summary": "Run one backtest synchronously", "requestBody": body("V1RunRequest", RUN_EXAMPLE),
+                        "responses": {"200": _json("V1Result"), "503": BUSY, **_errors(e, 400, 401, 402, 404, 409, 413, 422, 500)}}},
+        f"{base}/bulk": {"post": {**dep, "summary": "Run many strategies over one date range synchronously", "requestBody": body("V1BulkRequest", BULK_EXAMPLE),
+                                  "responses": {"200": _json("V1BulkResult"), "503": BUSY, **_errors(e, 400, 401, 402, 404, 413, 422)}}},
+        f"{base}/{{backtest_id}}": {"get": {**dep, "summary": "A stored run with its full trade history", "parameters": [ID], "responses": {"200": _json("V1Result"), **_errors(e, 401, 404)}}},
+        f"{base}/{{backtest_id}}/trades": {"get": {**dep, "summary": "A completed run's trades, paged", "parameters": [ID, limit(1000, 100), CURSOR], "responses": {"200": _json("V1TradesPage"), **_errors(e, 401, 404, 409, 422)}}},
+        f"{base}/{{backtest_id}}/archive": {"post": {**dep, "summary": "Hide a run from the default history", "parameters": [ID], "responses": {"200": _json("V1Archived"), **_errors(e, 401, 404)}}},
+        f"{base}/{{backtest_id}}/unarchive": {"post": {**dep, "summary": "Restore a run to the default history", "parameters": [ID], "responses": {"200": _json("V1Archived"), **_errors(e, 401, 404)}}},
     }  # fmt: skip
 
 
@@ -64,17 +74,19 @@ def _strategies(base: str, v2: bool) -> dict[str, Any]:
     e = "Error" if v2 else "V1Error"
     listing = ({"description": "an array; paging in Link and X-Total-Count headers", "content": {"application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/SavedStrategy"}}}}}
                if v2 else {"description": "items, total, next_cursor", "content": {"application/json": {"schema": {"type": "object"}}}})  # fmt: skip
-    body = {"required": True, **_json("StrategyBody")}
+    saved = body(
+        "StrategyBody", {"strategy": SEED_STRATEGY, "description": "MACD cross above SMA(50)"}
+    )
     return {
         base: {
-            "post": {"summary": "Save a strategy", "requestBody": body, "responses": {"201": _json("SavedStrategy"), **_errors(e, 400, 401, 422)}},
-            "get": {"summary": "The caller's strategies, newest first", "parameters": [*PAGE, {"name": "include_deleted", "in": "query", "schema": {"type": "boolean"}}],
+            "post": {"summary": "Save a strategy", "requestBody": saved, "responses": {"201": _json("SavedStrategy"), **_errors(e, 400, 401, 422)}},
+            "get": {"summary": "The caller's strategies, newest first", "parameters": [*PAGE, flag("include_deleted", "deleted strategies too")],
                     "responses": {"200": listing, **_errors(e, 401, 422)}},
         },
         f"{base}/{{strategy_id}}": {
             "get": {"summary": "One strategy (deleted ones too)", "parameters": [SID], "responses": {"200": _json("SavedStrategy"), **_errors(e, 401, 404)}},
-            "put": {"summary": "Replace a strategy", "parameters": [SID], "requestBody": body, "responses": {"200": _json("SavedStrategy"), **_errors(e, 400, 401, 404, 409, 422)}},
-            "patch": {"summary": "Change fields of a strategy", "parameters": [SID], "requestBody": body, "responses": {"200": _json("SavedStrategy"), **_errors(e, 400, 401, 404, 409, 422)}},
+            "put": {"summary": "Replace a strategy", "parameters": [SID], "requestBody": saved, "responses": {"200": _json("SavedStrategy"), **_errors(e, 400, 401, 404, 409, 422)}},
+            "patch": {"summary": "Change fields of a strategy", "parameters": [SID], "requestBody": {**body("StrategyBody", {"description": "the MACD cross, renamed"}, required=False), "description": "the fields to change; no body changes nothing"}, "responses": {"200": _json("SavedStrategy"), **_errors(e, 400, 401, 404, 409, 422)}},
             "delete": {"summary": "Delete (kept for its runs; starts no new run)", "parameters": [SID], "responses": {"204": {"description": "deleted"}, **_errors(e, 401, 404)}},
         },
     }  # fmt: skip
@@ -88,6 +100,6 @@ def paths() -> dict[str, Any]:
         out.update(_v1_backtests(alias, True))
     out["/api/v1/users/me/backtests"] = {"get": {
         "summary": "The caller's runs of every surface, newest first",
-        "parameters": [*PAGE, *({"name": n, "in": "query", "schema": {"type": t}} for n, t in (("include_archived", "boolean"), ("state", "string")))],
+        "parameters": [*PAGE, flag("include_archived", "archived runs too"), RUN_STATE],
         "responses": {"200": _json("V1History"), **_errors("V1Error", 401, 422)}}}  # fmt: skip
     return out
