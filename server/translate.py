@@ -55,21 +55,34 @@ def validation_error(exc: ValidationError, prefix: str = "") -> ApiError:
 
 
 def _nul_path(value: Any, path: str) -> str | None:
-    if isinstance(value, str):
-        # "\\u0000" in a string that holds JSON (strategy_json) becomes a NUL once parsed.
-        return path if "\x00" in value or "\\u0000" in value else None
-    items = (
-        value.items()
-        if isinstance(value, dict)
-        else enumerate(value)
-        if isinstance(value, list)
-        else ()
-    )
-    for key, item in items:
-        sub = f"{path}[{key}]" if isinstance(key, int) else (f"{path}.{key}" if path else str(key))
-        found = _nul_path(item, sub)
-        if found is not None:
-            return found
+    """The path of a string or key holding a NUL (depth first), without recursion (a
+    body may nest 1,000 deep; keys are stored too, in a strategy's free-form `description`)."""
+    stack = [(value, path)]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, str):
+            # "\\u0000" in a string that holds JSON (strategy_json) becomes a NUL once parsed.
+            if "\x00" in value or "\\u0000" in value:
+                return path
+            continue
+        items = (
+            value.items()
+            if isinstance(value, dict)
+            else enumerate(value)
+            if isinstance(value, list)
+            else ()
+        )
+        subs = []
+        for key, item in items:
+            if isinstance(key, int):
+                sub = f"{path}[{key}]"
+            else:
+                name = key.replace("\x00", "\\u0000")
+                sub = f"{path}.{name}" if path else name
+                if name != key:
+                    return sub
+            subs.append((item, sub))
+        stack.extend(reversed(subs))
     return None
 
 
