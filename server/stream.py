@@ -109,7 +109,11 @@ async def _pump(sub: Subscriber, pool: object, poll: float) -> int:
         sub.wake.clear()
         batch = await events.fetch_after(pool, sub.run_id, sub.last, BATCH)  # type: ignore[arg-type]
         for ev in batch:
-            await sub.ws.send_text(orjson.dumps(ev).decode())
+            try:
+                await sub.ws.send_text(orjson.dumps(ev).decode())
+            except (WebSocketDisconnect, ConnectionError):  # the client went away
+                sub.gone = True
+                return NORMAL
             sub.last = ev["id"]
             if ev["type"] == "state" and ev["data"]["state"] in TERMINAL_STATES:
                 return NORMAL
@@ -163,7 +167,7 @@ async def stream(ws: WebSocket) -> None:
     code = SERVER_ERROR
     try:
         code = await _pump(sub, state.pool, state.settings.poll_seconds)
-    except (WebSocketDisconnect, ConnectionError):
+    except WebSocketDisconnect:
         code = NORMAL
         sub.gone = True
     except DB_ERRORS as exc:  # the client resumes with last_event_id once it is back

@@ -13,8 +13,8 @@ their streams live, reconnecting with `last_event_id` as a real client does. Aft
 - no run is lost or duplicated, and the server logs hold no traceback.
 
 What the PostgreSQL faults found is kept here too: a FATAL on an idle connection, reproduced with
-a fake backend, and an open stream cut without a close frame (1006, an expected failure until
-server/stream.py tells a database connection error from the client going away).
+a fake backend, and an open stream cut without a close frame (1006) because a database
+connection error was taken for the client going away (now 1013).
 """
 
 import asyncio
@@ -354,7 +354,7 @@ async def test_postgres_killed_and_restarted_by_the_server(srv: ServerProcess) -
     await batch.submit(paced(3), short(), paced(3), short(), paced(2), short())
     interrupted = await batch.mid(running=2)
     await kill_postgres(srv)
-    await check(batch, interrupted, bad_closes=NEVER | {1001})
+    await check(batch, interrupted, bad_closes=NEVER | {1001, 1006})
     assert any(1013 in s.closes for s in batch.subs), "open streams were told to try again"
 
 
@@ -386,7 +386,7 @@ async def test_postgres_killed_and_kept_down_for_a_while(srv: ServerProcess) -> 
     finally:
         hidden.rename(version)
     await eventually(lambda: healthy(srv), timeout=60)
-    await check(batch, interrupted, bad_closes=NEVER | {1001})
+    await check(batch, interrupted, bad_closes=NEVER | {1001, 1006})
     assert any(1013 in s.closes for s in batch.subs)
 
 
@@ -394,16 +394,9 @@ class CutWithoutCloseFrame(AssertionError):
     """An open stream ended without the close code an outage should give it."""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=CutWithoutCloseFrame,
-    reason="server/stream.py: a refused reconnect to the database is a ConnectionError, taken for"
-    " the client going away, so the open stream ends without a close frame (1006), not 1013",
-)
 async def test_open_streams_close_1013_when_postgres_dies(srv: ServerProcess) -> None:
-    """Issue 14, defect 3 (open streams): new streams close 1013 during an outage, open ones 1006.
-    When server/stream.py is fixed this passes: drop the marker and add 1006 to the bad closes of
-    the two PostgreSQL faults above."""
+    """Issue 14, defect 3 (open streams): open streams ended without a close frame (1006) in an
+    outage, the database's refused reconnect taken for the client going away; now 1013."""
     batch = Batch(srv)
     (run_id,) = await batch.submit(paced(3))
     await batch.mid(running=1)
