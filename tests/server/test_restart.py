@@ -298,7 +298,7 @@ async def test_a_revoked_key_stops_at_once_rest_and_open_streams(solo: ServerPro
             listed = keys_cli(solo, "list", "--user", "revoked")
             prefix = key[3:15]
             assert prefix in listed and key not in listed and "active" in listed
-            keys_cli(solo, "revoke", "--prefix", prefix)
+            keys_cli(solo, "revoke", f"--prefix={prefix}")  # a prefix may start with -
             with pytest.raises(ConnectionClosed) as closed:
                 while True:
                     await asyncio.wait_for(ws.recv(), 30)
