@@ -225,7 +225,7 @@ async def run_backtest(request: Request) -> Response:
         strategy=body.strategy_json,
     )  # fmt: skip
     dispatcher: Dispatcher = request.app.state.dispatcher
-    await _check_credits(request, user.id, runs_wanted=1)
+    await _check_credits(request, user.id)
     try:
         await dispatcher.reserve()
     except Busy:
@@ -248,12 +248,12 @@ async def run_backtest(request: Request) -> Response:
     return JSON(out, status_code=status, headers=_deprecation(parsed))
 
 
-async def _check_credits(request: Request, user_id: uuid.UUID, runs_wanted: int) -> None:
+async def _check_credits(request: Request, user_id: uuid.UUID) -> None:
     """402 before taking a slot when the balance cannot pay for one run (a busy server would
     otherwise answer 503 to a request that could never run)."""
     cost = request.app.state.settings.run_credits
     try:
-        await runs.check_credits(request.app.state.pool, user_id, cost * min(runs_wanted, 1))
+        await runs.check_credits(request.app.state.pool, user_id, cost)
     except runs.InsufficientCredits as exc:
         raise insufficient_credits(exc.balance, exc.cost) from exc
 
@@ -391,7 +391,7 @@ async def bulk(request: Request) -> Response:
     fetches = await _fetch_once(request.app.state.store, [c for _, c in todo])
     dispatcher: Dispatcher = request.app.state.dispatcher
     if todo:
-        await _check_credits(request, user.id, runs_wanted=len(todo))
+        await _check_credits(request, user.id)
         try:
             lanes = await dispatcher.reserve(count=len(todo))
         except Busy:

@@ -1,6 +1,5 @@
 """The seed 004 surface against a real server: signed requests, the example job, every error."""
 
-import asyncio
 import copy
 import re
 import time
@@ -379,7 +378,6 @@ async def test_signed_get_of_unknown_path_is_404_in_this_shape(
     async with httpx.AsyncClient(base_url=server.url) as anon:
         r = await anon.get("/v1/backtest/jobs")
         assert r.status_code == 401 and r.json()["error"]["code"] == "UNAUTHENTICATED"
-    await asyncio.sleep(0)
 
 
 async def test_openapi_covers_jobs_with_a_tag(
