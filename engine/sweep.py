@@ -141,14 +141,21 @@ def run_sweep(
     resolution: str | None = None,
     periods_per_year: float | None = None,
     workers: int | None = None,
+    risk_free_rate: float = 0.0,
 ) -> tuple[list[dict], BacktestOutput]:
     """Run every variant on `workers` threads; return the ranked rows and the best one's output."""
     if not variants:
         raise SweepError("sweep.grid", "no variants to run")
     key = rank_key(rank_by)
-    common = {"resolution": resolution, "periods_per_year": periods_per_year}
+    common = {
+        "resolution": resolution, "periods_per_year": periods_per_year,
+        "risk_free_rate": risk_free_rate,
+    }  # fmt: skip
     with shared_indicators():
-        frame = prepare_frame(bars, execution, trade_start_ns, resolution, periods_per_year)
+        frame = prepare_frame(
+            bars, execution, trade_start_ns, resolution, periods_per_year,
+            risk_free_rate=risk_free_rate,
+        )  # fmt: skip
 
         def one(v: Variant) -> dict:
             """Return one variant's row: its number, params and metrics."""
