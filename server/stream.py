@@ -1,7 +1,8 @@
 """`GET /api/v2/backtests/{run_id}/stream`: backlog replay from `last_event_id`, then live.
 
-Each subscriber reads the event table with its own cursor, so a slow one only falls behind:
-it never slows the run or other subscribers, and holds at most one batch in memory.
+Live events come from the run's shared tail on this node (server/tail.py: one reader, each event
+encoded once); a subscriber behind it reads the event table with its own cursor, so a slow one
+only falls behind: it never slows the run or other subscribers, and holds at most one batch.
 """
 
 import asyncio
@@ -10,20 +11,19 @@ import logging
 import re
 import uuid
 
-import orjson
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from protocol.enums import TERMINAL_STATES, RunState
 from server import events, runs
 from server.auth import authenticate, key_from, lookup_prefix
 from server.outage import DB_ERRORS
+from server.tail import BATCH, Frame, Tail, Tails, encode
 
 log = logging.getLogger("barstream.stream")
 
-BATCH = 500
 DENIED = "invalid API key or backtest not found"
 NORMAL, GOING_AWAY, POLICY, SERVER_ERROR, TRY_AGAIN = 1000, 1001, 1008, 1011, 1013
+DROP_AFTER = 1.0  # at shutdown, a peer that has not taken its frames by then is dropped
 
 
 class Subscriber:
@@ -46,6 +46,8 @@ class Streams:
 
     def __init__(self) -> None:
         self.open: set[Subscriber] = set()
+        self.tails: Tails | None = None  # made by the first stream, once the pool and hub exist
+        self._keys: dict[str, tuple[float, asyncio.Task[bool]]] = {}
 
     def revoke(self, prefix: str) -> None:
         """Close every stream opened with the key of this prefix (1008)."""
@@ -61,10 +63,47 @@ class Streams:
             sub.wake.set()
 
     async def wait_closed(self, timeout: float = 5.0) -> None:
-        """Wait until every stream has closed (or the timeout passes)."""
-        end = asyncio.get_running_loop().time() + timeout
-        while self.open and asyncio.get_running_loop().time() < end:
+        """Wait until every stream has closed (or the timeout passes); drop the connections of
+        those still open after DROP_AFTER: their peers stopped reading, so their sends wait."""
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        dropped = False
+        while self.open and loop.time() < start + timeout:
+            if not dropped and loop.time() >= start + min(DROP_AFTER, timeout / 2):
+                dropped = True
+                for sub in list(self.open):
+                    _abort(sub.ws)
             await asyncio.sleep(0.02)
+
+    async def key_valid(self, key: str, pool: object) -> bool:
+        """Whether `key` still authenticates, asked once per KEY_RECHECK_SECONDS for all the
+        streams opened with it."""
+        now = asyncio.get_running_loop().time()
+        known = self._keys.get(key)
+        if known is None or now - known[0] >= KEY_RECHECK_SECONDS or known[1].cancelled():
+            for k, (at, _) in list(self._keys.items()):
+                if now - at >= 2 * KEY_RECHECK_SECONDS:
+                    del self._keys[k]
+            task = asyncio.create_task(_authenticates(pool, key))
+            known = self._keys[key] = (now, task)
+        try:
+            return await asyncio.shield(known[1])
+        except BaseException:
+            if self._keys.get(key) is known:
+                del self._keys[key]  # a failed check is not remembered
+            raise
+
+
+async def _authenticates(pool: object, key: str) -> bool:
+    return await authenticate(pool, key) is not None  # type: ignore[arg-type]
+
+
+def _abort(ws: WebSocket) -> None:
+    """Drop the connection at once: its pending send fails and its handler ends. uvicorn's
+    protocols hand the app their bound `receive`, whose object holds the transport."""
+    transport = getattr(getattr(ws._receive, "__self__", None), "transport", None)
+    if transport is not None:
+        transport.abort()
 
 
 _ID = re.compile(r"[0-9]{1,19}")  # plain ASCII digits (int() also takes "+5", " 5", "1_000")
@@ -93,52 +132,69 @@ async def _read_until_gone(sub: Subscriber) -> None:
 KEY_RECHECK_SECONDS = 5.0  # a key that expires (a rotation's grace) stops its streams this soon
 
 
-async def _revoked(sub: Subscriber, pool: object) -> bool:
+async def _revoked(sub: Subscriber, streams: Streams, pool: object) -> bool:
     """Whether the stream's key was revoked (told by NOTIFY) or has expired (checked now and
     then)."""
     now = asyncio.get_running_loop().time()
     if not sub.revoked and now - sub.checked >= KEY_RECHECK_SECONDS:
         sub.checked = now
-        sub.revoked = await authenticate(pool, sub.key) is None  # type: ignore[arg-type]
+        sub.revoked = not await streams.key_valid(sub.key, pool)
     return sub.revoked
 
 
-async def _pump(sub: Subscriber, pool: object, poll: float) -> int:
+async def _stop_code(sub: Subscriber, streams: Streams, pool: object) -> int | None:
+    """The close code if the stream must stop now, else None."""
+    if sub.gone:
+        return NORMAL
+    if sub.shutting_down:
+        return GOING_AWAY
+    if await _revoked(sub, streams, pool):
+        return POLICY
+    return None
+
+
+async def _frames(sub: Subscriber, tail: Tail, pool: object) -> list[Frame]:
+    """What the subscriber sends next: from the tail, or from its own cursor when behind it."""
+    frames = tail.after(sub.last)
+    if frames is not None:
+        return frames
+    batch = await events.fetch_after(pool, sub.run_id, sub.last, BATCH)  # type: ignore[arg-type]
+    return [encode(ev) for ev in batch]
+
+
+async def _send(sub: Subscriber, frames: list[Frame]) -> int | None:
+    """Send frames in order; the close code once the stream must end, else None."""
+    for frame in frames:
+        if sub.shutting_down:
+            return GOING_AWAY
+        try:
+            await sub.ws.send_text(frame.text)
+        except (WebSocketDisconnect, ConnectionError):  # the client went away
+            sub.gone = True
+            return NORMAL
+        sub.last = frame.id
+        if frame.terminal:
+            return NORMAL
+    return None
+
+
+async def _pump(sub: Subscriber, tail: Tail, streams: Streams, pool: object, poll: float) -> int:
     """Send events until the terminal state is sent; return the close code to use."""
     while True:
-        sub.wake.clear()
-        batch = await events.fetch_after(pool, sub.run_id, sub.last, BATCH)  # type: ignore[arg-type]
-        for ev in batch:
-            try:
-                await sub.ws.send_text(orjson.dumps(ev).decode())
-            except (WebSocketDisconnect, ConnectionError):  # the client went away
-                sub.gone = True
-                return NORMAL
-            sub.last = ev["id"]
-            if ev["type"] == "state" and ev["data"]["state"] in TERMINAL_STATES:
-                return NORMAL
-        if len(batch) == BATCH:
+        sub.wake.clear()  # before reading the tail: a frame published after this wakes us
+        if (code := await _stop_code(sub, streams, pool)) is not None:
+            return code
+        frames = await _frames(sub, tail, pool)
+        if frames:
+            if (code := await _send(sub, frames)) is not None:
+                return code
             continue
-        if not batch:
-            row = await pool.fetchrow(
-                "SELECT state, last_event_id FROM runs WHERE id = $1", sub.run_id
-            )  # type: ignore[attr-defined]
-            if RunState(row["state"]).terminal and sub.last >= row["last_event_id"]:
-                return NORMAL
-        if sub.gone:
+        if tail.failed is not None:
+            raise tail.failed
+        if tail.final is not None and sub.last >= tail.final:
             return NORMAL
-        if sub.shutting_down:
-            return GOING_AWAY
-        if await _revoked(sub, pool):
-            return POLICY
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(sub.wake.wait(), poll)
-        if sub.gone:
-            return NORMAL
-        if sub.shutting_down:
-            return GOING_AWAY
-        if await _revoked(sub, pool):
-            return POLICY
 
 
 async def stream(ws: WebSocket) -> None:
@@ -161,12 +217,16 @@ async def stream(ws: WebSocket) -> None:
         await ws.close(POLICY, "last_event_id must be a non-negative integer")
         return
     sub = Subscriber(ws, row["id"], last, key or "")
-    state.streams.open.add(sub)
-    state.hub.subscribe(sub.run_id, sub.wake)
+    streams: Streams = state.streams
+    if streams.tails is None:
+        streams.tails = Tails(state.pool, state.hub, state.settings.poll_seconds)
+    streams.open.add(sub)
     reader = asyncio.create_task(_read_until_gone(sub))
     code = SERVER_ERROR
+    tail: Tail | None = None
     try:
-        code = await _pump(sub, state.pool, state.settings.poll_seconds)
+        tail = await streams.tails.join(sub.run_id, sub.wake)
+        code = await _pump(sub, tail, streams, state.pool, state.settings.poll_seconds)
     except WebSocketDisconnect:
         code = NORMAL
         sub.gone = True
@@ -177,8 +237,9 @@ async def stream(ws: WebSocket) -> None:
         log.exception("stream of run %s failed", sub.run_id)
         code = SERVER_ERROR
     finally:
-        state.hub.unsubscribe(sub.run_id, sub.wake)
-        state.streams.open.discard(sub)
+        if tail is not None:
+            streams.tails.leave(tail, sub.wake)
+        streams.open.discard(sub)
         if not sub.gone and ws.application_state == WebSocketState.CONNECTED:
             with contextlib.suppress(Exception):
                 reason = {GOING_AWAY: "server shutting down", POLICY: "API key revoked",
