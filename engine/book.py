@@ -65,6 +65,7 @@ class Book:
     marks: np.ndarray  # each symbol's last price
     portfolio: bool
     units: np.ndarray | None = None  # one-symbol loop: net units per bar
+    risk_free_rate: float = 0.0  # annual, for Sharpe and Sortino
 
 
 class _Scratch(threading.local):
@@ -187,6 +188,7 @@ def _book(
         frame.tiers, params, clock, fstate, istate, sstate, pos, fills, trips, equity, cash,
         in_market, sample, np.zeros((sample.size, len(symbols))),
         np.zeros((sample.size, len(symbols))), np.zeros(len(symbols)), portfolio, units,
+        frame.risk_free_rate,
     )  # fmt: skip
 
 

@@ -6,14 +6,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.annualisation import bars_per_year
 from engine.data.store import RESOLUTIONS, Bars
 from engine.execution import Execution
 from engine.nb.indicators import atr_nb
 from engine.nb.portfolio import union_clock_nb
 from engine.nb.risk import rolling_return_std_nb, vol_scale_nb
-from engine.stats import periods_per_year as default_periods_per_year
-
-DAY_NS = 86_400 * 10**9
 
 
 @dataclass
@@ -33,6 +31,7 @@ class Frame:
     name: str | None
     ppy: float
     portfolio: bool
+    risk_free_rate: float = 0.0  # annual, for Sharpe and Sortino
 
 
 def prepare_frame(
@@ -42,8 +41,11 @@ def prepare_frame(
     resolution: str | None = None,
     periods_per_year: float | None = None,
     portfolio: bool | None = None,
+    risk_free_rate: float = 0.0,
 ) -> Frame:
     """Return the strategy-independent set-up of a run (a sweep builds it once for all variants)."""
+    if resolution == "tick" and len(bars) > 1:
+        raise ValueError("a tick run takes one symbol: ticks of several share no bar clock")
     portfolio = len(bars) > 1 if portfolio is None else portfolio
     interval = _interval(bars, resolution)
     name = resolution or _resolution_name(interval)
@@ -54,16 +56,18 @@ def prepare_frame(
     starts = bounds[:, 0] + np.array(first_bars, dtype=np.int64)
     ts, ohlc, vol = _bar_arrays(bars, symbols, execution, portfolio)
     clock = _clock(ts, bounds, starts)
-    step = interval or (int(np.median(np.diff(clock))) if clock.size > 1 else DAY_NS)
-    ppy = periods_per_year or default_periods_per_year(step)
+    ppy = periods_per_year or bars_per_year(name, clock)[0]
     return Frame(
         symbols, sizes, bounds, starts, ts, ohlc, vol, execution.fees(), clock, interval, name,
-        ppy, portfolio,
+        ppy, portfolio, risk_free_rate,
     )  # fmt: skip
 
 
 def _interval(bars: dict[str, Bars], resolution: str | None) -> int | None:
-    """Return the bar interval in ns: from the resolution name, else the smallest bar spacing."""
+    """Return the bar interval in ns: from the resolution name, else the smallest bar spacing
+    (ticks have none)."""
+    if resolution == "tick":
+        return None
     if resolution is not None:
         return RESOLUTIONS[resolution]
     gaps = [int(np.diff(b.ts).min()) for b in bars.values() if len(b) > 1]

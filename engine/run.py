@@ -157,11 +157,12 @@ def run_backtest(
     max_points: int = 2_000,
     resolution: str | None = None,
     periods_per_year: float | None = None,
+    risk_free_rate: float = 0.0,
 ) -> BacktestOutput:
     """Backtest a strategy over one or more symbols; see the module docstring for semantics."""
     return _run(
         bars, strategy, execution, capital, trade_start_ns, on_progress, chunk_bars, max_points,
-        resolution, periods_per_year, portfolio=len(bars) > 1,
+        resolution, periods_per_year, portfolio=len(bars) > 1, risk_free_rate=risk_free_rate,
     )  # fmt: skip
 
 
@@ -177,11 +178,14 @@ def _run(
     resolution: str | None,
     periods_per_year: float | None,
     portfolio: bool,
+    risk_free_rate: float = 0.0,
 ) -> BacktestOutput:
     """Run with the portfolio loop or, for one symbol, the one-symbol loop (the same rules)."""
     exits = strategy_exits(strategy)
     _check_inputs(bars, execution, exits, capital, chunk_bars, max_points, periods_per_year)
-    frame = prepare_frame(bars, execution, trade_start_ns, resolution, periods_per_year, portfolio)
+    frame = prepare_frame(
+        bars, execution, trade_start_ns, resolution, periods_per_year, portfolio, risk_free_rate
+    )
     book = _book(frame, bars, strategy, execution, exits, capital, max_points)
     _simulate(book, chunk_bars, on_progress)
     return _output(book, frame.ppy)
@@ -197,6 +201,7 @@ def run_metrics(
     frame: Frame | None = None,
     resolution: str | None = None,
     periods_per_year: float | None = None,
+    risk_free_rate: float = 0.0,
 ) -> dict[str, float | None]:
     """Return run_backtest(...).metrics without building result lists, curves or logs.
 
@@ -206,7 +211,10 @@ def run_metrics(
     exits = strategy_exits(strategy)
     _check_inputs(bars, execution, exits, capital, 1, 2, periods_per_year)
     if frame is None:
-        frame = prepare_frame(bars, execution, trade_start_ns, resolution, periods_per_year)
+        frame = prepare_frame(
+            bars, execution, trade_start_ns, resolution, periods_per_year,
+            risk_free_rate=risk_free_rate,
+        )  # fmt: skip
     book = _book(frame, bars, strategy, execution, exits, capital, 2, _SCRATCH)
     _simulate(book, 1 << 62, None)
     equity, _ = _curves(book)

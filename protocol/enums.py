@@ -29,17 +29,22 @@ class EventType(StrEnum):
     LOG = "log"
 
 
-# Wire names of a resolution → the bar interval the engine runs on (None: not stored here).
-RESOLUTIONS: dict[str, str | None] = {
-    "tick": None,
-    "second": None,
+# Wire names of a resolution → the bar interval the engine runs on.
+RESOLUTIONS: dict[str, str] = {
+    "tick": "tick",
+    "second": "1s",
     "minute": "1m",
     "hour": "1h",
     "day": "1d",
+    "week": "1w",
+    "month": "1M",
+    "1s": "1s",
     "1m": "1m",
     "5m": "5m",
     "15m": "15m",
     "1h": "1h",
     "4h": "4h",
     "1d": "1d",
+    "1w": "1w",
+    "1M": "1M",
 }

@@ -80,9 +80,9 @@ class ExecutionSpec(Strict):
     @classmethod
     def _intervals(cls, v: dict[str, CooldownTier] | None) -> dict[str, CooldownTier] | None:
         for key in v or {}:
-            if key not in RESOLUTIONS or RESOLUTIONS[key] is None:
+            if key not in RESOLUTIONS:
                 raise ValueError(
-                    f"cooldown_config key {key!r} is not an interval (1m, 5m, 15m, 1h, 4h, 1d)"
+                    f"cooldown_config key {key!r} is not an interval ({', '.join(RESOLUTIONS)})"
                 )
         return v
 
@@ -125,6 +125,12 @@ class BacktestCreate(Strict):
     capital: float = Field(100_000.0, gt=0, le=1e12)
     currency: str = Field("USD", pattern=r"^[A-Z]{3,5}$")
     timezone: str = Field("UTC", max_length=64)
+    periods_per_year: float | None = Field(
+        None, gt=0, le=1e9, description="bars per year for annualising (default: from the bars)"
+    )
+    risk_free_rate: float = Field(
+        0.0, gt=-1, le=1, description="annual risk-free rate for Sharpe and Sortino (0.04 = 4%)"
+    )
     strategy: dict[str, Any] | None = None
     strategy_json: str | None = None
     strategy_id: str | None = None

@@ -17,7 +17,6 @@ from protocol.errors import ApiError, ErrorCode
 from protocol.requests import BacktestCreate, ExecutionSpec
 
 _NS = 1_000_000_000
-_SECONDS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "4h": 14_400, "1d": 86_400}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -151,28 +150,36 @@ def check_strategy(spec: dict[str, Any], source: str, dialect: str = "v2") -> No
         raise ApiError(400, ErrorCode.INVALID_STRATEGY, f"{field}: {message}", field=field) from exc
 
 
+def _step(interval: str) -> int:
+    """A run interval's length in ns (0 for ticks; weeks and months at their nominal length)."""
+    return BASE_RESOLUTIONS[interval]
+
+
+def _timeframe_problem(timeframe: str | None, interval: str) -> str | None:
+    """Why a signal timeframe cannot run on the run's bars, or None when it can."""
+    base, tf = _step(interval), _step(RESOLUTIONS.get(timeframe or "", "tick"))
+    if not base:
+        return "a tick run's signals run on its ticks: signal timeframes need bars"
+    if tf < base or tf % base:
+        return f"is finer than the run's resolution ({interval}) or not a multiple of it"
+    return None
+
+
 def _check_timeframes(spec: dict[str, Any], source: str, interval: str) -> None:
     """A signal may run on the run's bars or a coarser multiple of them, never a finer one."""
-    base = _SECONDS[interval]
     for group in ("entry", "exit", "short_entry", "short_exit", "conditions"):
         for i, sig in enumerate(spec.get(group) or []):
             tf = sig.get("timeframe") if isinstance(sig, dict) else None
-            if tf is None:
-                continue
-            secs = _SECONDS.get(RESOLUTIONS.get(tf) or "", 0)
-            if secs < base or secs % base:
+            problem = None if tf is None else _timeframe_problem(tf, interval)
+            if problem is not None:
                 field = f"{source}.{group}[{i}].timeframe"
                 raise ApiError(
                     400,
                     ErrorCode.INVALID_STRATEGY,
-                    f"{field}: signal timeframe {tf!r} is finer than the run's resolution"
-                    f" ({interval}) or not a multiple of it",
+                    f"{field}: signal timeframe {tf!r} {problem}" if tf in RESOLUTIONS
+                    else f"{field}: {tf!r} is not a resolution ({', '.join(RESOLUTIONS)})",
                     field=field,
-                )
-
-
-# Wire resolution → the store's resolution name.
-_STORED = {"tick": "tick", "second": "1s"}
+                )  # fmt: skip
 
 
 def _execution(req: BacktestCreate, saved: Saved | None) -> ExecutionSpec:
@@ -207,9 +214,11 @@ MAX_SWEEP_VARIANT_BARS = 2_000_000_000
 def _check_budget(
     store: BarStore, symbols: list[str], start_ns: int, end_ns: int, interval: str, variants: int
 ) -> None:
-    """Refuse before queuing a sweep whose variants times bars exceed the budget."""
-    step = _SECONDS[interval] * _NS
-    bars = sum((min(end_ns, i.last_ts) - max(start_ns, i.first_ts)) // step + 1
+    """Refuse before queuing a sweep whose variants times bars exceed the budget (a tick run
+    counts every stored tick)."""
+    step = _step(interval)
+    bars = sum((min(end_ns, i.last_ts) - max(start_ns, i.first_ts)) // step + 1 if step
+               else i.bar_count
                for i in (store.resolve(s) for s in symbols) if i is not None)  # fmt: skip
     if variants * bars > MAX_SWEEP_VARIANT_BARS:
         raise ApiError(
@@ -244,16 +253,15 @@ def _check_sweep(
         code = ErrorCode.INVALID_STRATEGY if path.startswith(source) else ErrorCode.VALIDATION_ERROR
         status = 400 if code == ErrorCode.INVALID_STRATEGY else 422
         raise ApiError(status, code, f"{path}: {exc.message}", field=path) from exc
-    base = _SECONDS[interval]
     for v in variants:  # a grid may vary a timeframe: each variant must suit the run's bars
         for cond in v.strategy.conditions:
-            secs = _SECONDS.get(cond.timeframe or interval, 0)
-            if secs < base or secs % base:
+            problem = cond.timeframe and _timeframe_problem(cond.timeframe, interval)
+            if problem:
                 field = f"{source}.{cond.path}.timeframe"
                 raise ApiError(
                     400, ErrorCode.INVALID_STRATEGY,
-                    f"{field}: timeframe {cond.timeframe!r} is finer than the run's resolution"
-                    f" ({interval}) or not a multiple of it (variant {v.params})", field=field,
+                    f"{field}: timeframe {cond.timeframe!r} {problem} (variant {v.params})",
+                    field=field,
                 )  # fmt: skip
     return {**req.sweep.model_dump(), "variant_count": len(variants)}
 
@@ -317,7 +325,7 @@ def _check_bars(
     """400 naming `end` unless a bar of the run's resolution opens in [start, end] for some symbol
     (1h from 10:18 to 10:19 has none): a run without one would fail in its worker. The first
     64 bars' span is read; the whole range only when that span has none (a gap in the data)."""
-    probe_end = min(end_ns, start_ns + 64 * _SECONDS[interval] * _NS)
+    probe_end = min(end_ns, start_ns + 64 * _step(interval)) if _step(interval) else end_ns
     for s in symbols:
         if len(store.load(s, interval, start_ns, probe_end, tz=tz)):
             return
@@ -336,19 +344,14 @@ def _iso_ns(ns: int) -> str:
 
 
 def _check_resolution(info: Any, resolution: str) -> None:
-    """400 unsupported_resolution naming the symbol unless a run can use that resolution."""
-    stored = RESOLUTIONS.get(resolution) or _STORED.get(resolution, resolution)
-    runnable = [r for r in info.resolutions if r in _SECONDS]
-    if stored not in info.resolutions:
-        why = f"{info.name} has no {resolution} data (stored at {info.base_resolution})"
-    elif stored not in _SECONDS:
-        why = f"{info.name} has {resolution} data, but runs at {resolution} resolution are not supported yet"
-    else:
+    """400 unsupported_resolution naming the symbol unless it has data at that resolution."""
+    if RESOLUTIONS[resolution] in info.resolutions:
         return
     raise ApiError(
         400,
         ErrorCode.UNSUPPORTED_RESOLUTION,
-        f"{why}; it can run at: {', '.join(runnable) or 'none'}",
+        f"{info.name} has no {resolution} data (stored at {info.base_resolution}); it can run"
+        f" at: {', '.join(info.resolutions)}",
         field="resolution",
     )
 
@@ -399,16 +402,14 @@ def config_for(
         raise ApiError(422, ErrorCode.VALIDATION_ERROR, "start must be before end", field="start")
     names = _run_symbols(req, saved)
     interval = RESOLUTIONS[req.resolution]
-    if interval is None:
-        _symbols(store, names, None, None, req.resolution)  # raises, naming the symbol
-        raise ApiError(
-            400,
-            ErrorCode.UNSUPPORTED_RESOLUTION,
-            f"runs at {req.resolution} resolution are not supported",
-            field="resolution",
-        )
     start_ns, end_ns = to_ns(start), to_ns(end)
     symbols = _symbols(store, names, start_ns, end_ns, req.resolution)
+    if interval == "tick" and len(symbols) > 1:
+        raise ApiError(
+            422, ErrorCode.VALIDATION_ERROR, "symbols: a tick run takes one symbol (ticks of"
+            " several symbols share no bar clock); run each alone or use second bars",
+            field="symbols",
+        )  # fmt: skip
     _check_bars(store, symbols, start_ns, end_ns, interval, req.timezone)
     execution = _execution(req, saved)
     _check_execution(execution)
@@ -447,6 +448,8 @@ def _common(
         "capital": req.capital,
         "currency": req.currency,
         "timezone": req.timezone,
+        **({"periods_per_year": req.periods_per_year} if req.periods_per_year else {}),
+        **({"risk_free_rate": req.risk_free_rate} if req.risk_free_rate else {}),
     }
 
 
@@ -490,6 +493,7 @@ def job_from_config(config: dict[str, Any]) -> dict[str, Any]:
         "capital": config["capital"],
         "timezone": config.get("timezone", "UTC"),
         "dialect": config.get("dialect", "v2"),
+        **{k: config[k] for k in ("periods_per_year", "risk_free_rate") if k in config},
         **({"sweep": config["sweep"]} if config.get("sweep") else {}),
         **(
             {"template": config["template"], "template_params": config["template_params"]}

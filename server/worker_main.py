@@ -10,7 +10,6 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 _NS = 1_000_000_000
-_INTERVAL_NS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "4h": 14400, "1d": 86400}
 
 
 def _iso_ns(ns: int) -> str:
@@ -65,14 +64,17 @@ def _store(path: str) -> Any:
     return _STORES[path]
 
 
-def _periods_per_year(store: Any, bars: dict[str, Any], resolution: str) -> float | None:
-    """Annualisation hint from the symbols' calendar: None (365-day) unless all are exchange."""
-    from engine.data.catalog import periods_per_year
+def _annualisation(store: Any, bars: dict[str, Any], job: dict[str, Any]) -> Any:
+    """The run's annualisation: its own factor, else its bars' (an exchange calendar when every
+    symbol trades on one)."""
+    from engine.annualisation import annualisation
 
     infos = [store.resolve(s) for s in bars]
-    if not infos or any(i is None or i.calendar != "exchange" for i in infos):
-        return None
-    return periods_per_year("exchange", resolution, next(iter(bars.values())).ts)
+    exchange = bool(infos) and all(i is not None and i.calendar == "exchange" for i in infos)
+    return annualisation(
+        job["resolution"], next(iter(bars.values())).ts, "exchange" if exchange else "24/7",
+        job.get("periods_per_year"), float(job.get("risk_free_rate") or 0.0),
+    )  # fmt: skip
 
 
 class _Cancelled(Exception):
@@ -157,17 +159,14 @@ def _run(conn: Connection, job: dict[str, Any]) -> None:
         strategies = [compile_strategy(job["strategy"], dialect=dialect)]
     execution = Execution.from_dict(job["execution"])
     store = _store(job["bars_dir"])
-    step = _INTERVAL_NS[job["resolution"]] * _NS
     lookback = max(
         (warmup_bars(s, job["resolution"], execution.atr_period) for s in strategies), default=0
     )
-    warm = lookback * step
-    tz = job.get("timezone") or "UTC"  # day boundary of daily bars
-    bars = {
-        s: store.load(s, job["resolution"], job["start_ns"] - warm, job["end_ns"], tz=tz)
-        for s in job["symbols"]
-    }
-    ppy = job.get("periods_per_year") or _periods_per_year(store, bars, job["resolution"])
+    tz = job.get("timezone") or "UTC"  # the day, week and month boundaries of such bars
+    window = (job["resolution"], job["start_ns"], job["end_ns"], lookback, tz)
+    bars = {s: store.load_with_warmup(s, *window) for s in job["symbols"]}
+    annual = _annualisation(store, bars, job)
+    ppy, rf = annual.periods_per_year, annual.risk_free_rate
     for s, b in bars.items():
         send("log", "info", f"loaded {len(b)} {job['resolution']} bars of {s}")
     if cancelled():
@@ -186,6 +185,7 @@ def _run(conn: Connection, job: dict[str, Any]) -> None:
         "on_progress": on_progress,
         "resolution": job["resolution"],
         "periods_per_year": ppy,
+        "risk_free_rate": rf,
     }
     try:
         if plan is not None and not strategies:
@@ -217,6 +217,7 @@ def _run(conn: Connection, job: dict[str, Any]) -> None:
         send("log", "warning" if "liquidat" in line else "info", line)
     send("progress", "metrics", 1, 1, {})
     body = _wire(output)
+    body["annualization"] = annual.wire()
     if len(strategies) == 1 and getattr(strategies[0], "score", None) is not None:
         body["score"] = _score(strategies[0], bars, output, job, execution)
     if sweep:

@@ -6,20 +6,35 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SECOND_NS = 1_000_000_000
+from engine.data.periods import (
+    DAY_NS,
+    MONTH_NS,
+    SECOND_NS,
+    WEEK_NS,
+    floor_periods,
+    is_calendar,
+    period_ends,
+)
+
 MINUTE_NS = 60 * SECOND_NS
-DAY_NS = 1440 * MINUTE_NS
-# Bar resolutions a run can use (the engine's timeframes).
+
+# Bar resolutions a run can use (the engine's timeframes), finest first. Weeks (Monday to
+# Sunday) and months (from the 1st) are calendar periods: their lengths here are nominal (a
+# month counts as 31 days where a span is sized from it, so it never falls short).
 RESOLUTIONS: dict[str, int] = {
+    "1s": SECOND_NS,
     "1m": MINUTE_NS,
     "5m": 5 * MINUTE_NS,
     "15m": 15 * MINUTE_NS,
     "1h": 60 * MINUTE_NS,
     "4h": 240 * MINUTE_NS,
     "1d": DAY_NS,
+    "1w": WEEK_NS,
+    "1M": MONTH_NS,
 }
+CALENDAR_RESOLUTIONS = ("1w", "1M")
 # Resolutions data can be stored at, finest first; ticks have no grid (step 0).
-BASE_RESOLUTIONS: dict[str, int] = {"tick": 0, "1s": SECOND_NS, **RESOLUTIONS}
+BASE_RESOLUTIONS: dict[str, int] = {"tick": 0, **RESOLUTIONS}
 COLUMNS = ("ts", "open", "high", "low", "close", "volume")
 PRICES = ("open", "high", "low", "close")
 
@@ -65,10 +80,18 @@ def concat(parts: list[Bars]) -> Bars:
 
 
 def coarser(base: str) -> list[str]:
-    """The base resolution and every bar resolution built from it, finest first."""
+    """The base resolution and every bar resolution built from it, finest first (weeks do
+    not tile months, so weekly data builds nothing coarser)."""
     names = list(BASE_RESOLUTIONS)
-    out = names[names.index(base) :]
-    return out if base != "tick" else ["tick", *out[1:]]
+    return [base] if base == "1w" else names[names.index(base) :]
+
+
+def on_grid(ts: np.ndarray, step: int) -> np.ndarray:
+    """Whether each timestamp opens a bar of this length (UTC: calendar periods for 1w, 1M)."""
+    ts = np.asarray(ts, dtype=np.int64)
+    if is_calendar(step):
+        return floor_periods(ts, step) == ts
+    return ts % step == 0
 
 
 def _iso(ns: int) -> str:
@@ -97,7 +120,10 @@ def _rules(bars: Bars, step: int) -> list[tuple[np.ndarray, object]]:
     if step:
         grid = next(k for k, s in BASE_RESOLUTIONS.items() if s == step)
         rules.append(
-            (ts % step != 0, lambda i, g=grid: f"timestamp {_iso(ts[i])} is not on the {g} grid")
+            (
+                ~on_grid(ts, step),
+                lambda i, g=grid: f"timestamp {_iso(ts[i])} is not on the {g} grid",
+            )
         )
     for name, col in zip(PRICES, (o, h, lo, c), strict=True):
         rules.append((col < 0, lambda i, n=name, x=col: f"negative {n} {float(x[i])!r}"))
@@ -145,7 +171,9 @@ def count_gaps(ts: np.ndarray, step: int) -> int:
     """Number of places where one or more bars are missing between two stored bars."""
     if step == 0 or len(ts) < 2:
         return 0
-    return int(np.count_nonzero(np.diff(ts) > step))
+    ts = np.asarray(ts, dtype=np.int64)
+    ends = period_ends(ts[:-1], step) if is_calendar(step) else ts[:-1] + step
+    return int(np.count_nonzero(ts[1:] > ends))
 
 
 def guess_calendar(ts: np.ndarray) -> str:

@@ -1,4 +1,4 @@
-"""Symbol names and aliases across dialects, and annualisation hints from a symbol's calendar.
+"""Symbol names and aliases across dialects.
 
 A name matches a symbol when it equals the symbol's name or an alias (case-insensitive), or
 when it does after dropping separators (``btc/usdt`` → ``BTCUSDT``), provided exactly one symbol
@@ -12,10 +12,6 @@ import os
 import re
 from collections.abc import Iterable, Sequence
 from typing import Protocol, TypeVar
-
-import numpy as np
-
-from engine.data.bars import DAY_NS
 
 DEFAULT_QUOTE = "USD"
 CALENDARS = ("24/7", "exchange")
@@ -72,17 +68,3 @@ def conflicts(name: str, aliases: Iterable[str], infos: Iterable[Named]) -> str 
             if compact(a) in taken:
                 return f"{a!r} already names {info.name} (as {taken[compact(a)]!r})"
     return None
-
-
-def periods_per_year(calendar: str, resolution: str, ts: np.ndarray) -> float | None:
-    """Bars per year for annualising: None (the engine's 365-day default) for 24/7 markets;
-    252 for exchange daily bars; 252 x the median bars per trading day for exchange intraday."""
-    if calendar != "exchange":
-        return None
-    if resolution == "1d":
-        return 252.0
-    days = np.asarray(ts, dtype=np.int64) // DAY_NS
-    if len(days) == 0:
-        return None
-    _, counts = np.unique(days, return_counts=True)
-    return 252.0 * float(np.median(counts))

@@ -3,7 +3,9 @@
 Generic: a header row naming a timestamp column (``timestamp``, ``time``, ``date``, ``datetime``,
 ``open_time``, or an unnamed first column) and ``open, high, low, close`` (``volume`` optional);
 timestamps are ISO 8601 (naive means UTC) or epoch seconds, ms, µs or ns, told apart by size.
-Tick files name a ``price`` column instead of OHLC. Kline (Binance-style): no header, then
+Tick files name a ``price`` column instead of OHLC. Weekly (``1w``) and monthly (``1M``) rows may
+be stamped with any time in their week (Monday to Sunday, UTC) or month: each is stored at its
+period's start. Kline (Binance-style): no header, then
 ``open time, open, high, low, close, volume, close time, …`` with times in epoch ms (or µs).
 """
 
@@ -22,11 +24,14 @@ import numpy as np
 
 from engine.data.bars import (
     BASE_RESOLUTIONS,
+    CALENDAR_RESOLUTIONS,
+    DAY_NS,
     BarError,
     Bars,
     check_bars,
     guess_calendar,
 )
+from engine.data.periods import floor_periods
 from engine.data.store import BarStore, SymbolInfo, merge_bars
 
 FORMATS = ("generic", "kline")
@@ -235,12 +240,34 @@ def _kline_step(data: dict[str, list[str]]) -> str | None:
 
 
 def _spacing(ts: np.ndarray) -> str | None:
-    """The resolution matching the smallest gap between rows, if it is one."""
+    """The resolution matching the smallest gap between rows, if it is one (rows 28 days or
+    more apart, each in its own calendar month, are monthly)."""
     d = np.diff(ts)
     d = d[d > 0]
     if d.size == 0:
         return None
+    months = np.asarray(ts, dtype=np.int64).astype("datetime64[ns]").astype("datetime64[M]")
+    if int(d.min()) >= 28 * DAY_NS and np.all(np.diff(months.astype(np.int64)) >= 1):
+        return "1M"
     return next((k for k, s in BASE_RESOLUTIONS.items() if s == int(d.min())), None)
+
+
+def _to_periods(parsed: Parsed, res: str) -> Bars:
+    """Weekly and monthly rows name their period by any time in it (pandas labels a month by
+    its last day): each is stamped with its period's start; two rows in one period fail."""
+    bars = parsed.bars
+    if res not in CALENDAR_RESOLUTIONS:
+        return bars
+    starts = floor_periods(bars.ts, BASE_RESOLUTIONS[res])
+    same = np.flatnonzero(np.diff(starts) == 0)
+    if same.size:
+        i = int(same[0]) + 1
+        period = "week" if res == "1w" else "month"
+        raise ImportFailed(
+            f"this row falls in the same {period} as the row before it (a {res} symbol has one"
+            f" row per {period}, stamped with any time in it)", row=int(parsed.rows[i]),
+        )  # fmt: skip
+    return Bars(starts, bars.open, bars.high, bars.low, bars.close, bars.volume)
 
 
 def read_csv(
@@ -349,7 +376,7 @@ def import_csv(
     res = resolution or (old.base_resolution if merge and old else None)
     parsed = read_csv(path, fmt=fmt, resolution=res, progress=progress)
     res = _resolution(resolution, parsed, old if merge else None)
-    bars = parsed.bars
+    bars = _to_periods(parsed, res)
     try:
         check_bars(bars, BASE_RESOLUTIONS[res])
         if merge and old is not None:

@@ -1,53 +1,36 @@
-"""Aggregate bars into coarser buckets: UTC epoch multiples, or local days in a time zone.
+"""Aggregate bars into coarser buckets: UTC epoch multiples, or calendar periods.
 
-A daily bucket in a time zone runs from one local midnight to the next, so on the days a
-daylight-saving change happens it spans 23 or 25 hours; its timestamp is that local midnight
-in UTC. Intraday buckets are always UTC epoch multiples of the step. Buckets with no bars
-produce no bar (gaps such as nights and weekends stay gaps).
+Intraday buckets are UTC epoch multiples of the step. Daily buckets are UTC days, or local days
+when a time zone is named: a local day runs from one local midnight to the next, so on the days
+a daylight-saving change happens it spans 23 or 25 hours. Weekly buckets run from Monday to
+Sunday and monthly buckets from the 1st to the month's last day, in UTC or the zone named
+(engine.data.periods). A bucket's timestamp is its start, in UTC. Buckets with no bars produce
+no bar (gaps such as nights and weekends stay gaps).
 """
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
-from zoneinfo import ZoneInfo
-
 import numpy as np
 
-from engine.data.bars import DAY_NS, SECOND_NS, Bars, empty_bars, take
+from engine.data.bars import Bars, empty_bars, take
+from engine.data.periods import floor_periods, is_calendar, is_utc, period_ends
 
-
-def local_midnights(first_ns: int, last_ns: int, tz: str) -> np.ndarray:
-    """UTC ns of every local midnight in tz from the day of first_ns to the day after last_ns."""
-    zone = ZoneInfo(tz)
-    day = datetime.fromtimestamp(first_ns // SECOND_NS, zone).date()
-    stop = datetime.fromtimestamp(last_ns // SECOND_NS, zone).date() + timedelta(days=1)
-    out = []
-    while day <= stop:
-        out.append(int(datetime.combine(day, time(), tzinfo=zone).timestamp()) * SECOND_NS)
-        day += timedelta(days=1)
-    return np.asarray(out, dtype=np.int64)
-
-
-def is_utc(tz: str | None) -> bool:
-    """Whether tz means plain UTC day boundaries."""
-    return tz is None or tz.upper() in ("UTC", "Z", "ETC/UTC", "GMT")
+__all__ = ["bucket_end", "bucket_starts", "closed_only", "is_utc", "resample"]
 
 
 def bucket_starts(ts: np.ndarray, step: int, tz: str | None = None) -> np.ndarray:
     """The open time of the bucket each timestamp falls in."""
     ts = np.asarray(ts, dtype=np.int64)
-    if step != DAY_NS or is_utc(tz) or len(ts) == 0:
-        return ts - ts % step
-    edges = local_midnights(int(ts[0]), int(ts[-1]), tz)  # type: ignore[arg-type]
-    return edges[np.searchsorted(edges, ts, side="right") - 1]
+    if is_calendar(step, tz):
+        return floor_periods(ts, step, tz)
+    return ts - ts % step
 
 
 def bucket_end(start: int, step: int, tz: str | None = None) -> int:
     """The close time of the bucket opening at start."""
-    if step != DAY_NS or is_utc(tz):
-        return start + step
-    edges = local_midnights(start, start + DAY_NS, tz)  # type: ignore[arg-type]
-    return int(edges[np.searchsorted(edges, start, side="right")])
+    if is_calendar(step, tz):
+        return int(period_ends(np.array([start], dtype=np.int64), step, tz)[0])
+    return start + step
 
 
 def resample(bars: Bars, step_ns: int, tz: str | None = None) -> Bars:

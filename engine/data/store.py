@@ -137,7 +137,8 @@ class BarStore:
     ) -> Bars:
         """Return bars with open time in [start_ns, end_ns] at the given resolution.
 
-        Daily bars start at midnight in ``tz`` (default UTC); other resolutions ignore it.
+        Daily, weekly (Monday) and monthly (the 1st) bars start at local midnight in ``tz``
+        (default UTC); other resolutions ignore it.
         Coarser bars are resampled from the stored base once and then read from the cache; a
         coarse bar whose bucket the stored data does not reach to its end is not returned.
         """
@@ -157,6 +158,21 @@ class BarStore:
         lo = int(np.searchsorted(cols["ts"], start_ns, side="left"))
         hi = max(lo, int(np.searchsorted(cols["ts"], end_ns, side="right")))
         return Bars(**{c: np.array(cols[c][lo:hi]) for c in COLUMNS})
+
+    def load_with_warmup(
+        self, symbol: str, resolution: str, start_ns: int, end_ns: int, bars: int, tz: str = "UTC"
+    ) -> Bars:
+        """Return load(...) from `bars` bars before start_ns: by time for bars (so many bar
+        lengths earlier), by count for ticks (so many ticks earlier), as ticks have no length."""
+        step = BASE_RESOLUTIONS.get(resolution, 0)
+        if step:
+            return self.load(symbol, resolution, start_ns - bars * step, end_ns, tz=tz)
+        info = self.resolve(symbol)
+        if info is None:
+            raise KeyError(symbol)
+        ts = self._open(info, (info.name, info.base_resolution))["ts"]
+        first = max(0, int(np.searchsorted(ts, start_ns, side="left")) - bars)
+        return self.load(symbol, resolution, int(ts[first]) if len(ts) else start_ns, end_ns)
 
     def write(
         self,

@@ -1,10 +1,10 @@
 """Series on a coarser timeframe than the run's bars, mapped back with no lookahead.
 
-The base bars are resampled to the coarser timeframe (buckets aligned to UTC epoch multiples, as
-the bar store does), the series is computed on the coarser bars, and base bar i takes the value of
+The base bars are resampled to the coarser timeframe (buckets aligned to UTC epoch multiples, or
+UTC calendar weeks and months for 1w and 1M, as the bar store does), the series is computed on the coarser bars, and base bar i takes the value of
 the most recent coarser bar that has closed by base bar i's close:
 
-    coarse.ts[j] + timeframe <= bars.ts[i] + base_interval
+    end of coarse bar j <= bars.ts[i] + base_interval
 
 A coarser bar still forming is never used, so no base bar sees a price from its future. Before the
 first coarser bar closes the value is NaN (float series) or False (boolean series). A coarser
@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from engine.data.periods import is_calendar, period_ends
 from engine.data.store import RESOLUTIONS, Bars, resample
 
 
@@ -41,7 +42,8 @@ def check_timeframe(base_interval: str, timeframe: str) -> tuple[int, int]:
 
 def last_closed(bars: Bars, base: int, coarse: Bars, step: int) -> np.ndarray:
     """For each base bar, the index of the last coarse bar closed by its close, or -1."""
-    closes = np.asarray(coarse.ts, dtype=np.int64) + step
+    closes = np.asarray(coarse.ts, dtype=np.int64)
+    closes = period_ends(closes, step) if is_calendar(step) else closes + step
     ends = np.asarray(bars.ts, dtype=np.int64) + base
     return np.searchsorted(closes, ends, side="right") - 1
 

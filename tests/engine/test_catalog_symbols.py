@@ -6,7 +6,7 @@ import backtesting
 import numpy as np
 import pytest
 
-from engine.data.catalog import compact, periods_per_year
+from engine.data.catalog import compact
 from engine.data.demo import DEMO_SYMBOLS, generate_bars
 from engine.data.importer import import_csv
 from engine.data.store import BarStore, UnavailableResolution
@@ -83,8 +83,17 @@ def test_aliases_never_merge_markets(store):
 
 def test_infos_carry_calendar_and_available_resolutions(store):
     aapl, btc = store.resolve("AAPL"), store.resolve("BTC")
-    assert aapl.calendar == "exchange" and aapl.resolutions == ["1d"] and aapl.gaps > 0
-    assert btc.calendar == "24/7" and btc.resolutions == ["1m", "5m", "15m", "1h", "4h", "1d"]
+    assert aapl.calendar == "exchange" and aapl.resolutions == ["1d", "1w", "1M"] and aapl.gaps > 0
+    assert btc.calendar == "24/7" and btc.resolutions == [
+        "1m",
+        "5m",
+        "15m",
+        "1h",
+        "4h",
+        "1d",
+        "1w",
+        "1M",
+    ]
     assert btc.gaps == 0 and btc.base_resolution == "1m"
 
 
@@ -93,12 +102,3 @@ def test_finer_resolution_than_stored_is_unavailable(store):
         store.load("AAPL", "1h", 0, 2**62)
     with pytest.raises(UnavailableResolution, match="BTC-USD has no tick data"):
         store.load("BTC", "tick", 0, 2**62)
-
-
-def test_periods_per_year_from_the_calendar(store):
-    assert periods_per_year("24/7", "1h", store.load("BTC", "1h", 0, 2**62).ts) is None
-    assert periods_per_year("exchange", "1d", store.load("AAPL", "1d", 0, 2**62).ts) == 252.0
-    # seven hourly bars per trading day
-    days = np.arange(10) * 86_400 * 10**9
-    ts = (T0 + days[:, None] + (14 + np.arange(7))[None, :] * 3_600 * 10**9).ravel()
-    assert periods_per_year("exchange", "1h", ts) == 252.0 * 7

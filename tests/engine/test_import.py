@@ -76,7 +76,8 @@ def test_gaps_and_calendar_are_detected(store):
     ts = frame("GOOG.csv").index.as_unit("ns").asi8
     assert goog.gaps == int(np.count_nonzero(np.diff(ts) > 86_400 * 10**9))
     assert goog.calendar == "exchange" and eur.calendar == "24/7"
-    assert goog.resolutions == ["1d"] and eur.resolutions == ["1h", "4h", "1d"]
+    assert goog.resolutions == ["1d", "1w", "1M"]
+    assert eur.resolutions == ["1h", "4h", "1d", "1w", "1M"]
     assert import_csv(store, FILES / "GOOG.csv", "G2", calendar="24/7").info.calendar == "24/7"
 
 

@@ -150,7 +150,9 @@ def test_on_timeframe_rejects_finer_unknown_and_non_multiple(monkeypatch):
     with pytest.raises(ValueError, match="unknown timeframe"):
         on_timeframe(bars, "1h", "2h", lambda b: b.close)
     with pytest.raises(ValueError, match="unknown base interval"):
-        on_timeframe(bars, "1w", "1d", lambda b: b.close)
+        on_timeframe(bars, "2w", "1M", lambda b: b.close)
+    with pytest.raises(ValueError, match="not a multiple"):
+        on_timeframe(bars, "1w", "1M", lambda b: b.close)  # weeks do not tile months
     monkeypatch.setitem(store.RESOLUTIONS, "7m", 7 * MINUTE_NS)
     with pytest.raises(ValueError, match="not a multiple"):
         on_timeframe(bars, "5m", "7m", lambda b: b.close)
