@@ -23,7 +23,7 @@ import math
 import os
 import re
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -116,6 +116,28 @@ def expand(spec: dict, grid: dict[str, list], *, dialect: str = "v2") -> list[Va
             raise SweepError(f"strategy.{exc.path}", f"{exc.message} (variant {bad})") from exc
         variants.append(Variant(number, dict(zip(paths, combo, strict=True)), strategy))
     return variants
+
+
+def shard_bounds(count: int, size: int) -> list[tuple[int, int]]:
+    """Split `count` variants into consecutive ranges [lo, hi) of at most `size` each."""
+    if size < 1:
+        raise ValueError("a shard holds at least one variant")
+    return [(lo, min(lo + size, count)) for lo in range(0, count, size)]
+
+
+def shard_variants(variants: list[Variant], bounds: Sequence[int] | None) -> list[Variant]:
+    """The variants [lo, hi) of an expanded sweep (all of them when `bounds` is None).
+
+    Expansion is deterministic, so a shard re-expands the whole grid and takes its slice;
+    variant numbers stay those of the whole sweep.
+    """
+    if bounds is None:
+        return variants
+    lo, hi = bounds
+    if not 0 <= lo < hi <= len(variants):
+        raise SweepError("sweep", f"variant range [{lo}, {hi}) is outside the sweep's "
+                         f"{len(variants)} variants")  # fmt: skip
+    return variants[lo:hi]
 
 
 def rank_key(metric: str) -> Callable[[dict], tuple]:

@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 
 from protocol.enums import RunState
-from server import events, runs
+from server import events, runs, shards
 from server.outage import DB_ERRORS
 from server.runner import LeaseLost, Runner
 from server.settings import Settings
@@ -33,14 +33,15 @@ WITH c AS (
 )
 UPDATE runs r SET state = 'running', started_at = coalesce(r.started_at, now()),
     attempts = r.attempts + CASE WHEN c.stopped_cleanly THEN 0 ELSE 1 END,
-    stopped_cleanly = false,
+    stopped_cleanly = false, node = $3,
     lease_owner = $1, lease_expires_at = now() + $2 * interval '1 second'
 FROM c WHERE r.id = c.id
 RETURNING r.id, r.config, r.attempts, r.cancel_requested, r.lease_owner, c.prev_state,
-    c.prev_progress, c.stopped_cleanly
+    c.prev_progress, c.stopped_cleanly,
+    EXISTS (SELECT 1 FROM sweep_shards s WHERE s.run_id = r.id) AS sharded
 """
 _ANY = "state = 'queued' OR (state = 'running' AND lease_expires_at < now())"
-_ONE = "id = $3 AND state = 'queued'"
+_ONE = "id = $4 AND state = 'queued'"
 
 
 class Busy(Exception):
@@ -63,7 +64,8 @@ class Dispatcher:
         self._runners: dict[uuid.UUID, Runner] = {}
         # Runs this node dropped in a database outage, with their lease tokens: given back once
         # the database answers again, so they resume then rather than when the lease lapses.
-        self._dropped: dict[uuid.UUID, str] = {}
+        self._dropped: dict[uuid.UUID, tuple[str, str]] = {}  # id: (table, lease token)
+        self._shard_of: dict[uuid.UUID, uuid.UUID] = {}  # a running shard's id: its sweep's run
         self.sync_running = 0  # slots held by synchronous requests on this node
         self.sync_slots = min(settings.sync_slots or workers.size, workers.size)
 
@@ -132,9 +134,12 @@ class Dispatcher:
         self._wake.set()
 
     def cancel(self, run_id: uuid.UUID) -> None:
-        """Ask the local runner of `run_id`, if any, to stop."""
+        """Ask the local runner of `run_id`, and of its sweep's shards, if any, to stop."""
         if run_id in self._cancels:
             self._cancels[run_id].set()
+        for shard, parent in list(self._shard_of.items()):
+            if parent == run_id and shard in self._cancels:
+                self._cancels[shard].set()
 
     async def stop(self) -> None:
         """Stop claiming and give back running runs (marked as stopped cleanly, so the restart
@@ -149,25 +154,13 @@ class Dispatcher:
         )
 
     async def _give_back(self) -> None:
-        tokens = [(run_id, r.token) for run_id, r in self._runners.items()]
-        if not tokens:
+        runners = list(self._runners.values())
+        if not runners:
             return
         try:
             async with self.pool.acquire() as conn:
-                for run_id, token in tokens:
-                    async with conn.transaction():
-                        held = await conn.fetchval(
-                            "UPDATE runs SET stopped_cleanly = true, lease_expires_at = now()"
-                            " WHERE id = $1 AND lease_owner = $2 AND state = 'running'"
-                            " RETURNING true",
-                            run_id,
-                            token,
-                        )
-                        if held:
-                            msg = "the server is stopping; the run restarts from the start when one is up"
-                            await events.append(
-                                conn, run_id, [("log", {"message": msg, "level": "warning"})]
-                            )
+                for runner in runners:
+                    await runner.give_back(conn)
         except Exception as exc:  # the database is gone too: the leases lapse on their own
             log.warning("could not give back running runs at shutdown: %s", exc)
 
@@ -194,27 +187,35 @@ class Dispatcher:
 
     async def _claim(self) -> dict[str, Any] | None:
         async with self.pool.acquire() as conn:
-            for run_id, token in list(self._dropped.items()):
+            for run_id, (table, token) in list(self._dropped.items()):
                 await conn.execute(
-                    "UPDATE runs SET lease_expires_at = now()"
+                    f"UPDATE {table} SET lease_expires_at = now()"
                     " WHERE id = $1 AND lease_owner = $2 AND state = 'running'",
                     run_id,
                     token,
                 )
                 del self._dropped[run_id]
             async with conn.transaction():
-                return await self._claim_in(conn)
+                s = self.settings
+                shard = await shards.claim(
+                    conn, self._token(), s.lease_seconds, s.node_id, s.max_attempts
+                )
+                return shard or await self._claim_in(conn)
+
+    def _token(self) -> str:
+        """A new lease token: this node's id and a random part, one per claim."""
+        return f"{self.settings.node_id}:{uuid.uuid4().hex[:12]}"
 
     async def _claim_in(
         self, conn: asyncpg.Connection, run_id: uuid.UUID | None = None
     ) -> dict[str, Any] | None:
         """Claim the oldest claimable run, or the queued run `run_id`, in conn's transaction."""
-        token = f"{self.settings.node_id}:{uuid.uuid4().hex[:12]}"
+        token, s = self._token(), self.settings
         if run_id is None:
-            row = await conn.fetchrow(_CLAIM.format(which=_ANY), token, self.settings.lease_seconds)
+            row = await conn.fetchrow(_CLAIM.format(which=_ANY), token, s.lease_seconds, s.node_id)
         else:
             sql = _CLAIM.format(which=_ONE)
-            row = await conn.fetchrow(sql, token, self.settings.lease_seconds, run_id)
+            row = await conn.fetchrow(sql, token, s.lease_seconds, s.node_id, run_id)
         if row is None:
             return None
         claimed = dict(row)
@@ -238,6 +239,11 @@ class Dispatcher:
             return None
         n, most = row["attempts"], self.settings.max_attempts
         msg = f"restarting from the start (attempt {n} of {most}): the previous attempt was interrupted"
+        if row["sharded"]:
+            msg = (
+                f"resuming (attempt {n} of {most}): the previous attempt was interrupted; shards"
+                " of the sweep that are done are kept"
+            )
         if row["stopped_cleanly"]:
             msg = (
                 f"restarting from the start after a server stop (attempt {n} of {most}; a"
@@ -246,12 +252,27 @@ class Dispatcher:
         await events.append(conn, row["id"], [("log", {"message": msg, "level": "warning"})])
         return claimed
 
+    def _runner(self, claimed: dict[str, Any], cancel: asyncio.Event) -> Runner:
+        """The runner of a claim: a shard, a large sweep's coordinator, or a whole run."""
+        if claimed.get("shard"):
+            self._shard_of[claimed["id"]] = claimed["run_id"]
+            return shards.ShardRunner(self, claimed, cancel)
+        if claimed.get("sharded") or shards.is_large(
+            claimed["config"], self.settings.sweep_shard_size
+        ):
+            return shards.SweepCoordinator(self, claimed, cancel)
+        return Runner(self, claimed, cancel)
+
     async def _drive(self, claimed: dict[str, Any], release: bool = True) -> None:
         run_id = claimed["id"]
         cancel = asyncio.Event()
         self._cancels[run_id] = cancel
-        runner = Runner(self, claimed, cancel)
+        runner = self._runner(claimed, cancel)
         self._runners[run_id] = runner
+        if release and isinstance(runner, shards.SweepCoordinator):
+            release = False  # it holds no worker: its shards take the slots
+            self._slots.release()
+            self._wake.set()
         try:
             await runner.run()
         except asyncio.CancelledError:
@@ -259,7 +280,7 @@ class Dispatcher:
         except LeaseLost:
             log.warning("run %s was taken over; this runner stops", run_id)
         except DB_ERRORS as exc:  # an outage: the run is given back once the database is back
-            self._dropped[run_id] = runner.token
+            self._dropped[run_id] = (runner.table, runner.token)
             log.warning("run %s stopped: the database went away (%s); it restarts when the"
                         " database is back", run_id, type(exc).__name__)  # fmt: skip
         except Exception:
@@ -269,6 +290,7 @@ class Dispatcher:
         finally:
             self._cancels.pop(run_id, None)
             self._runners.pop(run_id, None)
+            self._shard_of.pop(run_id, None)
             if release:
                 self._slots.release()
             self._wake.set()

@@ -6,9 +6,10 @@ import logging
 import sys
 from collections.abc import AsyncIterator
 
+import asyncpg
 from starlette.applications import Starlette
 
-from engine.data.demo import demo_end_ns, update_demo_data
+from engine.data.demo import DemoUpdate, demo_end_ns, update_demo_data
 from engine.data.store import BarStore
 from server import outage
 from server.auth import ensure_first_user
@@ -20,6 +21,19 @@ from server.stream import Streams
 from server.workers import WorkerPool
 
 log = logging.getLogger("barstream")
+
+
+_DEMO_LOCK = 0x62617274  # one node at a time tops up the demo data of a shared bar store
+
+
+async def _update_demo(pool: asyncpg.Pool, store: BarStore, end: str | None) -> DemoUpdate:
+    """Generate or top up the demo data, one node at a time (nodes may share the bar store)."""
+    async with pool.acquire() as conn:
+        await conn.execute("SELECT pg_advisory_lock($1)", _DEMO_LOCK)
+        try:
+            return await asyncio.to_thread(update_demo_data, store, demo_end_ns(end))
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", _DEMO_LOCK)
 
 
 @contextlib.asynccontextmanager
@@ -40,7 +54,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
             print(f"barstream: its signing secret for seed 004 requests (shown once): {secret}",
                   flush=True)  # fmt: skip
         store = BarStore(settings.bars_dir)
-        demo = await asyncio.to_thread(update_demo_data, store, demo_end_ns(settings.demo_end))
+        demo = await _update_demo(pool, store, settings.demo_end)
         if demo.summary():
             log.info("%s", demo.summary())
         workers = WorkerPool(settings.workers)
@@ -50,8 +64,13 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         stack.push_async_callback(hub.stop)
         await hub.start()
         if db.embedded is not None:
-            # An embedded database has one server: runs it left running were orphaned by its exit.
+            # An embedded database stops with its node: runs left running (by it, or by nodes
+            # sharing it on this machine) were cut off then.
             await pool.execute("UPDATE runs SET lease_expires_at = now() WHERE state = 'running'")
+            await pool.execute(
+                "UPDATE sweep_shards SET lease_expires_at = now() WHERE state = 'running'"
+            )
+            log.info("other nodes on this machine may share it: DATABASE_URL=%s", db.dsn)
         writer = await db.open_writer(2 * workers.size + 2)
         dispatcher = Dispatcher(settings, writer, workers)
         stack.push_async_callback(dispatcher.stop)

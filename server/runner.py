@@ -40,6 +40,9 @@ class LeaseLost(Exception):
 class Runner:
     """One claimed run, from the job to its terminal state."""
 
+    table = "runs"  # the table holding this runner's lease
+    stop_message = "the server is stopping; the run restarts from the start when one is up"
+
     def __init__(
         self, dispatcher: "Dispatcher", claimed: dict[str, Any], cancel: asyncio.Event
     ) -> None:
@@ -199,14 +202,31 @@ class Runner:
                 await conn.execute(
                     "INSERT INTO results (run_id, body) VALUES ($1, $2)", self.run_id, body
                 )
+            await self._on_finish(conn, state)
             await runs.finish(
                 conn, self.run_id, state, previous=RunState.RUNNING, error=error, extra=extra
             )
 
+    async def _on_finish(self, conn: asyncpg.Connection, state: RunState) -> None:
+        """Hook: more writes in the transaction that ends the run (under its lease)."""
+
+    async def give_back(self, conn: asyncpg.Connection) -> None:
+        """Give the run back at a graceful stop: not a failed attempt, resumable at once."""
+        async with conn.transaction():
+            held = await conn.fetchval(
+                "UPDATE runs SET stopped_cleanly = true, lease_expires_at = now()"
+                " WHERE id = $1 AND lease_owner = $2 AND state = 'running' RETURNING true",
+                self.run_id,
+                self.token,
+            )
+            if held:
+                log_event = ("log", {"message": self.stop_message, "level": "warning"})
+                await events.append(conn, self.run_id, [log_event])
+
     async def _release(self) -> None:
         """Give the run back (its worker died): the next claim restarts it as a new attempt."""
         await self.pool.execute(
-            "UPDATE runs SET lease_expires_at = now() WHERE id = $1 AND lease_owner = $2",
+            f"UPDATE {self.table} SET lease_expires_at = now() WHERE id = $1 AND lease_owner = $2",
             self.run_id,
             self.token,
         )
@@ -222,7 +242,7 @@ class Runner:
                 self.cancel.set()
             try:
                 flag = await self.pool.fetchval(
-                    "UPDATE runs SET lease_expires_at = now() + $2 * interval '1 second'"
+                    f"UPDATE {self.table} SET lease_expires_at = now() + $2 * interval '1 second'"
                     " WHERE id = $1 AND lease_owner = $3 RETURNING cancel_requested",
                     self.run_id,
                     self.d.settings.lease_seconds,

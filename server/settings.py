@@ -66,6 +66,11 @@ class Settings:
     max_connections_per_client: int = field(
         default_factory=lambda: _env_int("BARSTREAM_MAX_CONNECTIONS_PER_CLIENT", 256)
     )
+    # A sweep of more variants than this is split into shards of this many, which any node
+    # (and any worker of one node) may claim.
+    sweep_shard_size: int = field(
+        default_factory=lambda: _env_int("BARSTREAM_SWEEP_SHARD_SIZE", 1000)
+    )
     poll_seconds: float = 1.0
     ws_ping_seconds: float = 20.0
     # The demo data runs from 2024-01-01 to this minute (ISO 8601, naive = UTC); unset: now.
@@ -75,10 +80,14 @@ class Settings:
     chunk_bars: int = field(default_factory=lambda: _env_int("BARSTREAM_CHUNK_BARS", 20_000))
     pace_seconds: float = field(default_factory=lambda: _env_float("BARSTREAM_PACE_SECONDS", 0.0))
     node_id: str = field(default_factory=lambda: f"{os.uname().nodename}:{os.getpid()}")
+    # The bar store; several nodes share one directory (README: Running several nodes).
+    bars_path: Path | None = field(
+        default_factory=lambda: Path(p) if (p := os.environ.get("BARSTREAM_BARS_DIR")) else None
+    )
 
     @property
     def bars_dir(self) -> Path:
-        return self.data_dir / "bars"
+        return self.bars_path or self.data_dir / "bars"
 
     @property
     def pg_dir(self) -> Path:

@@ -135,7 +135,7 @@ def _run(conn: Connection, job: dict[str, Any]) -> None:
     from engine.strategy.compile import compile_strategy
     from engine.strategy.form import Strategy
     from engine.strategy.lookback import warmup_bars
-    from engine.sweep import expand, run_sweep
+    from engine.sweep import expand, run_sweep, shard_variants
 
     def send(*msg: Any) -> None:
         conn.send(msg)
@@ -153,6 +153,9 @@ def _run(conn: Connection, job: dict[str, Any]) -> None:
     if sweep:
         variants = expand(job["strategy"], sweep["grid"], dialect=dialect)
         strategies = [v.strategy for v in variants]
+        # A shard runs its slice; the bars' warm-up stays the whole sweep's (from `strategies`),
+        # so its figures are those of the same variants in a one-node run.
+        variants = shard_variants(variants, job.get("variant_range"))
     elif plan is not None:
         strategies = [plan] if isinstance(plan, Strategy) else []
     else:

@@ -1,6 +1,7 @@
 """Start a real barstream server (uvicorn, embedded PostgreSQL, worker processes) for tests."""
 
 import asyncio
+import contextlib
 import copy
 import json
 import os
@@ -18,6 +19,9 @@ from typing import Any, TypeVar
 
 import httpx
 import numpy as np
+import orjson
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from engine.data.demo import update_demo_data
 from engine.data.store import BarStore
@@ -63,6 +67,13 @@ class ServerProcess:
     key: str | None = None
     secret: str | None = None  # the first key's signing secret
     log_path: Path | None = None
+    database_url: str | None = None  # another node's PostgreSQL; None: its own embedded one
+
+    @property
+    def node_id(self) -> str:
+        """The id this server's claims carry (runs.node, lease owners): host and pid."""
+        assert self.proc is not None
+        return f"{os.uname().nodename}:{self.proc.pid}"
 
     @property
     def url(self) -> str:
@@ -79,6 +90,8 @@ class ServerProcess:
         self.log_path = self.data_dir / f"server-{self.port}.log"
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         env.pop("DATABASE_URL", None)
+        if self.database_url:
+            env["DATABASE_URL"] = self.database_url
         out = open(self.log_path, "wb")  # noqa: SIM115 - the child keeps it open
         self.proc = subprocess.Popen(
             [
@@ -133,8 +146,13 @@ class ServerProcess:
                 self.proc.wait()
         return self.proc.returncode
 
+    def cli_env(self) -> dict[str, str]:
+        """The environment of a CLI command against this server's database."""
+        env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+        return {**env, "DATABASE_URL": self.database_url} if self.database_url else env
+
     def create_key(self, user: str) -> str:
-        """Create a key with the CLI against this server's data directory."""
+        """Create a key with the CLI against this server's data directory (or database)."""
         out = subprocess.run(
             [
                 sys.executable,
@@ -151,6 +169,7 @@ class ServerProcess:
             text=True,
             check=True,
             timeout=120,
+            env=self.cli_env(),
         )
         return out.stdout.strip()
 
@@ -248,6 +267,67 @@ def serving(data_dir: Path, **env: str) -> Iterator[ServerProcess]:
     srv.start()
     yield srv
     srv.stop()
+
+
+def embedded_dsn(srv: ServerProcess) -> str:
+    """The socket URI of a server's embedded PostgreSQL (its directory is in postmaster.pid,
+    line 5): what another process on this machine gives as DATABASE_URL to share it."""
+    lines = (srv.data_dir / "pg" / "postmaster.pid").read_text().splitlines()
+    return f"postgresql://postgres@/postgres?host={lines[4]}"
+
+
+def node_of(first: ServerProcess, data_dir: Path, **env: str) -> ServerProcess:
+    """A further node (not started) of `first`'s cluster: its PostgreSQL and its bar directory,
+    a data directory of its own, `env` settings (BARSTREAM_ prefixed), `first`'s key."""
+    settings = {"bars_dir": str(first.data_dir / "bars"), **env}
+    if "demo_end" not in settings:
+        settings["demo_end"] = first.env["BARSTREAM_DEMO_END"]
+    node = ServerProcess(
+        data_dir,
+        env={f"BARSTREAM_{k.upper()}": v for k, v in settings.items()},
+        database_url=first.database_url or embedded_dsn(first),
+    )
+    node.key = first.key
+    return node
+
+
+TERMINAL = {"completed", "failed", "cancelled"}
+
+
+@dataclass
+class Subscriber:
+    """Reads one run's stream live to its terminal event, reconnecting with `last_event_id`
+    after any close or failed connect (as the SDK does), and records everything it saw."""
+
+    srv: ServerProcess
+    run_id: str
+    seen: list[dict[str, Any]] = field(default_factory=list)
+    closes: list[int | str] = field(default_factory=list)  # a close code, or what failed
+
+    def ended(self) -> bool:
+        last = self.seen[-1] if self.seen else None
+        return bool(last and last["type"] == "state" and last["data"]["state"] in TERMINAL)
+
+    async def follow(self) -> None:
+        delay = 0.05
+        while not self.ended():
+            after = self.seen[-1]["id"] if self.seen else 0
+            url = f"{self.srv.ws_url}/api/v2/backtests/{self.run_id}/stream?last_event_id={after}"
+            try:
+                async with connect(
+                    url, additional_headers={"X-API-Key": self.srv.key}, open_timeout=5,
+                    close_timeout=2, max_size=None,
+                ) as ws:  # fmt: skip
+                    with contextlib.suppress(ConnectionClosed):
+                        async for raw in ws:
+                            self.seen.append(orjson.loads(raw))
+                            delay = 0.05
+                    self.closes.append(ws.close_code or 1006)
+            except Exception as exc:  # refused, reset, a handshake cut short: try again
+                self.closes.append(type(exc).__name__)
+            if not self.ended():
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, 0.4)
 
 
 def backtest(**overrides: Any) -> dict[str, Any]:

@@ -24,21 +24,26 @@ import signal
 import struct
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 import httpx
-import orjson
 import psutil
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.server.harness import ServerProcess, backtest, eventually, minute_run, serving
+from tests.server.harness import (
+    ServerProcess,
+    Subscriber,
+    backtest,
+    embedded_dsn,
+    eventually,
+    minute_run,
+    serving,
+)
 from tests.server.streaming import read_stream
 
-TERMINAL = {"completed", "failed", "cancelled"}
 ORDER = {"queued": 0, "running": 1, "completed": 2, "failed": 2, "cancelled": 2}
 RESTART = "restarting from the start"
 NEVER = {1008, 1011}  # closes no fault may cause: a refused stream, a server error
@@ -79,42 +84,6 @@ def srv(fault_server: ServerProcess) -> ServerProcess:
 
 # ---------------------------------------------------------------------------------------------
 # What a client sees: subscribers that reconnect, a poller of the run list.
-
-
-@dataclass
-class Subscriber:
-    """Reads one run's stream live to its terminal event, reconnecting with `last_event_id`
-    after any close or failed connect (as the SDK does), and records everything it saw."""
-
-    srv: ServerProcess
-    run_id: str
-    seen: list[dict[str, Any]] = field(default_factory=list)
-    closes: list[int | str] = field(default_factory=list)  # a close code, or what failed
-
-    def ended(self) -> bool:
-        last = self.seen[-1] if self.seen else None
-        return bool(last and last["type"] == "state" and last["data"]["state"] in TERMINAL)
-
-    async def follow(self) -> None:
-        delay = 0.05
-        while not self.ended():
-            after = self.seen[-1]["id"] if self.seen else 0
-            url = f"{self.srv.ws_url}/api/v2/backtests/{self.run_id}/stream?last_event_id={after}"
-            try:
-                async with connect(
-                    url, additional_headers={"X-API-Key": self.srv.key}, open_timeout=5,
-                    close_timeout=2, max_size=None,
-                ) as ws:  # fmt: skip
-                    with contextlib.suppress(ConnectionClosed):
-                        async for raw in ws:
-                            self.seen.append(orjson.loads(raw))
-                            delay = 0.05
-                    self.closes.append(ws.close_code or 1006)
-            except Exception as exc:  # refused, reset, a handshake cut short: try again
-                self.closes.append(type(exc).__name__)
-            if not self.ended():
-                await asyncio.sleep(delay)
-                delay = min(2 * delay, 0.4)
 
 
 class Batch:
@@ -205,12 +174,6 @@ class Batch:
 # The checks made after every fault.
 
 
-def dsn(srv: ServerProcess) -> str:
-    """The embedded PostgreSQL's socket URI (its directory is in postmaster.pid, line 5)."""
-    lines = (srv.data_dir / "pg" / "postmaster.pid").read_text().splitlines()
-    return f"postgresql://postgres@/postgres?host={lines[4]}"
-
-
 def tracebacks(batch: Batch) -> list[str]:
     """Lines that report a traceback or an error, logged by any start of the server since the
     batch began."""
@@ -229,7 +192,7 @@ async def check(batch: Batch, interrupted: set[str], *, bad_closes: set[int | st
     await batch.settle()
     srv = batch.srv
     await eventually(lambda: healthy(srv), timeout=60)  # the pool is whole, the database up
-    conn = await asyncpg.connect(dsn(srv))
+    conn = await asyncpg.connect(embedded_dsn(srv))
     try:
         for run_id in batch.ids:
             events, code, _ = await read_stream(

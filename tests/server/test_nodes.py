@@ -1,0 +1,304 @@
+"""Several nodes on one machine: two `barstream serve` processes on loopback sharing the first
+one's embedded PostgreSQL (DATABASE_URL = its socket) and its bar directory.
+
+Runs spread over both nodes and a subscriber on either node sees every event of a run executing
+on the other; a sweep larger than the shard size is split into shards run by both nodes and
+ranks exactly as the unsharded run of the same sweep on a single server; a node killed with
+SIGKILL mid-run has its run and its shard claimed by the survivor once their lease lapses and
+re-run from the start, every stream gap-free and progress never backwards.
+"""
+
+import asyncio
+import copy
+import os
+import signal
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import asyncpg
+import pytest
+
+from tests.server.api_helpers import completed_results, wait_state
+from tests.server.harness import (
+    SEED_STRATEGY,
+    ServerProcess,
+    Subscriber,
+    backtest,
+    embedded_dsn,
+    eventually,
+    minute_run,
+    node_of,
+    serving,
+)
+from tests.server.streaming import read_stream
+
+RESTART = "restarting from the start"
+SHARD = 3  # variants per shard on these nodes
+# The lease is short so that a killed node's runs are taken over within seconds.
+NODE = {"workers": "1", "chunk_bars": "2000", "pace_seconds": "0.02", "lease_seconds": "3",
+        "sweep_shard_size": str(SHARD)}  # fmt: skip
+GRID = {
+    "entry[0].params.window_fast": [8, 12],
+    "entry[0].params.window_slow": [26, 40],
+    "entry[1].params.window": [20, 50, 100],
+}
+
+
+@pytest.fixture(scope="module")
+def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ServerProcess]]:
+    """Node A (its embedded PostgreSQL, its bar directory) and node B sharing both."""
+    base = tmp_path_factory.mktemp("nodes")
+    for a in serving(base / "a", **NODE):
+        b = node_of(a, base / "b", **NODE)
+        b.start()
+        try:
+            yield [a, b]
+        finally:
+            b.stop()
+
+
+@pytest.fixture
+def live(nodes: list[ServerProcess]) -> list[ServerProcess]:
+    """Both nodes, running: a test starts again a node an earlier test killed."""
+    for node in nodes:
+        assert node.proc is not None
+        if node.proc.poll() is not None:
+            node.start()
+    return nodes
+
+
+def paced(months: int) -> dict[str, Any]:
+    """A paced 1-minute run over `months` months: a second or two on these nodes."""
+    return minute_run(end=f"2024-{1 + months:02d}-01T00:00:00Z")
+
+
+def sweep_body(months: int = 2) -> dict[str, Any]:
+    """A 12-variant sweep on 1-minute bars: four shards on these nodes, one run elsewhere."""
+    strategy = copy.deepcopy(SEED_STRATEGY)
+    for sig in strategy["entry"]:
+        sig["timeframe"] = "1m"
+    return backtest(
+        resolution="1m", start="2024-01-01T00:00:00Z", end=f"2024-{1 + months:02d}-01T00:00:00Z",
+        strategy=strategy, sweep={"grid": GRID, "rank_by": "sharpe_ratio"},
+    )  # fmt: skip
+
+
+async def submit(srv: ServerProcess, *bodies: dict[str, Any]) -> list[str]:
+    async with srv.client() as c:
+        made = []
+        for body in bodies:
+            r = await c.post("/api/v2/backtests", json=body)
+            assert r.status_code == 201, r.text
+            made.append(r.json()["run_id"])
+        return made
+
+
+async def stored(srv: ServerProcess, run_id: str) -> list[dict[str, Any]]:
+    """A run's whole stream, read from `srv` after the run ended."""
+    events, code, _ = await read_stream(
+        f"{srv.ws_url}/api/v2/backtests/{run_id}/stream", {"X-API-Key": srv.key or ""}
+    )
+    assert code == 1000, (run_id, code)
+    return events
+
+
+def check_stream(events: list[dict[str, Any]], run_id: str) -> None:
+    """Gap-free ids, one terminal state (the last event), progress never backwards."""
+    assert [e["id"] for e in events] == list(range(1, len(events) + 1)), run_id
+    states = [e["data"]["state"] for e in events if e["type"] == "state"]
+    assert states == ["queued", "running", "completed"], (run_id, states)
+    assert events[-1]["type"] == "state", run_id
+    progress = [e["data"]["progress"] for e in events if e["type"] == "progress"]
+    assert progress == sorted(progress) and progress.count(1.0) == 1, (run_id, progress)
+
+
+async def follow_all(subs: list[Subscriber], timeout: float = 120) -> None:
+    await asyncio.wait_for(asyncio.gather(*(s.follow() for s in subs)), timeout)
+
+
+async def test_runs_spread_over_the_nodes_and_stream_from_either(
+    live: list[ServerProcess],
+) -> None:
+    a, b = live
+    ids = await submit(a, *(paced(1) for _ in range(4)))
+    # Subscribers on the node that did not take the run: here, every run's stream from B.
+    subs = [Subscriber(b, run_id) for run_id in ids]
+    await follow_all(subs)
+    conn = await asyncpg.connect(embedded_dsn(a))
+    try:
+        ran_on = {
+            r["id"]: r["node"]
+            for r in await conn.fetch(
+                "SELECT id::text, node FROM runs WHERE id = any($1::uuid[])", ids
+            )
+        }
+    finally:
+        await conn.close()
+    assert set(ran_on.values()) == {a.node_id, b.node_id}, ran_on
+    for sub in subs:
+        events = await stored(a, sub.run_id)
+        check_stream(events, sub.run_id)
+        assert sub.seen == events, sub.run_id  # every event, live, on the other node
+
+
+async def test_a_sweep_sharded_over_two_nodes_ranks_as_on_one(
+    live: list[ServerProcess], server: ServerProcess
+) -> None:
+    a, b = live
+    (run_id,) = await submit(a, sweep_body())
+    sub = Subscriber(b, run_id)
+    await follow_all([sub])
+    async with a.client() as c:
+        sharded = (await c.get(f"/api/v2/backtests/{run_id}/results")).json()
+    async with server.client() as c:  # a single server with the default shard size
+        alone = await completed_results(c, sweep_body())
+    assert alone["sweep"]["variant_count"] == 12
+    assert sharded["sweep"] == alone["sweep"]
+    assert sharded["metrics"] == alone["metrics"] and sharded["trades"] == alone["trades"]
+
+    events = await stored(b, run_id)
+    check_stream(events, run_id)
+    assert sub.seen == events
+    # One progress stream for the whole sweep, fed by the shards while they run.
+    moving = [e["data"]["progress"] for e in events if e["type"] == "progress"]
+    assert len([p for p in moving if 0.05 < p < 0.95]) >= 2, moving
+    logs = [e["data"]["message"] for e in events if e["type"] == "log"]
+    assert any("in 4 shards of at most 3 variants" in m for m in logs), logs
+    assert sum(" done on " in m for m in logs) == 4, logs
+    conn = await asyncpg.connect(embedded_dsn(a))
+    try:
+        shards = await conn.fetch(
+            "SELECT number, lo, hi, state, node, body FROM sweep_shards WHERE run_id = $1"
+            " ORDER BY number",
+            uuid.UUID(run_id),
+        )
+    finally:
+        await conn.close()
+    assert [(s["lo"], s["hi"], s["state"]) for s in shards] == [
+        (0, 3, "completed"), (3, 6, "completed"), (6, 9, "completed"), (9, 12, "completed")
+    ]  # fmt: skip
+    assert {s["node"] for s in shards} == {a.node_id, b.node_id}, "both nodes ran shards"
+    assert all(s["body"] is None for s in shards), "merged bodies are not kept twice"
+
+
+async def test_cancelling_a_sharded_sweep_cancels_its_shards(live: list[ServerProcess]) -> None:
+    a, b = live
+    (run_id,) = await submit(a, sweep_body())
+    async with b.client() as c:
+        await wait_state(c, run_id, {"running"})
+        r = await c.post(f"/api/v2/backtests/{run_id}/cancel")
+        assert r.status_code in (200, 202), r.text
+        assert (await wait_state(c, run_id, {"cancelled"}))["state"] == "cancelled"
+    conn = await asyncpg.connect(embedded_dsn(a))
+    try:
+
+        async def shards_ended() -> list[str]:
+            states = await conn.fetch(
+                "SELECT state FROM sweep_shards WHERE run_id = $1", uuid.UUID(run_id)
+            )
+            found = [s["state"] for s in states]
+            assert found and all(s in ("cancelled", "completed") for s in found), found
+            return found
+
+        found = await eventually(shards_ended, timeout=30)
+        assert "cancelled" in found
+    finally:
+        await conn.close()
+    events = await stored(a, run_id)
+    assert [e["data"]["state"] for e in events if e["type"] == "state"] == [
+        "queued", "running", "cancelled",
+    ]  # fmt: skip
+
+
+async def test_a_node_killed_mid_run(live: list[ServerProcess]) -> None:
+    """SIGKILL to node B's process group (server and workers) while it runs a run; a subscriber
+    on A sees the run re-run from the start on A once B's lease lapsed."""
+    a, b = live
+    ids = await submit(b, paced(4), paced(4))
+    subs = [Subscriber(a, run_id) for run_id in ids]
+    following = asyncio.gather(*(s.follow() for s in subs))
+    conn = await asyncpg.connect(embedded_dsn(a))
+    try:
+
+        async def on_b_mid_run() -> str | None:
+            return await conn.fetchval(
+                "SELECT id::text FROM runs WHERE id = any($1::uuid[]) AND state = 'running'"
+                " AND lease_owner LIKE $2 || ':%' AND progress BETWEEN 0.15 AND 0.8",
+                ids,
+                b.node_id,
+            )
+
+        victim = await eventually(on_b_mid_run, timeout=60, every=0.02)
+        assert b.proc is not None
+        os.killpg(b.proc.pid, signal.SIGKILL)
+        await asyncio.to_thread(b.proc.wait, 10)
+        await asyncio.wait_for(following, 120)
+        nodes_after = await conn.fetch(
+            "SELECT id::text, node, lease_owner FROM runs WHERE id = any($1::uuid[])", ids
+        )
+    finally:
+        await conn.close()
+    assert {r["node"] for r in nodes_after} == {a.node_id}, "the survivor ran both at the end"
+    for sub in subs:
+        events = await stored(a, sub.run_id)
+        check_stream(events, sub.run_id)
+        assert sub.seen == events, sub.run_id
+        restarts = [e for e in events if e["type"] == "log" and RESTART in e["data"]["message"]]
+        if sub.run_id == victim:
+            assert len(restarts) == 1 and "attempt 2 of 3" in restarts[0]["data"]["message"]
+        else:
+            assert restarts == [], sub.run_id
+
+
+async def test_a_node_killed_mid_sweep(live: list[ServerProcess], server: ServerProcess) -> None:
+    """SIGKILL to node B while it coordinates a sharded sweep and runs one of its shards: A
+    resumes the sweep once B's leases lapse, keeps the shards done, re-runs B's shard from the
+    start, and the ranking is still that of the sweep run whole on one server."""
+    a, b = live
+    (run_id,) = await submit(b, sweep_body(months=4))  # B claims it at once: B coordinates
+    sub = Subscriber(a, run_id)
+    following = asyncio.create_task(sub.follow())
+    conn = await asyncpg.connect(embedded_dsn(a))
+    try:
+
+        async def b_runs_a_shard() -> asyncpg.Record | None:
+            return await conn.fetchrow(
+                "SELECT s.number, r.lease_owner LIKE $2 || ':%' AS coordinating"
+                " FROM sweep_shards s JOIN runs r ON r.id = s.run_id"
+                " WHERE s.run_id = $1 AND s.state = 'running' AND s.progress < 0.9"
+                " AND s.lease_owner LIKE $2 || ':%'",
+                uuid.UUID(run_id),
+                b.node_id,
+            )
+
+        victim, coordinating = await eventually(b_runs_a_shard, timeout=60, every=0.02)
+        assert b.proc is not None
+        os.killpg(b.proc.pid, signal.SIGKILL)
+        await asyncio.to_thread(b.proc.wait, 10)
+        await asyncio.wait_for(following, 120)
+        shards = await conn.fetch(
+            "SELECT number, state, attempts, node FROM sweep_shards WHERE run_id = $1",
+            uuid.UUID(run_id),
+        )
+        parent = await conn.fetchrow(
+            "SELECT node, attempts FROM runs WHERE id = $1", uuid.UUID(run_id)
+        )
+    finally:
+        await conn.close()
+    # B usually coordinates too (it claimed the run at once); if A's poll came first, A does.
+    assert dict(parent) == {"node": a.node_id, "attempts": 2 if coordinating else 1}
+    by_number = {s["number"]: s for s in shards}
+    assert by_number[victim]["attempts"] == 2 and by_number[victim]["node"] == a.node_id
+    assert all(s["state"] == "completed" for s in shards)
+    events = await stored(a, run_id)
+    check_stream(events, run_id)
+    assert sub.seen == events
+    logs = [e["data"]["message"] for e in events if e["type"] == "log"]
+    assert sum("resuming (attempt 2 of 3)" in m for m in logs) == int(coordinating), logs
+    assert any(f"shard {victim} of 4" in m and "attempt 2 of 3" in m for m in logs), logs
+    async with a.client() as c:
+        sharded = (await c.get(f"/api/v2/backtests/{run_id}/results")).json()
+    async with server.client() as c:
+        alone = await completed_results(c, sweep_body(months=4))
+    assert sharded["sweep"] == alone["sweep"] and sharded["metrics"] == alone["metrics"]
