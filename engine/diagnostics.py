@@ -1,22 +1,24 @@
-"""Score-strategy diagnostics and R-unit summaries (seed 003's names), as pure functions.
+"""Score-strategy diagnostics and R-unit summaries, as pure functions (snake_case, the v2 names;
+protocol.seed003 shows them under seed 003's camelCase names).
 
 All shares are canonical fractions (0.25 means 25%), as every metric (DESIGN §7); undefined
 values are None. ``score_diagnostics`` needs the strategy, the run's bars and its round trips:
 
-- ``conditionsDistributionPct``: per condition name, the share of candles in the trading period
+- ``conditions_distribution_pct``: per condition name, the share of candles in the trading period
   (``ts >= trade_start_ns``, every symbol's candles pooled) on whose close it holds.
-- ``scoreDistributionPct``: per total score that occurs, the share of those candles with it; the
+- ``score_distribution_pct``: per total score that occurs, the share of those candles with it; the
   keys are the totals as text (``"3"``, ``"2.5"``), in ascending order.
-- ``tradesDetail``: one record per round trip, numbered from 1 in order of entry time:
-  ``number``, ``symbol``, ``entryPrice``, ``exitPrice``, ``pnlR`` (r_multiple), ``pnlPct`` (the
-  round trip's return, a fraction), ``totalScoreAtEntry``, ``conditionsAtEntry`` (name -> whether
-  it held) and ``scoreBreakdownAtEntry`` (name -> score it added, 0 when false), read at the
+- ``trades_detail``: one record per round trip, numbered from 1 in order of entry time:
+  ``number``, ``symbol``, ``entry_price``, ``exit_price``, ``pnl_r`` (r_multiple), ``pnl_pct``
+  (the round trip's return, a fraction), ``total_score_at_entry``, ``conditions_at_entry`` (name
+  -> whether it held) and ``score_breakdown_at_entry`` (name -> score it added, 0 when false), read at the
   signal bar: the bar before the entry fill with ``fill="next_open"``, the fill bar itself with
   ``fill="close"``.
 
-``r_summary`` gives ``pnlR``, ``grossProfitR``, ``grossLossR``, ``profitFactor``,
-``expectancyR``, ``avgWinR``, ``avgLossR`` (engine.stats.r_stats; trips without an R are left
-out), and ``trades``, ``wins``, ``losses`` (pnl > 0 / pnl < 0), ``winRate`` and ``bothHit``.
+``r_summary`` gives ``pnl_r``, ``gross_profit_r``, ``gross_loss_r``, ``profit_factor``,
+``expectancy_r``, ``avg_win_r``, ``avg_loss_r`` (engine.stats.r_stats; trips without an R are
+left out), and ``trades``, ``wins``, ``losses`` (pnl > 0 / pnl < 0), ``win_rate`` and
+``both_hit``.
 """
 
 from __future__ import annotations
@@ -68,13 +70,13 @@ def score_diagnostics(
     trips = sorted(round_trips, key=lambda t: (t["entry_time"], t["exit_time"]))
     lag = 1 if fill == "next_open" else 0
     return {
-        "conditionsDistributionPct": {
+        "conditions_distribution_pct": {
             name: _share(int(k), candles) for name, k in zip(rule.names, true_count, strict=True)
         },
-        "scoreDistributionPct": {
+        "score_distribution_pct": {
             key: _share(totals[key], candles) for key in sorted(totals, key=float)
         },
-        "tradesDetail": [
+        "trades_detail": [
             _trade(i + 1, t, rule.names, rule.scores, by_symbol, tables, lag)
             for i, t in enumerate(trips)
         ],
@@ -109,13 +111,13 @@ def _trade(
     return {
         "number": number,
         "symbol": trip.get("symbol"),
-        "entryPrice": float(trip["entry_price"]),
-        "exitPrice": float(trip["exit_price"]),
-        "pnlR": finite(r),
-        "pnlPct": finite(trip.get("return")),
-        "totalScoreAtEntry": float(score_key(sum(added.values()))),
-        "conditionsAtEntry": held,
-        "scoreBreakdownAtEntry": added,
+        "entry_price": float(trip["entry_price"]),
+        "exit_price": float(trip["exit_price"]),
+        "pnl_r": finite(r),
+        "pnl_pct": finite(trip.get("return")),
+        "total_score_at_entry": float(score_key(sum(added.values()))),
+        "conditions_at_entry": held,
+        "score_breakdown_at_entry": added,
     }
 
 
@@ -127,9 +129,9 @@ def r_summary(round_trips: list[dict]) -> dict[str, float | int | None]:
     )
     pnl = np.array([t["pnl"] for t in round_trips], dtype=np.float64)
     out: dict[str, float | int | None] = dict(r_stats(r))
-    gross_loss = out["grossLossR"]
-    out["profitFactor"] = (
-        finite(out["grossProfitR"] / -gross_loss)  # type: ignore[operator]
+    gross_loss = out["gross_loss_r"]
+    out["profit_factor"] = (
+        finite(out["gross_profit_r"] / -gross_loss)  # type: ignore[operator]
         if gross_loss is not None and gross_loss < 0
         else None
     )
@@ -139,7 +141,7 @@ def r_summary(round_trips: list[dict]) -> dict[str, float | int | None]:
         trades=trades,
         wins=wins,
         losses=int((pnl < 0).sum()),
-        winRate=wins / trades if trades else None,
-        bothHit=sum(bool(t.get("both_hit")) for t in round_trips),
+        win_rate=wins / trades if trades else None,
+        both_hit=sum(bool(t.get("both_hit")) for t in round_trips),
     )
     return out

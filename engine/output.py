@@ -30,3 +30,6 @@ class BacktestOutput:
     logs: list[str]
     bars: int
     open_positions: list[dict] = field(default_factory=list)
+    period: dict[str, int] = field(default_factory=dict)  # first and last bar times (ns)
+    returns_by_month: list[dict] = field(default_factory=list)
+    returns_by_year: list[dict] = field(default_factory=list)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from engine.book import Book, _curves, _exposure_arrays
@@ -20,7 +22,7 @@ from engine.nb.records import (
     SIDE_BUY,
 )
 from engine.output import BacktestOutput
-from engine.stats import compute_metrics
+from engine.stats import compute_metrics, period_returns
 
 
 def _output(b: Book, ppy: float) -> BacktestOutput:
@@ -38,18 +40,61 @@ def _output(b: Book, ppy: float) -> BacktestOutput:
         logs=_logs(b, round_trips),
         bars=int(b.clock.size),
         open_positions=_open_positions(b),
+        period={"start": int(b.clock[0]), "end": int(b.clock[-1])},
+        **period_returns(equity, b.clock),
     )
 
 
 def _metrics(
     b: Book, equity: np.ndarray, in_market: np.ndarray, ppy: float
 ) -> dict[str, float | None]:
-    """Return the run's metrics from its equity curve, exposure and closed round trips."""
+    """Return the run's metrics from its equity curve, exposure, fills and closed round trips."""
     trips = b.trips[: b.istate[I_TRIPS]]
+    times = b.ts[np.stack([trips["entry_bar"], trips["exit_bar"]])]
     return compute_metrics(
         equity, in_market, trips["pnl"], ppy,
         r_multiple=trips["r_multiple"], both_hit=int(trips["both_hit"].sum()),
+        timestamps=b.clock, benchmark=buy_and_hold(b),
+        commissions=float(b.fills["commission"][: b.istate[I_FILLS]].sum()),
+        trip_returns=trips["ret"], trip_times=times,
+        trip_bars=trips["exit_bar"] - trips["entry_bar"],
+        risk_free_rate=getattr(b, "risk_free_rate", 0.0),
     )  # fmt: skip
+
+
+_BENCH: tuple = (None, None, None)  # weakrefs to the last run's clock and closes, its curve
+
+
+def buy_and_hold(b: Book) -> np.ndarray:
+    """Return the equal-weight buy-and-hold value per clock step, 1 at the first step.
+
+    Each symbol with bars in the trading period is bought at its first traded bar's close with
+    an equal share of the capital and held: the share is worth close / first close from then on
+    (its last close between its bars; cash, 1, before its first bar). One symbol: its closes.
+    """
+    global _BENCH
+    close = b.ohlc[3]
+    ref_clock, ref_close, curve = _BENCH
+    if ref_clock is not None and ref_clock() is b.clock and ref_close() is close:
+        return curve  # a sweep's variants share the frame's arrays
+    if not b.portfolio:
+        start = int(b.starts[0])
+        curve = close[start : start + b.clock.size] / close[start]
+        _BENCH = (weakref.ref(b.clock), weakref.ref(close), curve)
+        return curve
+    steps, total, held = b.clock.size, np.zeros(b.clock.size), 0
+    for s in range(len(b.symbols)):
+        lo, hi = int(b.starts[s]), int(b.bounds[s, 1])
+        if hi <= lo:
+            continue
+        held += 1
+        last = np.full(steps, -1)
+        last[np.searchsorted(b.clock, b.ts[lo:hi])] = np.arange(hi - lo)
+        last = np.maximum.accumulate(last)  # the symbol's latest bar at each step
+        total += np.where(last >= 0, close[lo + np.maximum(last, 0)] / close[lo], 1.0)
+    curve = total / max(held, 1)
+    _BENCH = (weakref.ref(b.clock), weakref.ref(close), curve)
+    return curve
 
 
 def _equity_points(b: Book, equity: np.ndarray, cash: np.ndarray, values: np.ndarray) -> list[dict]:

@@ -1,31 +1,29 @@
 """Metrics as a pure function of the bar-resolution equity curve and the closed round trips.
 
 All values are canonical fractions (0.25 means 25%); an undefined value is None, never NaN/inf.
-With ``eq`` the equity at each bar of the trading period and ``r = eq[1:] / eq[:-1] - 1``:
+With ``eq`` the equity at each bar of the trading period, ``r = eq[1:] / eq[:-1] - 1`` and
+``rf = (1 + risk_free_rate) ** (1 / periods_per_year) - 1`` the per-bar risk-free rate:
 
 - total_return: eq[-1] / eq[0] - 1.
-- irr_annualized (CAGR): (eq[-1] / eq[0]) ** (periods_per_year / len(r)) - 1.
+- irr_annualized (CAGR in bars): (eq[-1] / eq[0]) ** (periods_per_year / len(r)) - 1.
 - volatility_annualized: std(r, ddof=1) * sqrt(periods_per_year).
-- sharpe_ratio: mean(r) / std(r, ddof=1) * sqrt(periods_per_year); risk-free rate 0.
-- sortino_ratio: mean(r) / sqrt(mean(min(r, 0) ** 2)) * sqrt(periods_per_year).
+- sharpe_ratio: mean(r - rf) / std(r, ddof=1) * sqrt(periods_per_year).
+- sortino_ratio: mean(r - rf) / sqrt(mean(min(r - rf, 0) ** 2)) * sqrt(periods_per_year).
 - max_drawdown: max(1 - eq / running_max(eq)), a positive fraction.
 - max_drawdown_duration: the longest run of consecutive bars with eq below its running max.
 - calmar_ratio: irr_annualized / max_drawdown.
-- win_rate: winning round trips (pnl > 0) / closed round trips.
-- profit_factor: sum of winning pnl / -sum of losing pnl (None without losses).
-- expectancy: mean pnl per closed round trip, in account currency.
-- avg_win: mean pnl of winners; avg_loss: mean pnl of losers (a negative number).
 - exposure: fraction of bars that end holding a position.
-- trade_count: closed round trips.
-- wins / losses: round trips with pnl > 0 / pnl < 0 (break-even trades are neither).
-- bothHit: round trips whose exit bar touched both the stop and the target (resolved as stop).
+- both_hit: round trips whose exit bar touched both the stop and the target (resolved as stop).
+
+engine.stats_curve has the period, calendar CAGR, drawdown-episode and buy-and-hold metrics,
+engine.stats_trades the round-trip ones; the README's Metrics table defines each.
 
 R metrics use each round trip's r_multiple = pnl / initial risk (units * initial stop distance);
 trips without an initial risk (no stop) are left out, and all are None when none has one:
 
-- pnlR: sum of R; grossProfitR: sum of positive R; grossLossR: sum of negative R (<= 0).
-- expectancyR: mean R per trip (= win rate * avgWinR + loss rate * avgLossR, seed 003).
-- avgWinR: mean positive R; avgLossR: mean negative R (None without winners / losers).
+- pnl_r: sum of R; gross_profit_r: sum of positive R; gross_loss_r: sum of negative R (<= 0).
+- expectancy_r: mean R per trip (= win rate * avg_win_r + loss rate * avg_loss_r, seed 003).
+- avg_win_r: mean positive R; avg_loss_r: mean negative R (None without winners / losers).
 
 periods_per_year defaults to 365 days over the bar interval (markets that trade every day);
 callers pass 252 for exchange calendars of daily bars.
@@ -38,9 +36,17 @@ import math
 import numpy as np
 
 from engine.nb.metrics import drawdown_nb, equity_stats_nb, return_moments_nb
+from engine.stats_common import YEAR_NS, finite, ratio
+from engine.stats_curve import bench_stats, curve_stats, period_returns
+from engine.stats_trades import duration_stats, pnl_stats
+from engine.stats_trades import return_stats as trip_return_stats
 
-YEAR_NS = 365 * 86_400 * 1_000_000_000
-R_KEYS = ("pnlR", "grossProfitR", "grossLossR", "expectancyR", "avgWinR", "avgLossR")
+__all__ = [
+    "R_KEYS", "compute_metrics", "drawdown_stats", "finite", "period_returns", "periods_per_year",
+    "r_stats", "return_stats",
+]  # fmt: skip
+
+R_KEYS = ("pnl_r", "gross_profit_r", "gross_loss_r", "expectancy_r", "avg_win_r", "avg_loss_r")
 
 
 def periods_per_year(interval_ns: int) -> float:
@@ -48,17 +54,9 @@ def periods_per_year(interval_ns: int) -> float:
     return YEAR_NS / interval_ns
 
 
-def finite(x: float | None) -> float | None:
-    """Return x as a float, or None if it is None, NaN or infinite."""
-    if x is None:
-        return None
-    x = float(x)
-    return x if math.isfinite(x) else None
-
-
-def _ratio(num: float, den: float) -> float | None:
-    """Return num / den, or None when den is zero."""
-    return finite(num / den) if den != 0 else None
+def per_period_rate(risk_free_rate: float, ppy: float) -> float:
+    """Return the per-bar equivalent of an annual rate, (1 + rate) ** (1 / ppy) - 1."""
+    return (1.0 + risk_free_rate) ** (1.0 / ppy) - 1.0 if risk_free_rate else 0.0
 
 
 def drawdown_stats(eq: np.ndarray) -> tuple[float, int]:
@@ -68,7 +66,10 @@ def drawdown_stats(eq: np.ndarray) -> tuple[float, int]:
 
 
 def return_stats(
-    eq: np.ndarray, ppy: float, moments: tuple[float, float, float] | None = None
+    eq: np.ndarray,
+    ppy: float,
+    moments: tuple[float, float, float] | None = None,
+    risk_free_rate: float = 0.0,
 ) -> dict[str, float | None]:
     """Return the equity-curve metrics (moments: return_moments_nb(eq) if already computed)."""
     out: dict[str, float | None] = dict.fromkeys(
@@ -83,23 +84,15 @@ def return_stats(
         out["irr_annualized"] = finite(growth ** (ppy / n) - 1.0)
     if n >= 2:
         mean, std, downside = (float(x) for x in (moments or return_moments_nb(eq)))
+        rf = per_period_rate(risk_free_rate, ppy)
+        if rf:
+            excess = eq[1:] / eq[:-1] - 1.0 - rf
+            below = np.minimum(excess, 0.0)
+            mean, downside = float(excess.mean()), math.sqrt(float(below @ below) / n)
         out["volatility_annualized"] = finite(std * math.sqrt(ppy))
-        out["sharpe_ratio"] = _ratio(mean * math.sqrt(ppy), std)
-        out["sortino_ratio"] = _ratio(mean * math.sqrt(ppy), downside)
+        out["sharpe_ratio"] = ratio(mean * math.sqrt(ppy), std)
+        out["sortino_ratio"] = ratio(mean * math.sqrt(ppy), downside)
     return out
-
-
-def trade_stats(pnl: np.ndarray) -> dict[str, float | None]:
-    """Return the round-trip metrics from the pnl of each closed round trip."""
-    wins, losses = pnl[pnl > 0], pnl[pnl < 0]
-    return {
-        "win_rate": _ratio(wins.size, pnl.size),
-        "profit_factor": _ratio(float(wins.sum()), -float(losses.sum())),
-        "expectancy": finite(pnl.mean()) if pnl.size else None,
-        "avg_win": finite(wins.mean()) if wins.size else None,
-        "avg_loss": finite(losses.mean()) if losses.size else None,
-        "trade_count": float(pnl.size),
-    }
 
 
 def r_stats(r_multiple: np.ndarray) -> dict[str, float | None]:
@@ -109,12 +102,12 @@ def r_stats(r_multiple: np.ndarray) -> dict[str, float | None]:
         return dict.fromkeys(R_KEYS)
     wins, losses = r[r > 0], r[r < 0]
     return {
-        "pnlR": finite(r.sum()),
-        "grossProfitR": finite(wins.sum()),
-        "grossLossR": finite(losses.sum()),
-        "expectancyR": finite(r.mean()),
-        "avgWinR": finite(wins.mean()) if wins.size else None,
-        "avgLossR": finite(losses.mean()) if losses.size else None,
+        "pnl_r": finite(r.sum()),
+        "gross_profit_r": finite(wins.sum()),
+        "gross_loss_r": finite(losses.sum()),
+        "expectancy_r": finite(r.mean()),
+        "avg_win_r": finite(wins.mean()) if wins.size else None,
+        "avg_loss_r": finite(losses.mean()) if losses.size else None,
     }
 
 
@@ -126,22 +119,39 @@ def compute_metrics(
     *,
     r_multiple: np.ndarray | None = None,
     both_hit: int = 0,
+    timestamps: np.ndarray | None = None,
+    benchmark: np.ndarray | None = None,
+    commissions: float | None = None,
+    trip_returns: np.ndarray | None = None,
+    trip_times: np.ndarray | None = None,
+    trip_bars: np.ndarray | None = None,
+    risk_free_rate: float = 0.0,
 ) -> dict[str, float | None]:
-    """Return every metric for a bar-resolution equity curve and round-trip results."""
+    """Return every metric for a bar-resolution equity curve and round-trip results.
+
+    timestamps: ns of each equity point; benchmark: buy-and-hold value at each point;
+    commissions: fees paid by every fill; trip_returns, trip_times ((2, k) entry and exit ns)
+    and trip_bars (bars held) per round trip. A metric whose input is missing is None.
+    """
     eq = np.ascontiguousarray(equity, dtype=np.float64)
-    mdd, duration, *moments = equity_stats_nb(eq, eq.size >= 3 and eq[0] > 0)
-    out = return_stats(eq, ppy, tuple(moments))  # type: ignore[arg-type]
+    pnl = np.asarray(pnl, dtype=np.float64)
+    mdd, duration, *moments, r = equity_stats_nb(eq, eq.size >= 3 and eq[0] > 0)
+    out = return_stats(eq, ppy, tuple(moments), risk_free_rate)  # type: ignore[arg-type]
     mdd, duration = float(mdd), int(duration)
     out["max_drawdown"] = finite(mdd) if eq.size else None
     out["max_drawdown_duration"] = float(duration) if eq.size else None
     irr = out["irr_annualized"]
-    out["calmar_ratio"] = _ratio(irr, mdd) if irr is not None else None
-    out.update(trade_stats(np.asarray(pnl, dtype=np.float64)))
+    out["calmar_ratio"] = ratio(irr, mdd) if irr is not None else None
+    out.update(curve_stats(eq, timestamps))
+    bench = None if benchmark is None else np.asarray(benchmark, dtype=np.float64)
+    out.update(bench_stats(r, bench, ppy))
     out["exposure"] = finite(np.mean(in_market)) if in_market.size else None
-    pnl = np.asarray(pnl, dtype=np.float64)
-    out["wins"] = float((pnl > 0).sum())
-    out["losses"] = float((pnl < 0).sum())
-    out["bothHit"] = float(both_hit)
-    r = np.full(pnl.size, np.nan) if r_multiple is None else np.asarray(r_multiple, np.float64)
-    out.update(r_stats(r))
+    out["commissions"] = finite(commissions)
+    out.update(pnl_stats(pnl))
+    ret = np.full(0, np.nan) if trip_returns is None else np.asarray(trip_returns, np.float64)
+    out.update(trip_return_stats(ret))
+    out.update(duration_stats(trip_times, trip_bars))
+    out["both_hit"] = float(both_hit)
+    rm = np.full(pnl.size, np.nan) if r_multiple is None else np.asarray(r_multiple, np.float64)
+    out.update(r_stats(rm))
     return out

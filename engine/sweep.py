@@ -46,7 +46,11 @@ from engine.strategy.indicators import shared_indicators
 MAX_VARIANTS = 10_000
 PROGRESS_BATCH = 2  # progress after every 2 x workers variants
 IN_FLIGHT = 4  # variants queued ahead per worker thread
-LOWER_IS_BETTER = {"max_drawdown", "max_drawdown_duration", "volatility_annualized"}
+LOWER_IS_BETTER = {
+    "max_drawdown", "max_drawdown_duration", "volatility_annualized", "avg_drawdown",
+    "avg_drawdown_duration", "max_drawdown_duration_days", "avg_drawdown_duration_days",
+    "commissions",
+}  # fmt: skip
 _PATH = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*|\[\d+\])*")
 _STEP = re.compile(r"([A-Za-z_]\w*)|\[(\d+)\]")
 

@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from protocol.enums import RunState
 
@@ -50,11 +50,34 @@ class EquityPoint(BaseModel):
     positions: float
 
 
+class ResultsPeriod(BaseModel):
+    """The trading period's first and last bar."""
+
+    start: datetime
+    end: datetime
+
+
+class MonthReturn(BaseModel):
+    """The equity's compounded return over one calendar month (UTC)."""
+
+    month: str = Field(description="YYYY-MM", pattern=r"^\d{4}-\d{2}$")
+    return_: float | None = Field(alias="return")
+
+
+class YearReturn(BaseModel):
+    """The equity's compounded return over one calendar year (UTC)."""
+
+    year: str = Field(description="YYYY", pattern=r"^\d{4}$")
+    return_: float | None = Field(alias="return")
+
+
 class Results(BaseModel):
     """`GET /api/v2/backtests/{run_id}/results`."""
 
     run_id: str
-    metrics: dict[str, float | None]
+    metrics: dict[str, float | None] = Field(
+        description="every metric of the README's Metrics table, snake_case; counts are integers"
+    )
     equity: list[EquityPoint]
     trades: list[Trade]
     round_trips: list[dict[str, Any]]
@@ -62,5 +85,8 @@ class Results(BaseModel):
     exposure: list[dict[str, Any]]
     logs: list[dict[str, Any]]
     bars: int | None = None
+    period: ResultsPeriod | None = None
+    returns_by_month: list[MonthReturn] = []
+    returns_by_year: list[YearReturn] = []
     sweep: dict[str, Any] | None = None  # a sweep's ranking: rank_by, variant_count, best, variants
     score: dict[str, Any] | None = None  # a score strategy's seed 003 summary and diagnostics

@@ -152,17 +152,30 @@ def result(
     and `tradesDetail` when `round_trips` is given (each record joined with its round trip's
     times, exit reason and `bothHit`). Per-condition objects follow `names` (the strategy's
     condition names, in its order)."""
-    summary = score.get("summary") or {}
+    score = camel_keys(score)
+    summary = camel_keys(score.get("summary") or {})
     out: dict[str, Any] = {k: summary.get(k) for k in RESULT_KEYS}
     out["conditionsDistributionPct"] = _ordered(score.get("conditionsDistributionPct"), names)
     out["scoreDistributionPct"] = score.get("scoreDistributionPct") or {}
     if round_trips is not None:
         trips = sorted(round_trips, key=lambda t: (t["entry_time"], t["exit_time"]))
         out["tradesDetail"] = [
-            _trade(d, trips[i] if i < len(trips) else {}, names)
+            _trade(camel_keys(d), trips[i] if i < len(trips) else {}, names)
             for i, d in enumerate(score.get("tradesDetail") or [])
         ]
     return out
+
+
+def camel(name: str) -> str:
+    """Seed 003's name for a v2 snake_case name: pnl_r -> pnlR, both_hit -> bothHit."""
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def camel_keys(values: dict[str, Any]) -> dict[str, Any]:
+    """`values` with its own keys (not nested ones) in camelCase; camelCase keys stay as they are
+    (results stored before the v2 names became snake_case)."""
+    return {camel(k): v for k, v in values.items()}
 
 
 def _ordered(values: dict[str, Any] | None, names: list[str] | None) -> dict[str, Any]:

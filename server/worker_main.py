@@ -41,10 +41,16 @@ def _wire(output: Any) -> dict[str, Any]:
         "open_positions": conv(getattr(output, "open_positions", []), ("entry_time",)),
         "exposure": conv(output.exposure, ("timestamp",)),
         "bars": output.bars,
+        "period": {k: _iso_ns(int(v)) for k, v in getattr(output, "period", {}).items()},
+        "returns_by_month": getattr(output, "returns_by_month", []),
+        "returns_by_year": getattr(output, "returns_by_year", []),
     }
 
 
-COUNT_METRICS = ("trade_count", "max_drawdown_duration", "wins", "losses", "bothHit")
+COUNT_METRICS = (
+    "trade_count", "max_drawdown_duration", "wins", "losses", "both_hit",
+    "max_trade_duration_bars",
+)  # fmt: skip
 
 
 def _counts_as_ints(metrics: dict[str, Any]) -> dict[str, Any]:

@@ -41,8 +41,11 @@ def return_moments_nb(eq: np.ndarray) -> tuple[float, float, float]:
 
 
 @njit(cache=True, nogil=True)
-def equity_stats_nb(eq: np.ndarray, moments: bool) -> tuple[float, int, float, float, float]:
-    """Return drawdown_nb(eq) + return_moments_nb(eq) (NaNs unless moments), bit for bit.
+def equity_stats_nb(
+    eq: np.ndarray, moments: bool
+) -> tuple[float, int, float, float, float, np.ndarray]:
+    """Return drawdown_nb(eq) + return_moments_nb(eq) (NaNs unless moments), bit for bit, and
+    the bar returns (empty unless moments).
 
     The same float operations in the same order as the two kernels, in one pass plus a pass
     over the stored returns: a drawdown below the worst so far is skipped before its division
@@ -73,12 +76,63 @@ def equity_stats_nb(eq: np.ndarray, moments: bool) -> tuple[float, int, float, f
             if ri < 0.0:
                 down += ri * ri
     if not moments:
-        return worst, longest, np.nan, np.nan, np.nan
+        return worst, longest, np.nan, np.nan, np.nan, r
     mean = total / n
     if n < 2:
-        return worst, longest, mean, np.nan, np.sqrt(down / n)
+        return worst, longest, mean, np.nan, np.sqrt(down / n), r
     ss = 0.0
     for i in range(n):
         d = r[i] - mean
         ss += d * d
-    return worst, longest, mean, np.sqrt(ss / (n - 1)), np.sqrt(down / n)
+    return worst, longest, mean, np.sqrt(ss / (n - 1)), np.sqrt(down / n), r
+
+
+@njit(cache=True, nogil=True)
+def episodes_nb(eq: np.ndarray, ts: np.ndarray) -> tuple[int, float, int, int, int, float]:
+    """Return drawdown episodes' (count, summed depth, summed bars, max and summed ns) and the
+    peak equity.
+
+    An episode starts at the first bar below the running peak and ends at the next bar at or
+    above it (the recovery) or at the last bar. Its depth is 1 - its lowest equity / the peak,
+    its bars the bars below the peak, its time from the peak's bar to the recovery (or the last).
+    """
+    count, depth_sum, bars_sum, ns_max, ns_sum = 0, 0.0, 0, 0, 0
+    peak, peak_i, low = -np.inf, 0, np.inf
+    last = eq.shape[0] - 1
+    for i in range(eq.shape[0]):
+        x = eq[i]
+        below = not x >= peak
+        if below:
+            low = min(low, x)
+        if low < np.inf and (not below or i == last):
+            span = ts[i] - ts[peak_i]
+            count, depth_sum, ns_sum = count + 1, depth_sum + (1.0 - low / peak), ns_sum + span
+            ns_max = max(ns_max, span)
+            bars_sum += i - peak_i - (0 if below else 1)
+            low = np.inf
+        if not below:
+            peak, peak_i = x, i
+    return count, depth_sum, bars_sum, ns_max, ns_sum, peak
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def beta_nb(r: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
+    """Return (mean of r, mean of b, beta = cov(r, b) / var(b)) of two return series.
+
+    One pass of sums, vectorised (fastmath: the sums' order may change, by a few ulps; returns
+    are small and their means smaller, so the centring loses a few digits at most); beta is NaN
+    with fewer than 2 returns or a constant b.
+    """
+    n = r.shape[0]
+    if n < 2:
+        return np.nan, np.nan, np.nan
+    sr, sb, srb, sbb = 0.0, 0.0, 0.0, 0.0
+    for i in range(n):
+        sr += r[i]
+        sb += b[i]
+        srb += r[i] * b[i]
+        sbb += b[i] * b[i]
+    mr, mb = sr / n, sb / n
+    var = sbb - n * mb * mb
+    beta = (srb - n * mr * mb) / var if var > 0.0 else np.nan
+    return mr, mb, beta

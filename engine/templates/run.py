@@ -106,7 +106,7 @@ from engine.nb.resting import (
     TRIP_DTYPE,
 )
 from engine.run import BacktestOutput, Cancelled, Progress
-from engine.stats import compute_metrics
+from engine.stats import compute_metrics, period_returns
 from engine.stats import periods_per_year as default_periods_per_year
 from engine.templates.params import TemplateError
 from engine.templates.plans import DcaPlan, GridPlan
@@ -144,6 +144,7 @@ def run_template(
     periods_per_year: float | None = None,
     leverage: float = 1.0,
     maintenance_margin_rate: float | None = None,
+    risk_free_rate: float = 0.0,
 ) -> BacktestOutput:
     """Run a grid or DCA plan over one symbol's bars; see the module docstring for the rules."""
     symbol, b = _check(bars, plan, capital, maker_bps, taker_bps, chunk_bars, max_points)
@@ -177,7 +178,7 @@ def run_template(
     ts = np.asarray(b.ts, dtype=np.int64)
     step_ns = int(np.median(np.diff(ts))) if len(b) > 1 else DAY_NS
     ppy = periods_per_year or default_periods_per_year(step_ns)
-    return _output(symbol, b, start, book, opened, ppy, max_points)
+    return _output(symbol, b, start, book, opened, (ppy, risk_free_rate), max_points)
 
 
 def _check(
@@ -344,18 +345,23 @@ def _output(
     start: int,
     book: Book,
     opened: list[tuple[int, float, float]],
-    ppy: float,
+    annual: tuple[float, float],
     max_points: int,
 ) -> BacktestOutput:
     """Assemble metrics, sampled curves, fills, round trips and the log line."""
     ts = np.asarray(b.ts, dtype=np.int64)
     eq, cash, units = book.equity[start:], book.cash[start:], book.units[start:]
     trips = book.trips[: book.istate[N_TRIPS]]
-    metrics = compute_metrics(
-        eq, units > 0, trips["pnl"], ppy, both_hit=int(trips["both_hit"].sum())
-    )
-    sample = _sample(eq.size, max_points)
     close = np.asarray(b.close, dtype=np.float64)[start:]
+    ppy, risk_free_rate = annual  # periods per year, annual risk-free rate
+    metrics = compute_metrics(
+        eq, units > 0, trips["pnl"], ppy, both_hit=int(trips["both_hit"].sum()),
+        timestamps=ts[start:], benchmark=close,
+        commissions=float(book.fills["commission"][: book.istate[N_FILLS]].sum()),
+        trip_returns=trips["ret"], trip_times=ts[np.stack([trips["entry_bar"], trips["exit_bar"]])],
+        trip_bars=trips["exit_bar"] - trips["entry_bar"], risk_free_rate=risk_free_rate,
+    )  # fmt: skip
+    sample = _sample(eq.size, max_points)
     last = float(close[-1])
     return BacktestOutput(
         metrics=metrics,
@@ -374,6 +380,8 @@ def _output(
         ],
         logs=[_log(symbol, len(b), start, book), *_liquidation_log(symbol, trips, ts)],
         bars=int(eq.size),
+        period={"start": int(ts[start]), "end": int(ts[-1])},
+        **period_returns(eq, ts[start:]),
         open_positions=[
             {"symbol": symbol, "side": "long", "entry_time": int(ts[bar]), "entry_price": price,
              "quantity": qty, "last_price": last, "value": qty * last,

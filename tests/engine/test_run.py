@@ -175,9 +175,9 @@ def test_round_trips_carry_side_r_and_both_hit_and_metrics_count_them(bars):
     trips = out.round_trips
     assert {t["side"] for t in trips} == {"long", "short"}
     assert all(t["r_multiple"] is not None for t in trips)
-    assert out.metrics["bothHit"] == sum(t["both_hit"] for t in trips)
+    assert out.metrics["both_hit"] == sum(t["both_hit"] for t in trips)
     r = [t["r_multiple"] for t in trips]
-    assert out.metrics["pnlR"] == pytest.approx(sum(r))
+    assert out.metrics["pnl_r"] == pytest.approx(sum(r))
     assert out.metrics["wins"] + out.metrics["losses"] <= len(trips)
     # without fees, a take-profit at 1.5 R books 1.5 R (more on a gap), a stop -1 R (less on one)
     tp = [t["r_multiple"] for t in trips if t["exit_reason"] == "take_profit"]
@@ -249,5 +249,6 @@ def test_fused_equity_stats_equal_the_two_metric_kernels_bit_for_bit():
             eq = np.abs(np.cumsum(rng.normal(0, 1, n))) + 1e-9  # drawdowns near 100%
         moments = n >= 3 and eq[0] > 0
         want = drawdown_nb(eq) + (return_moments_nb(eq) if moments else (np.nan,) * 3)
-        got = equity_stats_nb(eq, moments)
+        *got, r = equity_stats_nb(eq, moments)
+        assert r.size == (n - 1 if moments else 0)
         assert all(a == b or (a != a and b != b) for a, b in zip(want, got, strict=True))

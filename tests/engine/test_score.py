@@ -16,6 +16,8 @@ from engine.strategy.expr import parse
 from engine.strategy.form import Exits, Level
 from engine.strategy.score import unparse
 
+R_NAMES = ("pnl_r", "gross_profit_r", "gross_loss_r", "expectancy_r", "avg_win_r", "avg_loss_r")
+
 SCHEMA = json.loads((Path(__file__).parents[2] / "docs" / "score_strategy.schema.json").read_text())
 EXAMPLE = SCHEMA["examples"][0]
 HOUR = RESOLUTIONS["1h"]
@@ -229,18 +231,20 @@ def trip(bars: Bars, k_entry: int, **extra: object) -> dict:
 def test_distributions_equal_the_constructed_shares():
     bars = known_bars()
     d = score_diagnostics(KNOWN, bars, [], int(bars.ts[WARM]))
-    assert d["conditionsDistributionPct"] == pytest.approx({"up": 0.40, "busy": 0.25})
-    assert d["scoreDistributionPct"] == pytest.approx({"0": 0.45, "1": 0.15, "2": 0.30, "3": 0.10})
-    assert list(d["scoreDistributionPct"]) == ["0", "1", "2", "3"]
-    assert d["tradesDetail"] == []
+    assert d["conditions_distribution_pct"] == pytest.approx({"up": 0.40, "busy": 0.25})
+    assert d["score_distribution_pct"] == pytest.approx(
+        {"0": 0.45, "1": 0.15, "2": 0.30, "3": 0.10}
+    )
+    assert list(d["score_distribution_pct"]) == ["0", "1", "2", "3"]
+    assert d["trades_detail"] == []
 
 
 def test_portfolio_pools_every_symbols_candles():
     a, b = known_bars(), known_bars(offset_ns=5 * HOUR)  # b's trading period starts 5 bars later
     d = score_diagnostics(KNOWN, {"A": a, "B": b}, [], int(a.ts[WARM]))
     # b also counts its last 5 warm-up bars (all true): up 16 + 21 of 85, busy 10 + 15 of 85.
-    assert d["conditionsDistributionPct"] == pytest.approx({"up": 37 / 85, "busy": 25 / 85})
-    assert d["scoreDistributionPct"]["3"] == pytest.approx((4 + 9) / 85)
+    assert d["conditions_distribution_pct"] == pytest.approx({"up": 37 / 85, "busy": 25 / 85})
+    assert d["score_distribution_pct"]["3"] == pytest.approx((4 + 9) / 85)
 
 
 def test_trade_records_read_the_signal_bar():
@@ -250,22 +254,22 @@ def test_trade_records_read_the_signal_bar():
         trip(bars, 1),
     ]
     d = score_diagnostics(KNOWN, bars, trips, int(bars.ts[WARM]))
-    first, second = d["tradesDetail"]
+    first, second = d["trades_detail"]
     # numbered by entry time; signal bars k=0 (both hold: 3) and k=2 (neither: 0)
     assert first == {
-        "number": 1, "symbol": None, "entryPrice": 100.0, "exitPrice": 106.0, "pnlR": 3.0,
-        "pnlPct": 0.06, "totalScoreAtEntry": 3.0,
-        "conditionsAtEntry": {"up": True, "busy": True},
-        "scoreBreakdownAtEntry": {"up": 2.0, "busy": 1.0},
+        "number": 1, "symbol": None, "entry_price": 100.0, "exit_price": 106.0, "pnl_r": 3.0,
+        "pnl_pct": 0.06, "total_score_at_entry": 3.0,
+        "conditions_at_entry": {"up": True, "busy": True},
+        "score_breakdown_at_entry": {"up": 2.0, "busy": 1.0},
     }  # fmt: skip
-    assert second["number"] == 2 and second["pnlR"] == -1.0 and second["pnlPct"] == -0.02
-    assert second["totalScoreAtEntry"] == 0.0
-    assert second["conditionsAtEntry"] == {"up": False, "busy": False}
-    assert second["scoreBreakdownAtEntry"] == {"up": 0.0, "busy": 0.0}
+    assert second["number"] == 2 and second["pnl_r"] == -1.0 and second["pnl_pct"] == -0.02
+    assert second["total_score_at_entry"] == 0.0
+    assert second["conditions_at_entry"] == {"up": False, "busy": False}
+    assert second["score_breakdown_at_entry"] == {"up": 0.0, "busy": 0.0}
     # fill="close": the entry bar is the signal bar; k=16 has both, k=5 only up
     closes = [trip(bars, 16), trip(bars, 5)]
     d = score_diagnostics(KNOWN, bars, closes, int(bars.ts[WARM]), fill="close")
-    assert [t["totalScoreAtEntry"] for t in d["tradesDetail"]] == [2.0, 3.0]
+    assert [t["total_score_at_entry"] for t in d["trades_detail"]] == [2.0, 3.0]
     with pytest.raises(ValueError, match="not a bar"):
         score_diagnostics(KNOWN, bars, [trip(bars, 1, entry_time=1)], 0)
 
@@ -277,13 +281,13 @@ def test_r_summary_by_hand():
         {"r_multiple": r, "pnl": p, "both_hit": i == 1}
         for i, (r, p) in enumerate(zip(rs, pnl, strict=True))
     ]
-    expected = {"pnlR": 3.8, "grossProfitR": 5.9, "grossLossR": -2.1, "profitFactor": 5.9 / 2.1,
-                "expectancyR": 0.95, "avgWinR": 2.95, "avgLossR": -1.05, "trades": 5, "wins": 3,
-                "losses": 2, "winRate": 0.6, "bothHit": 1}  # fmt: skip
+    expected = {"pnl_r": 3.8, "gross_profit_r": 5.9, "gross_loss_r": -2.1, "profit_factor": 5.9 / 2.1,
+                "expectancy_r": 0.95, "avg_win_r": 2.95, "avg_loss_r": -1.05, "trades": 5, "wins": 3,
+                "losses": 2, "win_rate": 0.6, "both_hit": 1}  # fmt: skip
     assert r_summary(trips) == pytest.approx(expected)
     empty = r_summary([])
-    assert empty["trades"] == 0 and empty["winRate"] is None and empty["pnlR"] is None
-    assert r_summary(trips[:1])["profitFactor"] is None  # no losses: undefined
+    assert empty["trades"] == 0 and empty["win_rate"] is None and empty["pnl_r"] is None
+    assert r_summary(trips[:1])["profit_factor"] is None  # no losses: undefined
 
 
 def test_score_keys():
@@ -350,15 +354,15 @@ def test_score_strategy_runs_end_to_end_with_fixed_r_exits():
     assert [t["both_hit"] for t in trips] == [False, False, True, False]
 
     summary = r_summary(trips)
-    assert summary["pnlR"] == pytest.approx(sum(expected_r), abs=1e-9)
-    assert summary["avgLossR"] == pytest.approx(stop_r) and summary["bothHit"] == 1
-    assert summary["wins"] == 2 and summary["losses"] == 2 and summary["winRate"] == 0.5
-    for key in ("pnlR", "grossProfitR", "grossLossR", "expectancyR", "avgWinR", "avgLossR"):
+    assert summary["pnl_r"] == pytest.approx(sum(expected_r), abs=1e-9)
+    assert summary["avg_loss_r"] == pytest.approx(stop_r) and summary["both_hit"] == 1
+    assert summary["wins"] == 2 and summary["losses"] == 2 and summary["win_rate"] == 0.5
+    for key in R_NAMES:
         assert summary[key] == pytest.approx(out.metrics[key])
 
     d = score_diagnostics(strategy, bars, trips, 0)
-    assert [t["totalScoreAtEntry"] for t in d["tradesDetail"]] == score[signals].tolist()
-    assert d["tradesDetail"][1]["conditionsAtEntry"] == {"up": True, "busy": True, "wide": False}
+    assert [t["total_score_at_entry"] for t in d["trades_detail"]] == score[signals].tolist()
+    assert d["trades_detail"][1]["conditions_at_entry"] == {"up": True, "busy": True, "wide": False}
     n = len(bars)
-    assert d["conditionsDistributionPct"]["up"] == pytest.approx(5 / n)
-    assert d["scoreDistributionPct"]["4"] == pytest.approx(1 / n)
+    assert d["conditions_distribution_pct"]["up"] == pytest.approx(5 / n)
+    assert d["score_distribution_pct"]["4"] == pytest.approx(1 / n)

@@ -7,6 +7,8 @@ import pytest
 
 from engine.stats import compute_metrics, periods_per_year
 
+R_NAMES = ("pnl_r", "gross_profit_r", "gross_loss_r", "expectancy_r", "avg_win_r", "avg_loss_r")
+
 EQ = np.array([100.0, 110.0, 99.0, 104.5, 120.0, 108.0])
 PNL = np.array([10.0, -11.0, 5.5, 15.5, -12.0])
 IN_MARKET = np.array([False, True, True, False, True, True])
@@ -53,17 +55,17 @@ def test_r_metrics_and_counts_by_hand():
     pnl = np.array([30.0, -10.0, 0.0, 50.0, -20.0, 5.0])
     r = np.array([1.5, -1.0, 0.0, 2.5, -1.0, np.nan])  # the last trip had no stop
     m = compute_metrics(EQ, IN_MARKET, pnl, 365.0, r_multiple=r, both_hit=2)
-    assert (m["wins"], m["losses"], m["bothHit"]) == (3, 2, 2)
-    assert m["pnlR"] == pytest.approx(2.0)
-    assert m["grossProfitR"] == pytest.approx(4.0) and m["grossLossR"] == pytest.approx(-2.0)
+    assert (m["wins"], m["losses"], m["both_hit"]) == (3, 2, 2)
+    assert m["pnl_r"] == pytest.approx(2.0)
+    assert m["gross_profit_r"] == pytest.approx(4.0) and m["gross_loss_r"] == pytest.approx(-2.0)
     # seed 003: expectancyR = winRate * avgWinR + lossRate * avgLossR over the 5 trips with R
-    assert m["expectancyR"] == pytest.approx(2 / 5 * 2.0 + 2 / 5 * -1.0)
-    assert m["avgWinR"] == pytest.approx(2.0) and m["avgLossR"] == pytest.approx(-1.0)
+    assert m["expectancy_r"] == pytest.approx(2 / 5 * 2.0 + 2 / 5 * -1.0)
+    assert m["avg_win_r"] == pytest.approx(2.0) and m["avg_loss_r"] == pytest.approx(-1.0)
 
 
 def test_r_metrics_are_none_without_r():
     m = compute_metrics(EQ, IN_MARKET, PNL, 365.0)
-    for key in ("pnlR", "grossProfitR", "grossLossR", "expectancyR", "avgWinR", "avgLossR"):
+    for key in R_NAMES:
         assert m[key] is None, key
     m = compute_metrics(EQ, IN_MARKET, np.array([1.0]), 365.0, r_multiple=np.array([0.5]))
-    assert m["avgLossR"] is None and m["grossLossR"] == 0.0 and m["bothHit"] == 0
+    assert m["avg_loss_r"] is None and m["gross_loss_r"] == 0.0 and m["both_hit"] == 0

@@ -210,7 +210,7 @@ def test_dca_stop_loss_gap_fills_at_the_open_and_both_hit_resolves_as_stop() -> 
     assert [(t["exit_reason"], t["both_hit"]) for t in out.round_trips] == [
         ("stop", False), ("stop", True),
     ]  # fmt: skip
-    assert out.metrics["bothHit"] == 1
+    assert out.metrics["both_hit"] == 1
 
 
 def test_dca_take_profit_gap_fills_at_the_open() -> None:

@@ -2,6 +2,7 @@
 
 import asyncio
 import copy
+import math
 import uuid
 from typing import Any
 
@@ -350,16 +351,41 @@ CANONICAL_METRICS = {
     "avg_loss",
     "exposure",
     "trade_count",
-    "pnlR",
-    "grossProfitR",
-    "grossLossR",
-    "expectancyR",
-    "avgWinR",
-    "avgLossR",
+    "pnl_r",
+    "gross_profit_r",
+    "gross_loss_r",
+    "expectancy_r",
+    "avg_win_r",
+    "avg_loss_r",
     "wins",
     "losses",
-    "bothHit",
+    "both_hit",
+    "duration_days",
+    "equity_final",
+    "equity_peak",
+    "commissions",
+    "buy_and_hold_return",
+    "cagr",
+    "alpha",
+    "beta",
+    "avg_drawdown",
+    "avg_drawdown_duration",
+    "max_drawdown_duration_days",
+    "avg_drawdown_duration_days",
+    "best_trade_pct",
+    "worst_trade_pct",
+    "avg_trade_pct",
+    "expectancy_pct",
+    "profit_factor_pct",
+    "max_trade_duration_days",
+    "avg_trade_duration_days",
+    "max_trade_duration_bars",
+    "avg_trade_duration_bars",
+    "sqn",
+    "kelly_criterion",
 }
+COUNTS = ("trade_count", "wins", "losses", "both_hit", "max_drawdown_duration",
+          "max_trade_duration_bars")  # fmt: skip
 
 
 async def test_seed_001_example_with_its_execution_settings(server: ServerProcess) -> None:
@@ -379,8 +405,17 @@ async def test_seed_001_example_with_its_execution_settings(server: ServerProces
         assert done["state"] == "completed", done
         res = (await c.get(f"/api/v2/backtests/{done['run_id']}/results")).json()
     assert set(res["metrics"]) >= CANONICAL_METRICS
+    assert all(type(res["metrics"][k]) is int for k in COUNTS)  # 87, not 87.0
     trips = res["round_trips"]
     assert trips and res["metrics"]["trade_count"] == len(trips)
+    assert res["metrics"]["commissions"] == pytest.approx(
+        sum(t["commission"] for t in res["trades"])
+    )
+    # the months compound to the whole period's return, and the period ends at the last bar
+    growth = math.prod(1 + m["return"] for m in res["returns_by_month"])
+    assert growth - 1 == pytest.approx(res["metrics"]["total_return"], rel=1e-9, abs=1e-12)
+    assert [m["month"] for m in res["returns_by_month"]][:2] == ["2024-01", "2024-02"]
+    assert res["period"]["end"] == res["equity"][-1]["timestamp"]
     # Risk sizing: no trade risks more than 1% of the balance at the seed's 2-ATR stop, nor
     # buys more than 100 units or 10,000 of notional.
     buys = [t for t in res["trades"] if t["side"] == "buy"]

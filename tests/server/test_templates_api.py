@@ -130,14 +130,14 @@ async def test_score_strategy_reports_seed_003_results(server: ServerProcess) ->
             ),
         )
     score = res["score"]
-    assert set(score["conditionsDistributionPct"]) == {"trend_up", "not_overbought", "above_200"}
-    assert all(0 <= v <= 1 for v in score["conditionsDistributionPct"].values())
-    assert sum(score["scoreDistributionPct"].values()) == pytest.approx(1.0)
+    assert set(score["conditions_distribution_pct"]) == {"trend_up", "not_overbought", "above_200"}
+    assert all(0 <= v <= 1 for v in score["conditions_distribution_pct"].values())
+    assert sum(score["score_distribution_pct"].values()) == pytest.approx(1.0)
     summary = score["summary"]
     assert summary["trades"] == len(res["round_trips"]) > 0
     assert summary["wins"] + summary["losses"] <= summary["trades"]
-    detail = score["tradesDetail"]
-    assert len(detail) == summary["trades"] and all(d["totalScoreAtEntry"] >= 3 for d in detail)
+    detail = score["trades_detail"]
+    assert len(detail) == summary["trades"] and all(d["total_score_at_entry"] >= 3 for d in detail)
     # Targets sit at 3R: no winner makes more than 3R (fees only take away).
     assert all(
         t["r_multiple"] <= 3.0 + 1e-9 for t in res["round_trips"] if t["r_multiple"] is not None

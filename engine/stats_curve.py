@@ -1,0 +1,104 @@
+"""Equity-curve metrics beyond the moments: period, calendar CAGR, drawdown episodes,
+buy-and-hold comparison (return, alpha, beta), and returns by calendar month and year.
+
+``eq`` is the equity at each bar of the trading period, ``ts`` those bars' times (ns, UTC) and
+``bench`` the buy-and-hold value of the run's symbols at the same bars (any scale).
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+
+from engine.nb.metrics import beta_nb, episodes_nb
+from engine.stats_common import DAY_NS, JULIAN_YEAR_NS, finite
+
+CURVE_KEYS = (
+    "duration_days", "equity_final", "equity_peak", "cagr", "avg_drawdown",
+    "avg_drawdown_duration", "max_drawdown_duration_days", "avg_drawdown_duration_days",
+)  # fmt: skip
+BENCH_KEYS = ("buy_and_hold_return", "alpha", "beta")
+
+
+def curve_stats(eq: np.ndarray, ts: np.ndarray | None) -> dict[str, float | None]:
+    """Return the period, final and peak equity, calendar CAGR and drawdown-episode metrics."""
+    out: dict[str, float | None] = dict.fromkeys(CURVE_KEYS)
+    if eq.size == 0:
+        return out
+    out["equity_final"] = finite(eq[-1])
+    if ts is None or ts.size != eq.size:
+        out["equity_peak"] = finite(eq.max())
+        return out
+    ts = np.ascontiguousarray(ts, dtype=np.int64)
+    count, depth, bars, ns_max, ns_sum, peak = episodes_nb(eq, ts)
+    out["equity_peak"] = finite(peak)
+    span = int(ts[-1] - ts[0])
+    out["duration_days"] = span / DAY_NS
+    growth = eq[-1] / eq[0] if eq[0] > 0 else np.nan
+    if span > 0 and growth > 0:
+        out["cagr"] = finite(growth ** (JULIAN_YEAR_NS / span) - 1.0)
+    if count:
+        out["avg_drawdown"] = finite(depth / count)
+        out["avg_drawdown_duration"] = bars / count
+        out["max_drawdown_duration_days"] = ns_max / DAY_NS
+        out["avg_drawdown_duration_days"] = ns_sum / count / DAY_NS
+    else:
+        out["max_drawdown_duration_days"] = 0.0
+    return out
+
+
+def bench_stats(r: np.ndarray, bench: np.ndarray | None, ppy: float) -> dict[str, float | None]:
+    """Return buy-and-hold's return over the period and the run's alpha and beta against it.
+
+    r: the equity's bar returns (empty when undefined); beta = cov(r, b) / var(b) of the simple
+    bar returns; alpha = (mean(r) - beta * mean(b)) * periods per year (quantstats' greeks).
+    """
+    out: dict[str, float | None] = dict.fromkeys(BENCH_KEYS)
+    if bench is None or bench.size == 0 or not bench[0] > 0:
+        return out
+    out["buy_and_hold_return"] = finite(bench[-1] / bench[0] - 1.0)
+    if r.size < 2 or bench.size != r.size + 1:
+        return out
+    mean_r, mean_b, beta = beta_nb(r, bench_returns(bench))
+    out["beta"] = finite(beta)
+    if out["beta"] is not None:
+        out["alpha"] = finite((mean_r - beta * mean_b) * ppy)
+    return out
+
+
+_RETURNS: tuple = (None, None)  # a weakref to the last benchmark curve, its bar returns
+
+
+def bench_returns(bench: np.ndarray) -> np.ndarray:
+    """Return the benchmark's bar returns, reused while a sweep's variants pass the same curve."""
+    global _RETURNS
+    ref, returns = _RETURNS
+    if ref is not None and ref() is bench:
+        return returns
+    returns = bench[1:] / bench[:-1] - 1.0
+    _RETURNS = (weakref.ref(bench), returns)
+    return returns
+
+
+def returns_by(eq: np.ndarray, ts: np.ndarray, unit: str) -> list[dict]:
+    """Return the compounded equity return of each calendar month ("M") or year ("Y"), UTC.
+
+    A period's return is its last bar's equity over the previous period's last bar's (the first
+    period: over the first bar's) minus 1, the product of its bars' (1 + return).
+    """
+    if eq.size == 0:
+        return []
+    period = np.asarray(ts, dtype="datetime64[ns]").astype(f"datetime64[{unit}]")
+    ends = np.append(np.flatnonzero(period[1:] != period[:-1]), eq.size - 1)
+    before = np.concatenate([eq[:1], eq[ends[:-1]]])
+    key = "month" if unit == "M" else "year"
+    labels = period[ends].astype(str).tolist()
+    values = (eq[ends] / before - 1.0).tolist()
+    return [{key: k, "return": finite(v)} for k, v in zip(labels, values, strict=True)]
+
+
+def period_returns(eq: np.ndarray, ts: np.ndarray) -> dict[str, list[dict]]:
+    """Return the results' `returns_by_month` and `returns_by_year` tables."""
+    eq = np.asarray(eq, dtype=np.float64)
+    return {"returns_by_month": returns_by(eq, ts, "M"), "returns_by_year": returns_by(eq, ts, "Y")}
