@@ -12,6 +12,8 @@ from engine.data.store import Bars
 from engine.run import run_backtest
 from engine.stats import compute_metrics, period_returns
 from engine.sweep import rank_key
+from engine.templates import DcaPlan
+from engine.templates.run import run_template
 from tests.engine.peers import ALIGNED, SMA_CROSS
 
 DAY = 86_400 * 10**9
@@ -198,3 +200,25 @@ def test_portfolio_buy_and_hold_is_equal_weight_by_hand():
 def test_sweeps_rank_drawdowns_and_commissions_lowest_first(metric):
     rows = [{"number": n, "metrics": {metric: v}} for n, v in ((1, 0.3), (2, None), (3, 0.1))]
     assert [r["number"] for r in sorted(rows, key=rank_key(metric))] == [3, 1, 2]
+
+
+def test_template_runs_report_the_statistics():
+    # a DCA plan buying 50 every 4 hours on a rising then falling hourly series
+    hour = 3_600 * 10**9
+    close = np.concatenate([np.linspace(100, 130, 40), np.linspace(130, 90, 40)])
+    ts = (np.arange(close.size) * hour).astype(np.int64)
+    bars = {"X": Bars(ts, close, close + 0.5, close - 0.5, close, np.ones(close.size))}
+    out = run_template(bars, DcaPlan(50.0, "4h"), 1_000.0, int(ts[10]), maker_bps=0.0,
+                       taker_bps=10.0, periods_per_year=8760.0, risk_free_rate=0.05)  # fmt: skip
+    m = out.metrics
+    assert m["buy_and_hold_return"] == pytest.approx(close[-1] / close[10] - 1)
+    assert out.trades and m["commissions"] == pytest.approx(
+        sum(f["commission"] for f in out.trades)
+    )
+    assert out.period == {"start": int(ts[10]), "end": int(ts[-1])}
+    assert m["duration_days"] == pytest.approx(69 / 24)
+    eq = np.array([p["equity"] for p in out.equity])
+    x = eq[1:] / eq[:-1] - 1 - (1.05 ** (1 / 8760) - 1)
+    assert m["sharpe_ratio"] == pytest.approx(x.mean() / x.std(ddof=1) * math.sqrt(8760))
+    assert [row["month"] for row in out.returns_by_month] == ["1970-01"]
+    assert out.returns_by_month[0]["return"] == pytest.approx(m["total_return"])

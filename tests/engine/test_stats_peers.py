@@ -20,8 +20,9 @@ import pytest
 import quantstats as qs
 from backtesting.test import EURUSD, GOOG
 
+from engine.run import run_backtest
 from engine.stats import compute_metrics
-from tests.engine.peers import ours, peer
+from tests.engine.peers import ALIGNED, CASH, SMA_CROSS, ours, peer, to_bars
 
 REL = 1e-12
 DAY = pd.Timedelta(days=1)
@@ -218,6 +219,22 @@ def test_sharpe_sortino_with_a_risk_free_rate_match_quantstats(run, rate):
         sortino = x.mean() / np.sqrt((x.clip(upper=0) ** 2).mean()) * np.sqrt(ppy)
     assert m["sharpe_ratio"] == pytest.approx(sharpe, rel=REL)
     assert m["sortino_ratio"] == pytest.approx(sortino, rel=REL)
+
+
+def test_a_runs_risk_free_rate_reaches_its_sharpe_and_sortino(run):
+    name, df, _theirs, _out = run
+    bars = to_bars(df)
+    out = run_backtest(
+        {"X": bars}, SMA_CROSS, ALIGNED, CASH, int(bars.ts[0]), max_points=len(bars),
+        periods_per_year=PPY[name], risk_free_rate=0.04,
+    )  # fmt: skip
+    r, _ = bar_returns(df, out)
+    assert out.metrics["sharpe_ratio"] == pytest.approx(
+        qs.stats.sharpe(r, rf=0.04, periods=PPY[name]), rel=REL
+    )
+    assert out.metrics["sortino_ratio"] == pytest.approx(
+        qs.stats.sortino(r, rf=0.04, periods=PPY[name]), rel=REL
+    )
 
 
 def test_cagr_in_bars_calmar_and_average_drawdown_match_quantstats(run):
