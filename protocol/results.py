@@ -50,6 +50,33 @@ class EquityPoint(BaseModel):
     positions: float
 
 
+# Every metric of a run (the README's Metrics table); counts are integers (null when undefined).
+COUNT_METRICS = (
+    "trade_count", "wins", "losses", "both_hit", "max_drawdown_duration",
+    "max_trade_duration_bars",
+)  # fmt: skip
+METRICS = (
+    "duration_days", "equity_final", "equity_peak", "commissions", "exposure", "total_return",
+    "buy_and_hold_return", "cagr", "irr_annualized", "volatility_annualized", "sharpe_ratio",
+    "sortino_ratio", "calmar_ratio", "alpha", "beta", "max_drawdown", "avg_drawdown",
+    "max_drawdown_duration", "avg_drawdown_duration", "max_drawdown_duration_days",
+    "avg_drawdown_duration_days", "trade_count", "wins", "losses", "win_rate", "profit_factor",
+    "expectancy", "avg_win", "avg_loss", "best_trade_pct", "worst_trade_pct", "avg_trade_pct",
+    "expectancy_pct", "profit_factor_pct", "max_trade_duration_days", "avg_trade_duration_days",
+    "max_trade_duration_bars", "avg_trade_duration_bars", "sqn", "kelly_criterion", "both_hit",
+    "pnl_r", "gross_profit_r", "gross_loss_r", "expectancy_r", "avg_win_r", "avg_loss_r",
+)  # fmt: skip
+
+
+def _metric_properties(schema: dict[str, Any]) -> None:
+    """Name every metric in the schema (integers for counts), beside the open-ended map."""
+    schema["properties"] = {
+        name: {"anyOf": [{"type": "integer" if name in COUNT_METRICS else "number"},
+                         {"type": "null"}]}
+        for name in METRICS
+    }  # fmt: skip
+
+
 class ResultsPeriod(BaseModel):
     """The trading period's first and last bar."""
 
@@ -76,7 +103,8 @@ class Results(BaseModel):
 
     run_id: str
     metrics: dict[str, float | None] = Field(
-        description="every metric of the README's Metrics table, snake_case; counts are integers"
+        description="every metric of the README's Metrics table, snake_case; counts are integers",
+        json_schema_extra=_metric_properties,
     )
     equity: list[EquityPoint]
     trades: list[Trade]

@@ -69,3 +69,12 @@ def test_r_metrics_are_none_without_r():
         assert m[key] is None, key
     m = compute_metrics(EQ, IN_MARKET, np.array([1.0]), 365.0, r_multiple=np.array([0.5]))
     assert m["avg_loss_r"] is None and m["gross_loss_r"] == 0.0 and m["both_hit"] == 0
+
+
+def test_the_wire_names_every_metric_and_its_counts():
+    from protocol.results import COUNT_METRICS, METRICS
+    from server.worker_main import COUNT_METRICS as WIRE_COUNTS
+
+    m = compute_metrics(EQ, IN_MARKET, PNL, 365.0)
+    assert list(METRICS) == list(dict.fromkeys(METRICS)) and set(METRICS) == set(m)
+    assert set(COUNT_METRICS) == set(WIRE_COUNTS) <= set(m)

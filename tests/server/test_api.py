@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 import httpx
+import jsonschema
 import numpy as np
 import orjson
 import pytest
@@ -416,6 +417,10 @@ async def test_seed_001_example_with_its_execution_settings(server: ServerProces
     assert growth - 1 == pytest.approx(res["metrics"]["total_return"], rel=1e-9, abs=1e-12)
     assert [m["month"] for m in res["returns_by_month"]][:2] == ["2024-01", "2024-02"]
     assert res["period"]["end"] == res["equity"][-1]["timestamp"]
+    async with server.client() as c:
+        doc = (await c.get("/openapi.json")).json()
+    schema = {"$ref": "#/components/schemas/Results", "components": doc["components"]}
+    jsonschema.Draft202012Validator(schema).validate(res)  # the document fits the results
     # Risk sizing: no trade risks more than 1% of the balance at the seed's 2-ATR stop, nor
     # buys more than 100 units or 10,000 of notional.
     buys = [t for t in res["trades"] if t["side"] == "buy"]
