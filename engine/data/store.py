@@ -12,6 +12,11 @@ cached on disk; the cache key hashes the base's bar count, last timestamp and me
 changes on every write), so a rewritten base is never read through a stale cache. Writes go to a
 temporary directory first and are then swapped into place with ``os.replace``, so a failed write
 leaves the previous data untouched.
+
+The catalog (every symbol's meta.json) is kept in memory and read again only when the root
+directory changes: a write or a delete, by this process, another one or another node sharing
+the directory, adds, renames or removes an entry of the root and so changes its mtime, which
+each lookup checks with one stat (see ``BarStore._current`` for the same-tick case).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import json
 import os
 import shutil
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,6 +88,29 @@ class SymbolInfo:
     meta: dict = field(default_factory=dict, repr=False, compare=False)
 
 
+# A catalog read within this long of the root's last change is read again (see _current).
+RACY_NS = 1_000_000_000
+# And any catalog once it is this old, whatever the stamp says: a network file system may
+# serve a directory's attributes from its cache (NFS: acdirmin/acdirmax) for longer.
+MAX_AGE_NS = 5_000_000_000
+_MAX_NAMES = 4096
+
+
+@dataclass(frozen=True)
+class _Catalog:
+    """Every symbol's entry as read at one state of the root, and the names resolved in it."""
+
+    stamp: tuple[int, int]
+    infos: tuple[SymbolInfo, ...]
+    trusted: bool
+    read_ns: int  # time.monotonic_ns() when read
+    names: dict[tuple[str, str], SymbolInfo | None] = field(default_factory=dict)
+
+    def holds(self, stamp: tuple[int, int], now_ns: int) -> bool:
+        """Whether this catalog is still the store's, by the root's stamp and its own age."""
+        return self.trusted and self.stamp == stamp and now_ns - self.read_ns < MAX_AGE_NS
+
+
 class UnavailableResolution(ValueError):
     """A symbol has no data at (or finer than) the resolution asked for."""
 
@@ -115,9 +144,43 @@ class BarStore:
         self.default_quote = default_quote
         self._lock = threading.Lock()
         self._columns: dict[tuple[str, ...], tuple[tuple[int, int], dict[str, np.ndarray]]] = {}
+        self._catalog: _Catalog | None = None
 
     def symbols(self) -> list[SymbolInfo]:
-        """List every stored symbol, sorted by name."""
+        """List every stored symbol, sorted by name (from memory while the store is unchanged)."""
+        return list(self._current().infos)
+
+    def resolve(self, name: str) -> SymbolInfo | None:
+        """Find a symbol by name or alias, case-insensitively (see engine.data.catalog)."""
+        cat = self._current()
+        key = (name, self.default_quote or catalog.default_quote())
+        if key not in cat.names:
+            if len(cat.names) >= _MAX_NAMES:
+                cat.names.clear()  # names are user input: keep the memo bounded
+            cat.names[key] = catalog.match(name, cat.infos, self.default_quote)
+        return cat.names[key]
+
+    def _current(self) -> _Catalog:
+        """The catalog, read again only when the root directory changed (one stat a call).
+
+        Every write and delete adds, renames or removes an entry of the root, which changes its
+        mtime, whichever process or node (sharing the directory) made the change. A catalog
+        read less than RACY_NS after the root last changed is not trusted (a second change in
+        the same clock tick would keep the mtime), so it is read again until then; none is
+        kept longer than MAX_AGE_NS.
+        """
+        st = os.stat(self.root)
+        stamp = (st.st_ino, st.st_mtime_ns)
+        cat, now = self._catalog, time.monotonic_ns()
+        if cat is not None and cat.holds(stamp, now):
+            return cat
+        racy = time.time_ns() - st.st_mtime_ns <= RACY_NS
+        cat = _Catalog(stamp, tuple(self._read_all()), not racy, now)
+        self._catalog = cat
+        return cat
+
+    def _read_all(self) -> list[SymbolInfo]:
+        """Read every symbol's meta.json, sorted by name."""
         infos = []
         for path in sorted(self.root.iterdir()):
             if path.name.startswith(".") or not (path / "meta.json").is_file():
@@ -127,10 +190,6 @@ class BarStore:
             except FileNotFoundError:
                 continue  # swapped out while listing
         return infos
-
-    def resolve(self, name: str) -> SymbolInfo | None:
-        """Find a symbol by name or alias, case-insensitively (see engine.data.catalog)."""
-        return catalog.match(name, self.symbols(), self.default_quote)
 
     def load(
         self, symbol: str, resolution: str, start_ns: int, end_ns: int, tz: str = "UTC"
@@ -221,6 +280,7 @@ class BarStore:
         with self._lock:
             for key in [k for k in self._columns if k[0] == name]:
                 del self._columns[key]
+        self._catalog = None  # this process sees its own write at once, whatever the clock
         return self._info(self.root / name)
 
     def _swap(self, tmp: Path, final: Path) -> None:
