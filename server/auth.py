@@ -1,8 +1,11 @@
-"""API keys: random, shown once, stored as a SHA-256 hash, compared in constant time."""
+"""API keys: random, shown once, stored as a SHA-256 hash, compared in constant time; live keys
+cached briefly by that hash (KeyCache)."""
 
 import hashlib
 import hmac
+import os
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -86,6 +89,7 @@ async def revoke(conn: asyncpg.Connection, prefix: str, *, after_seconds: float 
         )
         if found and after_seconds <= 0:
             await conn.execute("SELECT pg_notify($1, $2)", KEYS_CHANNEL, prefix)
+    KEYS.forget(prefix)  # this process at once; other processes and nodes by the NOTIFY
     return bool(found)
 
 
@@ -114,6 +118,68 @@ async def ensure_first_user(conn: asyncpg.Connection, user_name: str = "local") 
         return await create_key(conn, user_name)
 
 
+@dataclass(frozen=True)
+class _Entry:
+    """A live key as the database answered: its owner, until when it may be trusted."""
+
+    user: User
+    prefix: str
+    signed_only: bool
+    until: float  # time.monotonic(): the cache's TTL, or the key's own expiry if sooner
+
+
+class KeyCache:
+    """Live keys recently looked up, by the SHA-256 of the key (never the key itself).
+
+    A hit saves the database query every request made. An entry lasts `ttl` seconds at most,
+    and never past the key's own expiry (a rotation's grace). A revocation drops the key's
+    entries as soon as its NOTIFY arrives (`forget`, called by the hub); `ttl` bounds how long
+    a missed notification (the listener reconnecting) can keep a revoked key working. Only
+    live keys are cached: a key made a moment ago works at once.
+    """
+
+    def __init__(self, ttl: float, size: int = 10_000) -> None:
+        self.ttl, self.size = ttl, size
+        self._entries: dict[bytes, _Entry] = {}
+        self._generation = 0  # bumped by forget: a lookup that raced a revocation stores nothing
+
+    def get(self, digest: bytes) -> _Entry | None:
+        """The entry of this key hash while it may be trusted, else None."""
+        entry = self._entries.get(digest)
+        if entry is not None and time.monotonic() >= entry.until:
+            self._entries.pop(digest, None)
+            return None
+        return entry
+
+    def put(self, digest: bytes, entry: _Entry, generation: int) -> None:
+        """Remember a live key, unless a revocation arrived since its lookup began."""
+        if self.ttl <= 0 or generation != self._generation:
+            return
+        if len(self._entries) >= self.size:
+            self._entries.clear()  # rare: more live keys in use than the cache holds
+        self._entries[digest] = entry
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    def forget(self, prefix: str) -> None:
+        """Drop the entries of the key with this prefix (it was revoked just now)."""
+        self._generation += 1
+        for digest in [d for d, e in self._entries.items() if e.prefix == prefix]:
+            self._entries.pop(digest, None)
+
+    def clear(self) -> None:
+        """Drop every entry."""
+        self._generation += 1
+        self._entries.clear()
+
+
+# How long a live key is trusted without asking the database (0: ask on every request).
+KEY_CACHE_SECONDS = float(os.environ.get("BARSTREAM_KEY_CACHE_SECONDS") or 2.0)
+KEYS = KeyCache(KEY_CACHE_SECONDS)
+
+
 async def authenticate(pool: asyncpg.Pool, key: str | None, *, signed: bool = False) -> User | None:
     """Return the user owning `key`, or None for a missing, unknown or revoked key, or for a
     signed-only key on a request that is not `signed`."""
@@ -121,17 +187,35 @@ async def authenticate(pool: asyncpg.Pool, key: str | None, *, signed: bool = Fa
         return None
     if "\x00" in key:
         return None  # PostgreSQL refuses NUL in text: a key with one is simply not a key
+    digest = _hash(key)
+    # A hit matched the SHA-256 of the presented key: timing tells nothing of a stored hash.
+    entry = KEYS.get(digest) or await _lookup(pool, key, digest)
+    if entry is None or (entry.signed_only and not signed):
+        return None
+    return entry.user
+
+
+async def _lookup(pool: asyncpg.Pool, key: str, digest: bytes) -> _Entry | None:
+    """Ask the database for a live key; cache what it says."""
+    generation = KEYS.generation
     row = await pool.fetchrow(
-        "SELECT k.key_hash, k.signed_only, u.id, u.name FROM api_keys k"
-        " JOIN users u ON u.id = k.user_id"
+        "SELECT k.key_hash, k.signed_only, u.id, u.name,"
+        " extract(epoch FROM k.revoked_at - now())::float8 AS left"
+        " FROM api_keys k JOIN users u ON u.id = k.user_id"
         " WHERE k.prefix = $1 AND (k.revoked_at IS NULL OR k.revoked_at > now())",
         lookup_prefix(key),
     )
-    if row is None or not hmac.compare_digest(bytes(row["key_hash"]), _hash(key)):
+    if row is None or not hmac.compare_digest(bytes(row["key_hash"]), digest):
         return None
-    if row["signed_only"] and not signed:
-        return None
-    return User(id=row["id"], name=row["name"])
+    left = KEYS.ttl if row["left"] is None else min(KEYS.ttl, row["left"])
+    entry = _Entry(
+        User(id=row["id"], name=row["name"]),
+        lookup_prefix(key),
+        row["signed_only"],
+        time.monotonic() + left,
+    )
+    KEYS.put(digest, entry, generation)
+    return entry
 
 
 def key_from(conn: HTTPConnection, *, allow_query: bool = False) -> str | None:

@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from engine.data.demo import DemoUpdate, demo_end_ns, update_demo_data
 from engine.data.store import BarStore
 from server import outage
-from server.auth import ensure_first_user
+from server.auth import KEYS, ensure_first_user
 from server.db.pool import Database
 from server.hub import Hub
 from server.jobs import Dispatcher
@@ -77,6 +77,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         hub.on_cancel(dispatcher.cancel)
         streams = Streams()
         hub.on_revoke(streams.revoke)
+        hub.on_revoke(KEYS.forget)  # REST stops trusting a revoked key's cache entry
         stack.push_async_callback(streams.wait_closed)
         stack.callback(streams.shutdown)
         app.state.pool, app.state.store, app.state.workers = pool, store, workers
