@@ -1,7 +1,9 @@
 """The runs table: create, read, list, and the state transitions, each with its events."""
 
+import asyncio
 import uuid
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -10,6 +12,7 @@ import asyncpg
 from protocol.enums import RunState
 from server import events, paging
 from server.events import CANCEL_CHANNEL, iso
+from server.outage import DB_ERRORS
 
 _COLUMNS = (
     "id, state, progress, config, created_at, started_at, finished_at, error, archived,"
@@ -45,6 +48,53 @@ class InsufficientCredits(Exception):
         self.balance, self.cost = balance, cost
 
 
+# barstream_create_runs (migration 0008): lock, counts, runs, first events, charges, NOTIFYs.
+_CREATE = "SELECT ord, outcome, detail FROM barstream_create_runs($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+_FIRST_EVENT = {"state": "queued", "previous_state": None}
+
+
+@dataclass(frozen=True)
+class _Limits:
+    """What a create is checked against; creates batched together share it."""
+
+    user_id: uuid.UUID
+    max_active: int
+    max_surface: int | None
+    cost: Decimal
+    surface: str | None
+
+
+async def _create_many(
+    conn: asyncpg.Connection,
+    limits: _Limits,
+    configs: list[dict[str, Any]],
+    short_ids: list[str | None],
+) -> list[asyncpg.Record | Exception]:
+    """Create runs in one statement; each item's row, or the refusal that stored nothing."""
+    ids = [uuid.uuid4() for _ in configs]
+    outcomes = await conn.fetch(
+        _CREATE, limits.user_id, ids, configs, short_ids, limits.max_active, limits.max_surface,
+        limits.cost, float(limits.cost), datetime.now(UTC), _FIRST_EVENT, events.EVENTS_CHANNEL,
+    )  # fmt: skip
+    made = [ids[o["ord"] - 1] for o in outcomes if o["outcome"] == "created"]
+    rows = {}
+    if made:
+        query = f"SELECT {_COLUMNS} FROM runs WHERE id = ANY($1::uuid[])"
+        rows = {r["id"]: r for r in await conn.fetch(query, made)}
+    return [_outcome(o, rows.get(ids[o["ord"] - 1]), limits.cost) for o in outcomes]
+
+
+def _outcome(
+    o: asyncpg.Record, row: asyncpg.Record | None, cost: Decimal
+) -> asyncpg.Record | Exception:
+    if o["outcome"] == "too_many":
+        return TooManyActive(int(o["detail"]))
+    if o["outcome"] == "credits":
+        return InsufficientCredits(Decimal(o["detail"]), cost)
+    assert row is not None
+    return row
+
+
 async def create(
     conn: asyncpg.Connection,
     user_id: uuid.UUID,
@@ -55,55 +105,96 @@ async def create(
     short_id: str | None = None,
     cost: Decimal = Decimal(0),
 ) -> asyncpg.Record:
-    """Insert a queued run and its first event (`state: queued`) in one transaction, and charge
+    """Insert a queued run and its first event (`state: queued`) in one statement, and charge
     `cost` credits to a metered user (a NULL balance is unlimited and free).
 
     TooManyActive when the user has `max_active` queued or running runs, or `max_surface` of
     them made through the config's surface; InsufficientCredits when a metered balance is below
     the cost. Either way nothing is stored. `config.credits` records `{"metered", "charged"}`.
     """
-    run_id = uuid.uuid4()
-    async with conn.transaction():
-        # The user's row lock makes the count, the charge and the insert one step under
-        # concurrent creates: two requests cannot both spend the last credit.
-        balance = await conn.fetchval("SELECT credits FROM users WHERE id = $1 FOR UPDATE", user_id)
-        active, same = await conn.fetchrow(
-            "SELECT count(*), count(*) FILTER (WHERE config->>'surface' = $2) FROM runs"
-            " WHERE user_id = $1 AND state IN ('queued', 'running')",
-            user_id,
-            config.get("surface"),
-        )
-        if active >= max_active:
-            raise TooManyActive(active)
-        if max_surface is not None and same >= max_surface:
-            raise TooManyActive(same)
-        if balance is not None and balance < cost:
-            raise InsufficientCredits(balance, cost)
-        metered = balance is not None
-        config = {
-            **config,
-            "credits": {"metered": metered, "charged": float(cost) if metered else 0.0},
-        }
-        row = await conn.fetchrow(
-            "INSERT INTO runs (id, user_id, state, config, short_id)"
-            f" VALUES ($1, $2, 'queued', $3, $4) RETURNING {_COLUMNS}",
-            run_id,
-            user_id,
-            config,
-            short_id,
-        )
-        if metered:
-            await conn.execute(
-                "WITH u AS (UPDATE users SET credits = credits - $2 WHERE id = $1"
-                " RETURNING credits)"
-                " INSERT INTO credit_ledger (user_id, kind, amount, balance_after, run_id)"
-                " SELECT $1, 'run', $2, u.credits, $3 FROM u",
-                user_id,
-                cost,
-                run_id,
-            )
-        await events.append(conn, run_id, [("state", {"state": "queued", "previous_state": None})])
-    return row
+    limits = _Limits(user_id, max_active, max_surface, cost, config.get("surface"))
+    (got,) = await _create_many(conn, limits, [config], [short_id])
+    if isinstance(got, Exception):
+        raise got
+    return got
+
+
+@dataclass
+class _Ask:
+    config: dict[str, Any]
+    future: asyncio.Future[asyncpg.Record]
+
+
+class Creates:
+    """`create` for requests that each hold no connection: the creates of one user (with the
+    same limits) that arrive while such a create is being written wait, then are written
+    together, in order, by one statement and one commit.
+
+    The user's row lock is held until a commit's WAL flush; taken once per run, it let one
+    user's submissions through at the rate of flushes. Taken once per batch, batches grow with
+    the load and every request still gets its own answer (its run, or its own 429/402).
+    """
+
+    MAX_BATCH = 500
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+        self._pending: dict[_Limits, list[_Ask]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def create(
+        self, user_id: uuid.UUID, config: dict[str, Any], *, max_active: int, cost: Decimal
+    ) -> asyncpg.Record:
+        """As `create`, batched with the user's other creates in flight."""
+        limits = _Limits(user_id, max_active, None, cost, config.get("surface"))
+        ask = _Ask(config, asyncio.get_running_loop().create_future())
+        pending = self._pending.get(limits)
+        if pending is not None:
+            pending.append(ask)
+        else:
+            self._pending[limits] = [ask]
+            task = asyncio.create_task(self._drain(limits), name="create-runs")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return await ask.future
+
+    def _take(self, limits: _Limits) -> list[_Ask]:
+        """The next batch (asks whose request went away are dropped); [] ends the drain."""
+        pending = self._pending.get(limits, [])
+        batch = [a for a in pending[: self.MAX_BATCH] if not a.future.done()]
+        del pending[: self.MAX_BATCH]
+        if not batch and not pending:
+            self._pending.pop(limits, None)
+        return batch
+
+    async def _drain(self, limits: _Limits) -> None:
+        """Write batches until no create of these limits waits."""
+        while (batch := self._take(limits)) or limits in self._pending:
+            if batch:
+                self._answer(batch, await self._write(limits, batch))
+
+    async def _write(self, limits: _Limits, batch: list[_Ask]) -> list[asyncpg.Record | Exception]:
+        """Each ask's row or refusal; an outage answers them all, any other error only the ask
+        that caused it (the batch is written again one ask at a time)."""
+        try:
+            async with self.pool.acquire() as conn:
+                return await _create_many(
+                    conn, limits, [a.config for a in batch], [None] * len(batch)
+                )
+        except Exception as exc:
+            if len(batch) == 1 or isinstance(exc, DB_ERRORS):
+                return [exc] * len(batch)
+        return [got for ask in batch for got in await self._write(limits, [ask])]
+
+    @staticmethod
+    def _answer(batch: list[_Ask], got: list[asyncpg.Record | Exception]) -> None:
+        for ask, result in zip(batch, got, strict=True):
+            if ask.future.done():
+                continue
+            if isinstance(result, Exception):
+                ask.future.set_exception(result)
+            else:
+                ask.future.set_result(result)
 
 
 async def check_credits(
