@@ -66,6 +66,7 @@ class Book:
     portfolio: bool
     units: np.ndarray | None = None  # one-symbol loop: net units per bar
     risk_free_rate: float = 0.0  # annual, for Sharpe and Sortino
+    versus: np.ndarray | None = None  # a benchmark symbol's close at each clock step
 
 
 class _Scratch(threading.local):
@@ -188,7 +189,7 @@ def _book(
         frame.tiers, params, clock, fstate, istate, sstate, pos, fills, trips, equity, cash,
         in_market, sample, np.zeros((sample.size, len(symbols))),
         np.zeros((sample.size, len(symbols))), np.zeros(len(symbols)), portfolio, units,
-        frame.risk_free_rate,
+        frame.risk_free_rate, frame.versus,
     )  # fmt: skip
 
 

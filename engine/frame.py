@@ -32,6 +32,7 @@ class Frame:
     ppy: float
     portfolio: bool
     risk_free_rate: float = 0.0  # annual, for Sharpe and Sortino
+    versus: np.ndarray | None = None  # a benchmark symbol's close at each clock step
 
 
 def prepare_frame(
@@ -42,6 +43,7 @@ def prepare_frame(
     periods_per_year: float | None = None,
     portfolio: bool | None = None,
     risk_free_rate: float = 0.0,
+    benchmark: Bars | None = None,
 ) -> Frame:
     """Return the strategy-independent set-up of a run (a sweep builds it once for all variants)."""
     if resolution == "tick" and len(bars) > 1:
@@ -59,8 +61,15 @@ def prepare_frame(
     ppy = periods_per_year or bars_per_year(name, clock)[0]
     return Frame(
         symbols, sizes, bounds, starts, ts, ohlc, vol, execution.fees(), clock, interval, name,
-        ppy, portfolio, risk_free_rate,
+        ppy, portfolio, risk_free_rate, None if benchmark is None else closes_at(benchmark, clock),
     )  # fmt: skip
+
+
+def closes_at(bars: Bars, clock: np.ndarray) -> np.ndarray:
+    """The close of the last bar opening at or before each clock time (before its first bar:
+    its first close, a flat benchmark)."""
+    idx = np.searchsorted(np.asarray(bars.ts, dtype=np.int64), clock, side="right") - 1
+    return np.asarray(bars.close, dtype=np.float64)[np.maximum(idx, 0)]
 
 
 def _interval(bars: dict[str, Bars], resolution: str | None) -> int | None:

@@ -58,7 +58,7 @@ def _metrics(
         commissions=float(b.fills["commission"][: b.istate[I_FILLS]].sum()),
         trip_returns=trips["ret"], trip_times=times,
         trip_bars=trips["exit_bar"] - trips["entry_bar"],
-        risk_free_rate=getattr(b, "risk_free_rate", 0.0),
+        risk_free_rate=b.risk_free_rate, versus=b.versus,
     )  # fmt: skip
 
 

@@ -158,11 +158,13 @@ def run_backtest(
     resolution: str | None = None,
     periods_per_year: float | None = None,
     risk_free_rate: float = 0.0,
+    benchmark: Bars | None = None,
 ) -> BacktestOutput:
     """Backtest a strategy over one or more symbols; see the module docstring for semantics."""
     return _run(
         bars, strategy, execution, capital, trade_start_ns, on_progress, chunk_bars, max_points,
         resolution, periods_per_year, portfolio=len(bars) > 1, risk_free_rate=risk_free_rate,
+        benchmark=benchmark,
     )  # fmt: skip
 
 
@@ -179,13 +181,15 @@ def _run(
     periods_per_year: float | None,
     portfolio: bool,
     risk_free_rate: float = 0.0,
+    benchmark: Bars | None = None,
 ) -> BacktestOutput:
     """Run with the portfolio loop or, for one symbol, the one-symbol loop (the same rules)."""
     exits = strategy_exits(strategy)
     _check_inputs(bars, execution, exits, capital, chunk_bars, max_points, periods_per_year)
     frame = prepare_frame(
-        bars, execution, trade_start_ns, resolution, periods_per_year, portfolio, risk_free_rate
-    )
+        bars, execution, trade_start_ns, resolution, periods_per_year, portfolio, risk_free_rate,
+        benchmark,
+    )  # fmt: skip
     book = _book(frame, bars, strategy, execution, exits, capital, max_points)
     _simulate(book, chunk_bars, on_progress)
     return _output(book, frame.ppy)
@@ -202,6 +206,7 @@ def run_metrics(
     resolution: str | None = None,
     periods_per_year: float | None = None,
     risk_free_rate: float = 0.0,
+    benchmark: Bars | None = None,
 ) -> dict[str, float | None]:
     """Return run_backtest(...).metrics without building result lists, curves or logs.
 
@@ -213,7 +218,7 @@ def run_metrics(
     if frame is None:
         frame = prepare_frame(
             bars, execution, trade_start_ns, resolution, periods_per_year,
-            risk_free_rate=risk_free_rate,
+            risk_free_rate=risk_free_rate, benchmark=benchmark,
         )  # fmt: skip
     book = _book(frame, bars, strategy, execution, exits, capital, 2, _SCRATCH)
     _simulate(book, 1 << 62, None)

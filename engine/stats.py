@@ -126,12 +126,14 @@ def compute_metrics(
     trip_times: np.ndarray | None = None,
     trip_bars: np.ndarray | None = None,
     risk_free_rate: float = 0.0,
+    versus: np.ndarray | None = None,
 ) -> dict[str, float | None]:
     """Return every metric for a bar-resolution equity curve and round-trip results.
 
     timestamps: ns of each equity point; benchmark: buy-and-hold value at each point;
     commissions: fees paid by every fill; trip_returns, trip_times ((2, k) entry and exit ns)
-    and trip_bars (bars held) per round trip. A metric whose input is missing is None.
+    and trip_bars (bars held) per round trip; versus: a benchmark symbol's close at each point,
+    for alpha and beta instead of buy-and-hold. A metric whose input is missing is None.
     """
     eq = np.ascontiguousarray(equity, dtype=np.float64)
     pnl = np.asarray(pnl, dtype=np.float64)
@@ -144,7 +146,8 @@ def compute_metrics(
     out["calmar_ratio"] = ratio(irr, mdd) if irr is not None else None
     out.update(curve_stats(eq, timestamps))
     bench = None if benchmark is None else np.asarray(benchmark, dtype=np.float64)
-    out.update(bench_stats(r, bench, ppy))
+    vs = None if versus is None else np.asarray(versus, dtype=np.float64)
+    out.update(bench_stats(r, bench, ppy, vs))
     out["exposure"] = finite(np.mean(in_market)) if in_market.size else None
     out["commissions"] = finite(commissions)
     out.update(pnl_stats(pnl))

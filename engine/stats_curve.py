@@ -18,7 +18,7 @@ CURVE_KEYS = (
     "duration_days", "equity_final", "equity_peak", "cagr", "avg_drawdown",
     "avg_drawdown_duration", "max_drawdown_duration_days", "avg_drawdown_duration_days",
 )  # fmt: skip
-BENCH_KEYS = ("buy_and_hold_return", "alpha", "beta")
+BENCH_KEYS = ("buy_and_hold_return", "benchmark_return", "alpha", "beta")
 
 
 def curve_stats(eq: np.ndarray, ts: np.ndarray | None) -> dict[str, float | None]:
@@ -48,16 +48,23 @@ def curve_stats(eq: np.ndarray, ts: np.ndarray | None) -> dict[str, float | None
     return out
 
 
-def bench_stats(r: np.ndarray, bench: np.ndarray | None, ppy: float) -> dict[str, float | None]:
-    """Return buy-and-hold's return over the period and the run's alpha and beta against it.
+def bench_stats(
+    r: np.ndarray, bench: np.ndarray | None, ppy: float, versus: np.ndarray | None = None
+) -> dict[str, float | None]:
+    """Return buy-and-hold's return over the period and the run's alpha and beta against it, or
+    against `versus` (a benchmark symbol's closes at each point) when the run names one.
 
     r: the equity's bar returns (empty when undefined); beta = cov(r, b) / var(b) of the simple
     bar returns; alpha = (mean(r) - beta * mean(b)) * periods per year (quantstats' greeks).
     """
     out: dict[str, float | None] = dict.fromkeys(BENCH_KEYS)
+    if versus is not None and versus.size and versus[0] > 0:
+        out["benchmark_return"] = finite(versus[-1] / versus[0] - 1.0)
+    if bench is not None and bench.size and bench[0] > 0:
+        out["buy_and_hold_return"] = finite(bench[-1] / bench[0] - 1.0)
+    bench = versus if versus is not None else bench
     if bench is None or bench.size == 0 or not bench[0] > 0:
         return out
-    out["buy_and_hold_return"] = finite(bench[-1] / bench[0] - 1.0)
     if r.size < 2 or bench.size != r.size + 1:
         return out
     mean_r, mean_b, beta = beta_nb(r, bench_returns(bench))

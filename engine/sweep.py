@@ -168,6 +168,7 @@ def run_sweep(
     periods_per_year: float | None = None,
     workers: int | None = None,
     risk_free_rate: float = 0.0,
+    benchmark: Bars | None = None,
 ) -> tuple[list[dict], BacktestOutput]:
     """Run every variant on `workers` threads; return the ranked rows and the best one's output."""
     if not variants:
@@ -175,12 +176,12 @@ def run_sweep(
     key = rank_key(rank_by)
     common = {
         "resolution": resolution, "periods_per_year": periods_per_year,
-        "risk_free_rate": risk_free_rate,
+        "risk_free_rate": risk_free_rate, "benchmark": benchmark,
     }  # fmt: skip
     with shared_indicators():
         frame = prepare_frame(
             bars, execution, trade_start_ns, resolution, periods_per_year,
-            risk_free_rate=risk_free_rate,
+            risk_free_rate=risk_free_rate, benchmark=benchmark,
         )  # fmt: skip
 
         def one(v: Variant) -> dict:

@@ -131,6 +131,10 @@ class BacktestCreate(Strict):
     risk_free_rate: float = Field(
         0.0, gt=-1, le=1, description="annual risk-free rate for Sharpe and Sortino (0.04 = 4%)"
     )
+    benchmark: str | None = Field(
+        None, min_length=1, max_length=32,
+        description="a symbol for alpha and beta (default: buy-and-hold of the run's symbols)",
+    )  # fmt: skip
     strategy: dict[str, Any] | None = None
     strategy_json: str | None = None
     strategy_id: str | None = None

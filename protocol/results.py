@@ -57,8 +57,8 @@ COUNT_METRICS = (
 )  # fmt: skip
 METRICS = (
     "duration_days", "equity_final", "equity_peak", "commissions", "exposure", "total_return",
-    "buy_and_hold_return", "cagr", "irr_annualized", "volatility_annualized", "sharpe_ratio",
-    "sortino_ratio", "calmar_ratio", "alpha", "beta", "max_drawdown", "avg_drawdown",
+    "buy_and_hold_return", "benchmark_return", "cagr", "irr_annualized", "volatility_annualized",
+    "sharpe_ratio", "sortino_ratio", "calmar_ratio", "alpha", "beta", "max_drawdown", "avg_drawdown",
     "max_drawdown_duration", "avg_drawdown_duration", "max_drawdown_duration_days",
     "avg_drawdown_duration_days", "trade_count", "wins", "losses", "win_rate", "profit_factor",
     "expectancy", "avg_win", "avg_loss", "best_trade_pct", "worst_trade_pct", "avg_trade_pct",
@@ -98,6 +98,14 @@ class YearReturn(BaseModel):
     return_: float | None = Field(alias="return")
 
 
+class Annualization(BaseModel):
+    """The factor and risk-free rate a run's annualised metrics use, and the rule behind it."""
+
+    periods_per_year: float
+    risk_free_rate: float
+    basis: str
+
+
 class Results(BaseModel):
     """`GET /api/v2/backtests/{run_id}/results`."""
 
@@ -114,6 +122,7 @@ class Results(BaseModel):
     logs: list[dict[str, Any]]
     bars: int | None = None
     period: ResultsPeriod | None = None
+    annualization: Annualization | None = None
     returns_by_month: list[MonthReturn] = []
     returns_by_year: list[YearReturn] = []
     sweep: dict[str, Any] | None = None  # a sweep's ranking: rank_by, variant_count, best, variants

@@ -411,10 +411,14 @@ def config_for(
             field="symbols",
         )  # fmt: skip
     _check_bars(store, symbols, start_ns, end_ns, interval, req.timezone)
+    common = {
+        **_common(req, start, end, interval, symbols),
+        **_benchmark(store, req, start_ns, end_ns),
+    }
     execution = _execution(req, saved)
     _check_execution(execution)
     if req.template is not None:
-        return {**_common(req, start, end, interval, symbols), **_template(req, symbols)}
+        return {**common, **_template(req, symbols)}
     if saved is not None:
         spec, source, dialect = saved.definition, "strategy_id", saved.dialect
     else:
@@ -426,7 +430,7 @@ def config_for(
     if sweep:
         _check_budget(store, symbols, start_ns, end_ns, interval, sweep["variant_count"])
     return {
-        **_common(req, start, end, interval, symbols),
+        **common,
         "strategy": spec,
         "execution": execution.model_dump(exclude_none=True),
         **({"dialect": dialect} if dialect != "v2" else {}),
@@ -451,6 +455,20 @@ def _common(
         **({"periods_per_year": req.periods_per_year} if req.periods_per_year else {}),
         **({"risk_free_rate": req.risk_free_rate} if req.risk_free_rate else {}),
     }
+
+
+def _benchmark(store: BarStore, req: BacktestCreate, start_ns: int, end_ns: int) -> dict[str, str]:
+    """The config entry of the symbol a run compares with: 400 naming `benchmark` unless it
+    has data at the run's resolution over the whole range."""
+    if req.benchmark is None:
+        return {}
+    try:
+        [name] = _symbols(store, [req.benchmark], start_ns, end_ns, req.resolution)
+    except ApiError as exc:
+        raise ApiError(
+            exc.status, exc.code, f"benchmark: {exc.message}", field="benchmark"
+        ) from exc
+    return {"benchmark": name}
 
 
 def _template(req: BacktestCreate, symbols: list[str]) -> dict[str, Any]:
@@ -493,7 +511,9 @@ def job_from_config(config: dict[str, Any]) -> dict[str, Any]:
         "capital": config["capital"],
         "timezone": config.get("timezone", "UTC"),
         "dialect": config.get("dialect", "v2"),
-        **{k: config[k] for k in ("periods_per_year", "risk_free_rate") if k in config},
+        **{
+            k: config[k] for k in ("periods_per_year", "risk_free_rate", "benchmark") if k in config
+        },
         **({"sweep": config["sweep"]} if config.get("sweep") else {}),
         **(
             {"template": config["template"], "template_params": config["template_params"]}

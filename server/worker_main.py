@@ -176,6 +176,8 @@ def _run(conn: Connection, job: dict[str, Any]) -> None:
     bars = {s: store.load_with_warmup(s, *window) for s in job["symbols"]}
     annual = _annualisation(store, bars, job)
     ppy, rf = annual.periods_per_year, annual.risk_free_rate
+    versus = job.get("benchmark")  # a symbol the run compares with (alpha, beta)
+    benchmark = store.load(versus, *window[:3], tz=tz) if versus else None
     for s, b in bars.items():
         send("log", "info", f"loaded {len(b)} {job['resolution']} bars of {s}")
     if cancelled():
@@ -195,6 +197,7 @@ def _run(conn: Connection, job: dict[str, Any]) -> None:
         "resolution": job["resolution"],
         "periods_per_year": ppy,
         "risk_free_rate": rf,
+        "benchmark": benchmark,
     }
     try:
         if plan is not None and not strategies:
@@ -205,7 +208,8 @@ def _run(conn: Connection, job: dict[str, Any]) -> None:
                 bars, plan, job["capital"], job["start_ns"], maker_bps=maker, taker_bps=taker,
                 on_progress=on_progress, chunk_bars=int(job.get("chunk_bars") or 20_000),
                 periods_per_year=ppy, leverage=execution.leverage,
-                maintenance_margin_rate=execution.maintenance_margin_rate,
+                maintenance_margin_rate=execution.maintenance_margin_rate, risk_free_rate=rf,
+                benchmark=benchmark,
             )  # fmt: skip
         elif sweep:
             send(

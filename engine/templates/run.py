@@ -64,6 +64,7 @@ import numpy as np
 
 from engine.data.store import Bars
 from engine.execution import Execution
+from engine.frame import closes_at
 from engine.nb.dca import (
     D_SIZE,
     D_UNITS,
@@ -145,6 +146,7 @@ def run_template(
     leverage: float = 1.0,
     maintenance_margin_rate: float | None = None,
     risk_free_rate: float = 0.0,
+    benchmark: Bars | None = None,
 ) -> BacktestOutput:
     """Run a grid or DCA plan over one symbol's bars; see the module docstring for the rules."""
     symbol, b = _check(bars, plan, capital, maker_bps, taker_bps, chunk_bars, max_points)
@@ -178,7 +180,8 @@ def run_template(
     ts = np.asarray(b.ts, dtype=np.int64)
     step_ns = int(np.median(np.diff(ts))) if len(b) > 1 else DAY_NS
     ppy = periods_per_year or default_periods_per_year(step_ns)
-    return _output(symbol, b, start, book, opened, (ppy, risk_free_rate), max_points)
+    versus = None if benchmark is None else closes_at(benchmark, ts[start:])
+    return _output(symbol, b, start, book, opened, (ppy, risk_free_rate, versus), max_points)
 
 
 def _check(
@@ -345,7 +348,7 @@ def _output(
     start: int,
     book: Book,
     opened: list[tuple[int, float, float]],
-    annual: tuple[float, float],
+    annual: tuple[float, float, np.ndarray | None],
     max_points: int,
 ) -> BacktestOutput:
     """Assemble metrics, sampled curves, fills, round trips and the log line."""
@@ -353,13 +356,14 @@ def _output(
     eq, cash, units = book.equity[start:], book.cash[start:], book.units[start:]
     trips = book.trips[: book.istate[N_TRIPS]]
     close = np.asarray(b.close, dtype=np.float64)[start:]
-    ppy, risk_free_rate = annual  # periods per year, annual risk-free rate
+    ppy, risk_free_rate, versus = annual  # per year, annual risk-free rate, benchmark closes
     metrics = compute_metrics(
         eq, units > 0, trips["pnl"], ppy, both_hit=int(trips["both_hit"].sum()),
         timestamps=ts[start:], benchmark=close,
         commissions=float(book.fills["commission"][: book.istate[N_FILLS]].sum()),
         trip_returns=trips["ret"], trip_times=ts[np.stack([trips["entry_bar"], trips["exit_bar"]])],
         trip_bars=trips["exit_bar"] - trips["entry_bar"], risk_free_rate=risk_free_rate,
+        versus=versus,
     )  # fmt: skip
     sample = _sample(eq.size, max_points)
     last = float(close[-1])

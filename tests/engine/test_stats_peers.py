@@ -263,3 +263,32 @@ def test_returns_by_month_and_year_match_quantstats(run):
         assert row["return"] == pytest.approx(table.loc[row["year"], "EOY"], rel=REL, abs=1e-15)
     growth = np.prod([1 + y["return"] for y in years])
     assert growth - 1 == pytest.approx(out.metrics["total_return"], rel=1e-10)  # compounding
+
+
+def test_alpha_beta_against_a_named_benchmark_match_quantstats():
+    # A benchmark symbol with bars on every other day of GOOG's: each bar of the run compares
+    # with the benchmark's last close at or before it (pandas' forward fill, independently).
+    df = GOOG
+    rng = np.random.default_rng(5)
+    bench_df = df.iloc[::2].copy()
+    bench_df["Close"] = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, len(bench_df))))
+    bench_df[["Open", "High", "Low"]] = bench_df[["Close"] * 3].to_numpy()
+    bars = to_bars(df)
+    out = run_backtest(
+        {"X": bars}, SMA_CROSS, ALIGNED, CASH, int(bars.ts[0]), max_points=len(bars),
+        periods_per_year=252.0, benchmark=to_bars(bench_df),
+    )  # fmt: skip
+    versus = bench_df["Close"].reindex(df.index, method="ffill")
+    r = pd.Series(equity_of(out)).pct_change().dropna()
+    b = pd.Series(versus.to_numpy()).pct_change().dropna()
+    greeks = qs.stats.greeks(r, b, periods=252.0)
+    assert out.metrics["beta"] == pytest.approx(greeks["beta"], rel=REL)
+    assert out.metrics["alpha"] == pytest.approx(greeks["alpha"], rel=REL)
+    assert out.metrics["benchmark_return"] == pytest.approx(
+        versus.iloc[-1] / versus.iloc[0] - 1, rel=REL
+    )
+    # buy-and-hold stays the traded symbol's own
+    assert out.metrics["buy_and_hold_return"] == pytest.approx(
+        df["Close"].iloc[-1] / df["Close"].iloc[0] - 1, rel=REL
+    )
+    assert ours(df, 252.0).metrics["benchmark_return"] is None

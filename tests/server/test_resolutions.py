@@ -223,3 +223,28 @@ async def test_resolution_refusals_name_the_field(server: ServerProcess, ticks: 
             assert r.status_code == 422 and r.json()["error"]["field"] == "periods_per_year"
         r = await c.post("/api/v2/backtests", json={**backtest(), "risk_free_rate": 5})
         assert r.status_code == 422 and r.json()["error"]["field"] == "risk_free_rate"
+
+
+async def test_a_named_benchmark_sets_alpha_and_beta(server: ServerProcess) -> None:
+    start, end = "2024-03-01T00:00:00Z", "2024-03-11T00:00:00Z"
+    body = backtest(start=start, end=end, benchmark="btc")
+    minutes = BarStore(server.data_dir / "bars").load(
+        "BTC-USD", "1m", ns_of(start), ns_of(end) + 3_600 * NS - 1
+    )
+    hourly = (
+        pd.Series(minutes.close, index=pd.to_datetime(minutes.ts, utc=True)).resample("1h").last()
+    )  # each hour's close, by pandas from the stored minutes
+    async with server.client() as c:
+        created, res = await completed_run(c, body)
+        assert created["config"]["benchmark"] == "BTC-USD"
+        bad = await c.post("/api/v2/backtests", json={**body, "benchmark": "NOPE"})
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "benchmark"
+    first, last = pd.Timestamp(res["period"]["start"]), pd.Timestamp(res["period"]["end"])
+    expected = hourly[last] / hourly[first] - 1
+    assert res["metrics"]["benchmark_return"] == pytest.approx(expected, rel=1e-12)
+    eq = pd.Series([p["equity"] for p in res["equity"]]).pct_change().dropna()
+    eq = eq.reset_index(drop=True)  # both series indexed 0..n-1 (quantstats aligns on index)
+    bench = hourly[first:last].pct_change().dropna().reset_index(drop=True)
+    greeks = qs.stats.greeks(eq, bench, periods=res["annualization"]["periods_per_year"])
+    assert res["metrics"]["beta"] == pytest.approx(greeks["beta"], rel=1e-9)
+    assert res["metrics"]["alpha"] == pytest.approx(greeks["alpha"], rel=1e-9)
