@@ -28,9 +28,16 @@ __all__ = [
 
 # The order the metrics table lists them in (the README's); others follow alphabetically.
 METRIC_ORDER = (
-    "total_return", "irr_annualized", "volatility_annualized", "sharpe_ratio", "sortino_ratio",
-    "calmar_ratio", "max_drawdown", "max_drawdown_duration", "win_rate", "profit_factor",
-    "expectancy", "avg_win", "avg_loss", "exposure", "trade_count", "wins", "losses",
+    "duration_days", "equity_final", "equity_peak", "commissions", "exposure", "total_return",
+    "buy_and_hold_return", "cagr", "irr_annualized", "volatility_annualized", "sharpe_ratio",
+    "sortino_ratio", "calmar_ratio", "alpha", "beta", "benchmark_return", "max_drawdown",
+    "avg_drawdown", "max_drawdown_duration", "avg_drawdown_duration",
+    "max_drawdown_duration_days", "avg_drawdown_duration_days", "trade_count", "wins", "losses",
+    "win_rate", "profit_factor", "expectancy", "avg_win", "avg_loss", "best_trade_pct",
+    "worst_trade_pct", "avg_trade_pct", "expectancy_pct", "profit_factor_pct",
+    "max_trade_duration_days", "avg_trade_duration_days", "max_trade_duration_bars",
+    "avg_trade_duration_bars", "sqn", "kelly_criterion", "both_hit", "pnl_r", "gross_profit_r",
+    "gross_loss_r", "expectancy_r", "avg_win_r", "avg_loss_r",
 )  # fmt: skip
 RUNNING_METRICS = ("equity", "drawdown", "max_drawdown", "trade_count")
 RUNNING_LABELS = {"equity": "equity", "drawdown": "drawdown", "max_drawdown": "max drawdown",

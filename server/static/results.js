@@ -5,7 +5,9 @@ import { fill, fmtNum, fmtPct, fmtTime, h } from "./dom.js";
 
 // Metrics that are fractions, shown as percentages; every other one as a number.
 const FRACTIONS = new Set([
-  "total_return", "irr_annualized", "max_drawdown", "win_rate", "exposure", "volatility_annualized",
+  "total_return", "buy_and_hold_return", "benchmark_return", "cagr", "irr_annualized",
+  "volatility_annualized", "max_drawdown", "avg_drawdown", "win_rate", "exposure",
+  "best_trade_pct", "worst_trade_pct", "avg_trade_pct", "expectancy_pct", "kelly_criterion",
 ]);
 const PAGE = 25;
 
