@@ -329,7 +329,7 @@ def _run_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     r.add_argument("--symbols", action="append", help="ETH or ETH,BTC (repeatable)")
     r.add_argument("--from", dest="start", help="ISO 8601 start (default: a year before --to)")
     r.add_argument("--to", dest="end", help="ISO 8601 end (default: the symbols' last bar)")
-    r.add_argument("--resolution", help="1m, 5m, 15m, 1h, 4h, 1d (default 1h)")
+    r.add_argument("--resolution", help="tick, 1s, 1m, 5m, 15m, 1h, 4h, 1d, 1w, 1M (default 1h)")
     r.add_argument("--capital", type=float)
     r.add_argument("--name")
     r.add_argument(
