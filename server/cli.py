@@ -57,6 +57,9 @@ def serve(args: argparse.Namespace) -> int:
         log_config=None,
         ws_ping_interval=settings.ws_ping_seconds,
         ws_ping_timeout=settings.ws_ping_seconds,
+        # No permessage-deflate: a compressed frame is per connection, and the stream's frames
+        # are built once per node for every subscriber (server/stream.py, Wire).
+        ws_per_message_deflate=False,
         timeout_graceful_shutdown=10,
         server_header=False,
         http=protocol_for(settings),

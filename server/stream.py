@@ -10,6 +10,7 @@ import contextlib
 import logging
 import re
 import uuid
+from typing import Any
 
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -39,6 +40,56 @@ class Subscriber:
         self.shutting_down = False
         self.revoked = False
         self.checked = asyncio.get_running_loop().time()
+        self.wire = Wire.of(ws)
+
+    async def push(self, frames: list[Frame]) -> bool:
+        """Send frames handed over by the tail while this stream is parked, if that cannot wait
+        on the peer (its buffer is below the high-water mark); False leaves the rest to the
+        stream's own loop, which then waits on this peer alone."""
+        if self.gone or self.shutting_down or self.revoked or self.wire is None:
+            return False
+        todo = [f for f in frames if f.id > self.last]
+        if not todo:
+            return True
+        if todo[0].id != self.last + 1 or not self.wire.writable.is_set():
+            return False
+        if not self.wire.open():
+            self.gone = True
+            return False
+        self.wire.write(todo)
+        self.last = todo[-1].id
+        return not todo[-1].terminal  # after the terminal frame, its loop closes the stream
+
+
+class Wire:
+    """Writes prebuilt frames straight to a connection of uvicorn's sans-I/O WebSocket protocol
+    (no extension negotiated, so a frame's bytes are the same for every subscriber): one write
+    per subscriber per batch, where the ASGI path would build the frame again for each."""
+
+    def __init__(self, proto: Any) -> None:
+        self.proto = proto
+        self.writable: asyncio.Event = proto.writable
+
+    @classmethod
+    def of(cls, ws: WebSocket) -> "Wire | None":
+        """The connection's wire, or None (another server, or compression): then ASGI sends."""
+        proto = _protocol(ws)
+        conn = getattr(proto, "conn", None)
+        if (
+            not isinstance(getattr(proto, "writable", None), asyncio.Event)
+            or getattr(conn, "extensions", None) != []
+            or not all(hasattr(proto, a) for a in ("transport", "disconnected", "close_sent"))
+        ):
+            return None
+        return cls(proto)
+
+    def open(self) -> bool:
+        """Whether frames can still be written (nor closed nor lost)."""
+        p = self.proto
+        return not (p.disconnected or p.close_sent or p.transport.is_closing())
+
+    def write(self, frames: list[Frame]) -> None:
+        self.proto.transport.write(b"".join(f.wire for f in frames))
 
 
 class Streams:
@@ -98,10 +149,15 @@ async def _authenticates(pool: object, key: str) -> bool:
     return await authenticate(pool, key) is not None  # type: ignore[arg-type]
 
 
+def _protocol(ws: WebSocket) -> object | None:
+    """uvicorn's protocol object of the connection: its protocols hand the app their bound
+    `receive`. None under another server."""
+    return getattr(ws._receive, "__self__", None)
+
+
 def _abort(ws: WebSocket) -> None:
-    """Drop the connection at once: its pending send fails and its handler ends. uvicorn's
-    protocols hand the app their bound `receive`, whose object holds the transport."""
-    transport = getattr(getattr(ws._receive, "__self__", None), "transport", None)
+    """Drop the connection at once: its pending send fails and its handler ends."""
+    transport = getattr(_protocol(ws), "transport", None)
     if transport is not None:
         transport.abort()
 
@@ -162,20 +218,42 @@ async def _frames(sub: Subscriber, tail: Tail, pool: object) -> list[Frame]:
     return [encode(ev) for ev in batch]
 
 
+WIRE_BATCH = 64  # frames per write on the direct path
+
+
 async def _send(sub: Subscriber, frames: list[Frame]) -> int | None:
     """Send frames in order; the close code once the stream must end, else None."""
-    for frame in frames:
+    for i, frame in enumerate(frames):  # nothing after the terminal frame
+        if frame.terminal:
+            frames = frames[: i + 1]
+            break
+    step = WIRE_BATCH if sub.wire is not None else 1
+    for at in range(0, len(frames), step):
         if sub.shutting_down:
             return GOING_AWAY
-        try:
-            await sub.ws.send_text(frame.text)
-        except (WebSocketDisconnect, ConnectionError):  # the client went away
-            sub.gone = True
+        chunk = frames[at : at + step]
+        if not await _deliver(sub, chunk):
+            sub.gone = True  # the client went away
             return NORMAL
-        sub.last = frame.id
-        if frame.terminal:
+        sub.last = chunk[-1].id
+        if chunk[-1].terminal:
             return NORMAL
     return None
+
+
+async def _deliver(sub: Subscriber, chunk: list[Frame]) -> bool:
+    """Send a chunk (one frame through ASGI); False once the connection is gone."""
+    if sub.wire is None:
+        try:
+            await sub.ws.send_text(chunk[0].text)
+        except (WebSocketDisconnect, ConnectionError):
+            return False
+        return True
+    await sub.wire.writable.wait()  # the peer's share of memory: the transport's high-water mark
+    if not sub.wire.open():
+        return False
+    sub.wire.write(chunk)
+    return True
 
 
 async def _pump(sub: Subscriber, tail: Tail, streams: Streams, pool: object, poll: float) -> int:
@@ -193,8 +271,14 @@ async def _pump(sub: Subscriber, tail: Tail, streams: Streams, pool: object, pol
             raise tail.failed
         if tail.final is not None and sub.last >= tail.final:
             return NORMAL
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(sub.wake.wait(), poll)
+        tail.park(sub)
+        try:
+            async with asyncio.timeout(poll):
+                await sub.wake.wait()
+        except TimeoutError:
+            pass
+        finally:
+            tail.unpark(sub)
 
 
 async def stream(ws: WebSocket) -> None:

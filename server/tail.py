@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 import orjson
@@ -26,17 +26,39 @@ WINDOW = 1024  # frames a tail keeps at least; it trims to this once it holds tw
 
 @dataclass(frozen=True, slots=True)
 class Frame:
-    """One event as sent: its id, its JSON text, and whether it ends the run."""
+    """One event as sent: its id, its JSON text, the WebSocket text frame carrying it (a server's
+    frames are unmasked, so these bytes are the same for every subscriber), and whether it ends
+    the run."""
 
     id: int
     text: str
+    wire: bytes
     terminal: bool
 
 
 def encode(ev: dict[str, Any]) -> Frame:
     """The wire form of an event from `events.fetch_after`."""
     terminal = ev["type"] == "state" and ev["data"]["state"] in TERMINAL_STATES
-    return Frame(ev["id"], orjson.dumps(ev).decode(), terminal)
+    data = orjson.dumps(ev)
+    n = len(data)
+    if n < 126:
+        head = bytes((0x81, n))
+    elif n < 1 << 16:
+        head = bytes((0x81, 126)) + n.to_bytes(2, "big")
+    else:
+        head = bytes((0x81, 127)) + n.to_bytes(8, "big")
+    return Frame(ev["id"], data.decode(), head + data, terminal)
+
+
+class Live(Protocol):
+    """A subscriber parked at the head of the tail, to which new frames are handed directly."""
+
+    wake: asyncio.Event
+
+    async def push(self, frames: list[Frame]) -> bool:
+        """Send `frames` at once if that cannot wait on the peer; False leaves them (and any
+        after them) to the subscriber's own loop."""
+        ...
 
 
 class Tail:
@@ -53,7 +75,8 @@ class Tail:
         self.final: int | None = None  # the run's last id, once it has ended
         self.failed: BaseException | None = None
         self.wake = asyncio.Event()  # set by the hub when the run has new events
-        self.watchers: set[asyncio.Event] = set()  # subscribers' wake-ups
+        self.watchers: set[asyncio.Event] = set()  # wake-ups of subscribers not parked
+        self.live: set[Live] = set()  # parked subscribers: frames are pushed to them
         self.ready = asyncio.Event()
         self.users = 0
         self.task: asyncio.Task[None] | None = None
@@ -92,28 +115,52 @@ class Tail:
                         await asyncio.wait_for(self.wake.wait(), self.poll)
         except Exception as exc:  # told to every subscriber, which closes as it would have
             self.failed = exc
-            self._publish()
+            for sub in self.live:
+                sub.wake.set()
+            self.live.clear()
+            self._wake_watchers()
 
     async def _fetch(self) -> int:
         batch = await events.fetch_after(self.pool, self.run_id, self.last, BATCH)
+        fresh = []
         for ev in batch:
             frame = encode(ev)
-            self.frames.append(frame)
+            fresh.append(frame)
             self.last = frame.id
             if frame.terminal:
                 self.final = frame.id
                 break
+        self.frames += fresh
         if len(self.frames) >= 2 * self.window:
             drop = len(self.frames) - self.window
             del self.frames[:drop]
             self.base += drop
-        if batch:
-            self._publish()
+        if fresh:
+            await self._push(fresh)
+            self._wake_watchers()
         return len(batch)
 
-    def _publish(self) -> None:
+    async def _push(self, fresh: list[Frame]) -> None:
+        # Parked subscribers take new frames from here, in one pass with no task switch per
+        # subscriber: the per-event cost is then a send per subscriber, as for a bare broadcast.
+        for sub in list(self.live):
+            if not await sub.push(fresh):
+                self.live.discard(sub)
+                sub.wake.set()
+
+    def _wake_watchers(self) -> None:
         for wake in self.watchers:
             wake.set()
+
+    def park(self, sub: Live) -> None:
+        """Hand new frames to `sub` directly until `unpark` (it is not woken for them)."""
+        self.watchers.discard(sub.wake)
+        self.live.add(sub)
+
+    def unpark(self, sub: Live) -> None:
+        """Back to being woken for new frames."""
+        self.live.discard(sub)
+        self.watchers.add(sub.wake)
 
 
 class Tails:
