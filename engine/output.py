@@ -14,6 +14,17 @@ class Progress:
     metrics: dict[str, float]
 
 
+class LogLine(str):
+    """A line of a run's log, with the level it is logged at (info, or warning)."""
+
+    level: str
+
+    def __new__(cls, text: str, level: str = "info") -> LogLine:
+        line = super().__new__(cls, text)
+        line.level = level
+        return line
+
+
 class Cancelled(Exception):
     """Raised when on_progress asks the run to stop."""
 
@@ -27,7 +38,7 @@ class BacktestOutput:
     trades: list[dict]
     round_trips: list[dict]
     exposure: list[dict]
-    logs: list[str]
+    logs: list[LogLine]
     bars: int
     open_positions: list[dict] = field(default_factory=list)
     period: dict[str, int] = field(default_factory=dict)  # first and last bar times (ns)

@@ -7,6 +7,7 @@ import weakref
 import numpy as np
 
 from engine.book import Book, _curves, _exposure_arrays
+from engine.data.bars import iso
 from engine.nb.orders import value_at_nb
 from engine.nb.records import (
     F_CASH,
@@ -21,7 +22,7 @@ from engine.nb.records import (
     S_SKIPPED,
     SIDE_BUY,
 )
-from engine.output import BacktestOutput
+from engine.output import BacktestOutput, LogLine
 from engine.stats import compute_metrics, period_returns
 
 
@@ -199,24 +200,29 @@ def _open_positions(b: Book) -> list[dict]:
     return out
 
 
-def _logs(b: Book, round_trips: list[dict]) -> list[str]:
+def _logs(b: Book, round_trips: list[dict]) -> list[LogLine]:
     """Return one summary line per symbol, one per liquidation, and the account's final cash."""
     count = len(b.symbols)
     trips = np.bincount(_symbol_index(b, b.trips["exit_bar"][: b.istate[I_TRIPS]]), minlength=count)
     fills = np.bincount(_symbol_index(b, b.fills["bar"][: b.istate[I_FILLS]]), minlength=count)
     lines = [
-        f"{sym}: {int(b.bounds[s, 1] - b.starts[s])} bars traded "
-        f"({int(b.starts[s] - b.bounds[s, 0])} warm-up), {int(fills[s])} fills, "
-        f"{int(trips[s])} round trips, {int(b.sstate[s, S_SKIPPED])} entries refused by risk "
-        "rules or sizing"
+        LogLine(
+            f"{sym}: {int(b.bounds[s, 1] - b.starts[s])} bars traded "
+            f"({int(b.starts[s] - b.bounds[s, 0])} warm-up), {int(fills[s])} fills, "
+            f"{int(trips[s])} round trips, {int(b.sstate[s, S_SKIPPED])} entries refused by risk "
+            "rules or sizing"
+        )
         for s, sym in enumerate(b.symbols)
     ]
     lines += [
-        f"liquidation: {t['symbol']} {t['side']} of {t['quantity']:g} entered at "
-        f"{t['entry_price']:g}, closed at {t['exit_price']:g} at time {t['exit_time']}, "
-        f"pnl {t['pnl']:.2f}"
+        LogLine(
+            f"liquidation: {t['symbol']} {t['side']} of {t['quantity']:g} entered at "
+            f"{t['entry_price']:g}, closed at {t['exit_price']:g} at {iso(t['exit_time'])}, "
+            f"pnl {t['pnl']:.2f}",
+            "warning",
+        )
         for t in round_trips
         if t["liquidated"]
     ]
-    lines.append(f"account: final cash {float(b.fstate[F_CASH]):.2f}")
+    lines.append(LogLine(f"account: final cash {float(b.fstate[F_CASH]):.2f}"))
     return lines

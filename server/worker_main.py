@@ -227,7 +227,7 @@ def _run(conn: Connection, job: dict[str, Any]) -> None:
     except Cancelled as exc:
         raise _Cancelled from exc
     for line in output.logs:  # per-symbol summaries, the account line, liquidations
-        send("log", "warning" if "liquidat" in line else "info", line)
+        send("log", line.level, str(line))
     send("progress", "metrics", 1, 1, {})
     body = _wire(output)
     body["annualization"] = annual.wire()
@@ -247,9 +247,10 @@ def _run(conn: Connection, job: dict[str, Any]) -> None:
 def _failure(exc: Exception) -> tuple[str, str]:
     """The code and client-facing message of a failed job; details stay in the server log."""
     from engine.errors import PathError
+    from engine.templates.params import TemplateError
 
     if isinstance(exc, PathError):  # the request was checked before queuing; say what broke
-        code = "invalid_template" if type(exc).__name__ == "TemplateError" else "invalid_strategy"
+        code = "invalid_template" if isinstance(exc, TemplateError) else "invalid_strategy"
         return code, str(exc)
     return "engine_error", f"the engine failed ({type(exc).__name__}); the server log has details"
 

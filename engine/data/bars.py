@@ -94,7 +94,8 @@ def on_grid(ts: np.ndarray, step: int) -> np.ndarray:
     return ts % step == 0
 
 
-def _iso(ns: int) -> str:
+def iso(ns: int) -> str:
+    """ISO 8601 UTC of an ns timestamp, to the second when it is whole seconds, else to the ns."""
     unit = "s" if int(ns) % SECOND_NS == 0 else "ns"
     return str(np.datetime_as_string(np.datetime64(int(ns), "ns"), unit=unit, timezone="UTC"))
 
@@ -112,8 +113,8 @@ def _rules(bars: Bars, step: int) -> list[tuple[np.ndarray, object]]:
         (
             order,
             lambda i: (
-                f"timestamp {_iso(ts[i])} is not after the previous row's "
-                f"{_iso(prev[i])} (timestamps must be ordered and unique)"
+                f"timestamp {iso(ts[i])} is not after the previous row's "
+                f"{iso(prev[i])} (timestamps must be ordered and unique)"
             ),
         )
     )
@@ -122,7 +123,7 @@ def _rules(bars: Bars, step: int) -> list[tuple[np.ndarray, object]]:
         rules.append(
             (
                 ~on_grid(ts, step),
-                lambda i, g=grid: f"timestamp {_iso(ts[i])} is not on the {g} grid",
+                lambda i, g=grid: f"timestamp {iso(ts[i])} is not on the {g} grid",
             )
         )
     for name, col in zip(PRICES, (o, h, lo, c), strict=True):

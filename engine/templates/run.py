@@ -62,6 +62,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.data.bars import iso
 from engine.data.store import Bars
 from engine.execution import Execution
 from engine.frame import closes_at
@@ -106,6 +107,7 @@ from engine.nb.resting import (
     REASON_NAMES,
     TRIP_DTYPE,
 )
+from engine.output import LogLine
 from engine.run import BacktestOutput, Cancelled, Progress
 from engine.stats import compute_metrics, period_returns
 from engine.stats import periods_per_year as default_periods_per_year
@@ -426,21 +428,25 @@ def _trips(symbol: str, ts: np.ndarray, trips: np.ndarray) -> list[dict]:
     ]  # fmt: skip
 
 
-def _log(symbol: str, n: int, start: int, book: Book) -> str:
+def _log(symbol: str, n: int, start: int, book: Book) -> LogLine:
     """Return a one-line summary."""
-    return (
+    return LogLine(
         f"{symbol}: {n - start} bars traded ({start} warm-up), {int(book.istate[N_FILLS])} fills, "
         f"{int(book.istate[N_TRIPS])} round trips, {int(book.istate[N_REFUSED])} buys refused "
         f"for cash, final cash {float(book.fstate[0]):.2f}"
     )
 
 
-def _liquidation_log(symbol: str, trips: np.ndarray, ts: np.ndarray) -> list[str]:
+def _liquidation_log(symbol: str, trips: np.ndarray, ts: np.ndarray) -> list[LogLine]:
     """Return a line for the liquidation that stopped the run, if any (run_backtest's wording)."""
     return [
-        f"liquidation: {symbol} long of {float(t['quantity']):g} entered at "
-        f"{float(t['entry_price']):g}, closed at {float(t['exit_price']):g} at time "
-        f"{int(ts[t['exit_bar']])}, pnl {float(t['pnl']):.2f}; the template stopped trading"
+        LogLine(
+            f"liquidation: {symbol} long of {float(t['quantity']):g} entered at "
+            f"{float(t['entry_price']):g}, closed at {float(t['exit_price']):g} at "
+            f"{iso(int(ts[t['exit_bar']]))}, pnl {float(t['pnl']):.2f}; the template stopped"
+            " trading",
+            "warning",
+        )
         for t in trips
         if t["reason"] == REASON_LIQUIDATION
     ]

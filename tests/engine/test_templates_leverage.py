@@ -181,9 +181,10 @@ def test_crash_liquidates_a_3x_grid_at_the_computed_price_and_stops_it() -> None
     assert [p["quantity"] for p in out.exposure] == [12.5, 27.5, 0, 0]
     assert out.open_positions == []
     assert out.logs[1] == (
-        "liquidation: X long of 27.5 entered at 108.182, closed at 86.1818 at time "
-        f"{2 * H}, pnl -605.00; the template stopped trading"
-    )
+        "liquidation: X long of 27.5 entered at 108.182, closed at 86.1818 at "
+        "1970-01-01T02:00:00Z, pnl -605.00; the template stopped trading"
+    )  # the bar at 2 H after the epoch
+    assert out.logs[1].level == "warning" and out.logs[0].level == "info"
 
 
 def test_liquidation_on_the_way_down_comes_before_a_lower_buy_line() -> None:
