@@ -18,6 +18,7 @@ from server.auth import KEYS_CHANNEL
 from server.events import CANCEL_CHANNEL, EVENTS_CHANNEL
 
 log = logging.getLogger("barstream.hub")
+WORK_CHANNEL = "barstream_work"  # new work any node may claim (a sweep's shards)
 
 
 class Hub:
@@ -28,6 +29,7 @@ class Hub:
         self._subs: dict[uuid.UUID, set[asyncio.Event]] = defaultdict(set)
         self._cancel_handlers: list[Callable[[uuid.UUID], None]] = []
         self._revoke_handlers: list[Callable[[str], None]] = []
+        self._work_handlers: list[Callable[[], None]] = []
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
 
@@ -54,6 +56,10 @@ class Hub:
         """Call `handler(run_id)` when any node asks for a run to be cancelled."""
         self._cancel_handlers.append(handler)
 
+    def on_work(self, handler: Callable[[], None]) -> None:
+        """Call `handler()` when any node makes work every node may claim."""
+        self._work_handlers.append(handler)
+
     def on_revoke(self, handler: Callable[[str], None]) -> None:
         """Call `handler(key_prefix)` when a key is revoked (by any node or the CLI)."""
         self._revoke_handlers.append(handler)
@@ -71,6 +77,10 @@ class Hub:
                 await self._task
 
     def _notified(self, _conn: object, _pid: int, channel: str, payload: str) -> None:
+        if channel == WORK_CHANNEL:
+            for wake in self._work_handlers:
+                wake()
+            return
         if channel == KEYS_CHANNEL:
             for revoked in self._revoke_handlers:
                 revoked(payload)
@@ -93,6 +103,7 @@ class Hub:
                 await conn.add_listener(EVENTS_CHANNEL, self._notified)
                 await conn.add_listener(CANCEL_CHANNEL, self._notified)
                 await conn.add_listener(KEYS_CHANNEL, self._notified)
+                await conn.add_listener(WORK_CHANNEL, self._notified)
                 self._connected.set()
                 if failing:
                     log.warning("listener connection back")

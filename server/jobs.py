@@ -168,6 +168,9 @@ class Dispatcher:
         while True:
             await self._slots.acquire()
             claimed = None
+            # Cleared before the claim, so a wake-up arriving during it (new work committed
+            # after the claim's snapshot) makes the next claim come at once, not after a poll.
+            self._wake.clear()
             try:
                 claimed = await self._claim()
                 self._claim_failing = False
@@ -177,7 +180,6 @@ class Dispatcher:
                 self._claim_failing = True
             if claimed is None:
                 self._slots.release()
-                self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.settings.poll_seconds)
                 continue

@@ -24,6 +24,7 @@ from engine.sweep import rank_key, shard_bounds
 from protocol.enums import RunState
 from server import events
 from server.events import CANCEL_CHANNEL
+from server.hub import WORK_CHANNEL
 from server.runner import Items, LeaseLost, Runner
 
 if TYPE_CHECKING:
@@ -193,6 +194,8 @@ class SweepCoordinator(Runner):
                     "INSERT INTO sweep_shards (id, run_id, number, lo, hi) VALUES ($1, $2, $3, $4, $5)",
                     [(uuid.uuid4(), self.run_id, n, lo, hi) for n, (lo, hi) in enumerate(bounds, 1)],
                 )  # fmt: skip
+                # Every node's dispatcher looks for them at once (at commit), not at its next poll.
+                await conn.execute("SELECT pg_notify($1, '')", WORK_CHANNEL)
                 msg = (
                     f"sweep of {count} variants, ranked by {sweep['rank_by']}, in"
                     f" {len(bounds)} shards of at most {self.d.settings.sweep_shard_size}"
