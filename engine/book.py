@@ -9,7 +9,7 @@ import numpy as np
 
 from engine.data.store import RESOLUTIONS, Bars
 from engine.execution import Execution, kernel_params
-from engine.frame import Frame, _f64
+from engine.frame import Frame, f64
 from engine.nb.indicators import atr_nb
 from engine.nb.records import (
     D_STOP,
@@ -94,7 +94,7 @@ class _Scratch(threading.local):
         return (*self.curves, self.fills, self.trips)
 
 
-_SCRATCH = _Scratch()
+SCRATCH = _Scratch()
 
 
 def strategy_exits(strategy: Strategy) -> Exits:
@@ -134,7 +134,7 @@ def distances(bars: Bars, ex: Execution, exits: Exits) -> np.ndarray:
     dist = np.full((n, 3), np.nan)
     if n == 0 or not needs_atr(ex, exits):
         return dist
-    atr = atr_nb(_f64(bars.high), _f64(bars.low), _f64(bars.close), ex.atr_period)
+    atr = atr_nb(f64(bars.high), f64(bars.low), f64(bars.close), ex.atr_period)
     if exits.stop_loss is None and (ex.atr_multiplier or 0.0) > 0:
         dist[:, D_STOP] = ex.atr_multiplier * atr
     for col, level in ((D_STOP, exits.stop_loss), (D_TP, exits.take_profit)):
@@ -145,7 +145,7 @@ def distances(bars: Bars, ex: Execution, exits: Exits) -> np.ndarray:
     return dist
 
 
-def _book(
+def new_book(
     frame: Frame,
     bars: dict[str, Bars],
     strategy: Strategy,
@@ -222,7 +222,7 @@ def _masks(strategy: Strategy, bars: Bars, ex: Execution, name: str | None) -> M
     return le, lx, se, sx
 
 
-def _curves(b: Book) -> tuple[np.ndarray, np.ndarray]:
+def curves(b: Book) -> tuple[np.ndarray, np.ndarray]:
     """Return (equity, cash) per clock step."""
     if b.portfolio:
         return b.equity, b.cash
@@ -230,7 +230,7 @@ def _curves(b: Book) -> tuple[np.ndarray, np.ndarray]:
     return b.equity[start:], b.cash[start:]
 
 
-def _exposure_arrays(b: Book) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def exposure_arrays(b: Book) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return (in market per step, net units and last price per snapshot and symbol)."""
     if b.portfolio:
         return b.in_market, b.snap_units, b.snap_marks

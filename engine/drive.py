@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from engine.book import Book, _curves
+from engine.book import Book, curves
 from engine.nb.portfolio import simulate_portfolio_nb
 from engine.nb.records import (
     I_TRIPS,
@@ -15,7 +15,7 @@ from engine.nb.simulate import simulate_chunk_nb
 from engine.output import Cancelled, Progress
 
 
-def _simulate(book: Book, chunk_bars: int, on_progress: Callable[[Progress], bool] | None) -> None:
+def run_chunks(book: Book, chunk_bars: int, on_progress: Callable[[Progress], bool] | None) -> None:
     """Advance the run chunk by chunk along the clock, reporting progress."""
     peak, max_dd = -np.inf, 0.0
     n = book.clock.size
@@ -24,7 +24,7 @@ def _simulate(book: Book, chunk_bars: int, on_progress: Callable[[Progress], boo
         _advance(book, u0, u1)
         if on_progress is None:
             continue
-        eq = _curves(book)[0][u0:u1]
+        eq = curves(book)[0][u0:u1]
         peak = max(peak, float(eq.max()))
         max_dd = max(max_dd, float((1.0 - eq / np.maximum.accumulate(np.maximum(eq, peak))).max()))
         metrics = {

@@ -57,7 +57,7 @@ def prepare_frame(
     first_bars = [np.searchsorted(bars[s].ts, trade_start_ns, side="left") for s in symbols]
     starts = bounds[:, 0] + np.array(first_bars, dtype=np.int64)
     ts, ohlc, vol = _bar_arrays(bars, symbols, execution, portfolio)
-    clock = _clock(ts, bounds, starts)
+    clock = clock_of(ts, bounds, starts)
     ppy = periods_per_year or bars_per_year(name, clock)[0]
     return Frame(
         symbols, sizes, bounds, starts, ts, ohlc, vol, execution.fees(), clock, interval, name,
@@ -88,7 +88,7 @@ def _resolution_name(interval: int | None) -> str | None:
     return next((k for k, v in RESOLUTIONS.items() if v == interval), None)
 
 
-def _f64(x: np.ndarray) -> np.ndarray:
+def f64(x: np.ndarray) -> np.ndarray:
     """Return a contiguous float64 array."""
     return np.ascontiguousarray(x, dtype=np.float64)
 
@@ -98,11 +98,11 @@ def volatility_scale(bars: Bars, ex: Execution) -> np.ndarray:
     n = len(bars)
     if not ex.enable_volatility_adjustment or n == 0:
         return np.ones(n)
-    close = _f64(bars.close)
+    close = f64(bars.close)
     if ex.volatility_mode == "stddev":
         realised = rolling_return_std_nb(close, ex.volatility_window)
     else:
-        atr = atr_nb(_f64(bars.high), _f64(bars.low), close, ex.volatility_window)
+        atr = atr_nb(f64(bars.high), f64(bars.low), close, ex.volatility_window)
         realised = atr / close
     return vol_scale_nb(realised, ex.target_volatility)
 
@@ -114,7 +114,7 @@ def _bar_arrays(
     vol = ex.enable_volatility_adjustment
     if not portfolio:  # one symbol: its own arrays, no copy
         b = bars[symbols[0]]
-        ohlc = (_f64(b.open), _f64(b.high), _f64(b.low), _f64(b.close))
+        ohlc = (f64(b.open), f64(b.high), f64(b.low), f64(b.close))
         scale = volatility_scale(b, ex) if vol else np.ones(1)
         return np.ascontiguousarray(b.ts, dtype=np.int64), ohlc, scale
     total = sum(len(bars[s]) for s in symbols)
@@ -134,7 +134,7 @@ def _bar_arrays(
     return ts, ohlc, scale
 
 
-def _clock(ts: np.ndarray, bounds: np.ndarray, starts: np.ndarray) -> np.ndarray:
+def clock_of(ts: np.ndarray, bounds: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """Return the sorted union of the symbols' bar times from their first traded bar on."""
     parts = [ts[a:hi] for a, hi in zip(starts.tolist(), bounds[:, 1].tolist(), strict=True)]
     parts = [x for x in parts if x.size] or [ts[:0]]

@@ -6,7 +6,7 @@ import weakref
 
 import numpy as np
 
-from engine.book import Book, _curves, _exposure_arrays
+from engine.book import Book, curves, exposure_arrays
 from engine.data.bars import iso
 from engine.nb.orders import value_at_nb
 from engine.nb.records import (
@@ -26,14 +26,14 @@ from engine.output import BacktestOutput, LogLine
 from engine.stats import compute_metrics, period_returns
 
 
-def _output(b: Book, ppy: float) -> BacktestOutput:
+def output_of(b: Book, ppy: float) -> BacktestOutput:
     """Assemble metrics, sampled curves, fills, round trips and logs."""
-    equity, cash = _curves(b)
-    in_market, units, marks = _exposure_arrays(b)
+    equity, cash = curves(b)
+    in_market, units, marks = exposure_arrays(b)
     values = units * marks
     round_trips = _trips(b)
     return BacktestOutput(
-        metrics=_metrics(b, equity, in_market, ppy),
+        metrics=metrics_of(b, equity, in_market, ppy),
         equity=_equity_points(b, equity, cash, values),
         trades=_fills(b),
         round_trips=round_trips,
@@ -46,7 +46,7 @@ def _output(b: Book, ppy: float) -> BacktestOutput:
     )
 
 
-def _metrics(
+def metrics_of(
     b: Book, equity: np.ndarray, in_market: np.ndarray, ppy: float
 ) -> dict[str, float | None]:
     """Return the run's metrics from its equity curve, exposure, fills and closed round trips."""

@@ -129,18 +129,18 @@ from collections.abc import Callable
 
 import numpy as np
 
-from engine.book import _SCRATCH, _book, _curves, _exposure_arrays, sample_indices, strategy_exits
+from engine.book import SCRATCH, curves, exposure_arrays, new_book, sample_indices, strategy_exits
 from engine.data.store import RESOLUTIONS, Bars
-from engine.drive import _simulate
+from engine.drive import run_chunks
 from engine.execution import Execution
-from engine.frame import Frame, _clock, prepare_frame, volatility_scale
+from engine.frame import Frame, prepare_frame, volatility_scale
 from engine.output import BacktestOutput, Cancelled, Progress
-from engine.results import _metrics, _output
+from engine.results import metrics_of, output_of
 from engine.strategy.catalog import SIGNALS
 from engine.strategy.form import Condition, Exits, Level, Strategy
 
 __all__ = [
-    "BacktestOutput", "Cancelled", "Execution", "Frame", "Progress", "_clock", "prepare_frame",
+    "BacktestOutput", "Cancelled", "Execution", "Frame", "Progress", "prepare_frame",
     "run_backtest", "run_metrics", "sample_indices", "volatility_scale", "warm_up",
 ]  # fmt: skip
 
@@ -190,9 +190,9 @@ def _run(
         bars, execution, trade_start_ns, resolution, periods_per_year, portfolio, risk_free_rate,
         benchmark,
     )  # fmt: skip
-    book = _book(frame, bars, strategy, execution, exits, capital, max_points)
-    _simulate(book, chunk_bars, on_progress)
-    return _output(book, frame.ppy)
+    book = new_book(frame, bars, strategy, execution, exits, capital, max_points)
+    run_chunks(book, chunk_bars, on_progress)
+    return output_of(book, frame.ppy)
 
 
 def run_metrics(
@@ -220,11 +220,11 @@ def run_metrics(
             bars, execution, trade_start_ns, resolution, periods_per_year,
             risk_free_rate=risk_free_rate, benchmark=benchmark,
         )  # fmt: skip
-    book = _book(frame, bars, strategy, execution, exits, capital, 2, _SCRATCH)
-    _simulate(book, 1 << 62, None)
-    equity, _ = _curves(book)
-    _SCRATCH.fills, _SCRATCH.trips = book.fills, book.trips  # keep them if they grew
-    return _metrics(book, equity, _exposure_arrays(book)[0], frame.ppy)
+    book = new_book(frame, bars, strategy, execution, exits, capital, 2, SCRATCH)
+    run_chunks(book, 1 << 62, None)
+    equity, _ = curves(book)
+    SCRATCH.fills, SCRATCH.trips = book.fills, book.trips  # keep them if they grew
+    return metrics_of(book, equity, exposure_arrays(book)[0], frame.ppy)
 
 
 def _check_inputs(

@@ -49,10 +49,12 @@ def signal(raw: Any, path: str, *, entry: bool) -> Condition:
             f"{path}.name", f"unknown signal {name!r}; GET /api/v2/signals lists them"
         )
     spec = SIGNALS[name]
-    role = _role(raw.get("signal_type"), spec.roles, spec.name, f"{path}.signal_type", entry=entry)
+    role = role_of(
+        raw.get("signal_type"), spec.roles, spec.name, f"{path}.signal_type", entry=entry
+    )
     params = _params(raw.get("params"), spec, f"{path}.params")
     return Condition(
-        "signal", name, params, _timeframe(raw.get("timeframe"), f"{path}.timeframe"), role, path
+        "signal", name, params, timeframe_of(raw.get("timeframe"), f"{path}.timeframe"), role, path
     )
 
 
@@ -65,9 +67,9 @@ def expression(
             raise StrategyError(f"{path}.{key}", "unknown field")
     text = compile_text(raw["condition"], f"{path}.condition", variables)
     roles = ("TRIGGER", "FILTER", "EXIT")
-    role = _role(raw.get("signal_type"), roles, "a condition", f"{path}.signal_type", entry=entry)
+    role = role_of(raw.get("signal_type"), roles, "a condition", f"{path}.signal_type", entry=entry)
     return Condition(
-        "expr", text, (), _timeframe(raw.get("timeframe"), f"{path}.timeframe"), role, path
+        "expr", text, (), timeframe_of(raw.get("timeframe"), f"{path}.timeframe"), role, path
     )
 
 
@@ -90,7 +92,9 @@ def compile_text(text: Any, path: str, variables: dict[str, Any] | None = None) 
         raise StrategyError(path, str(exc)) from exc
 
 
-def _role(value: Any, allowed_roles: tuple[str, ...], what: str, path: str, *, entry: bool) -> str:
+def role_of(
+    value: Any, allowed_roles: tuple[str, ...], what: str, path: str, *, entry: bool
+) -> str:
     """Return the condition's role; exit conditions accept EXIT, TRIGGER or nothing."""
     if value is None:
         role = "TRIGGER" if entry else "EXIT"
@@ -138,7 +142,7 @@ def _value(value: Any, p: Any, path: str) -> int | float:
     return p.type(value)
 
 
-def _timeframe(value: Any, path: str) -> str | None:
+def timeframe_of(value: Any, path: str) -> str | None:
     """Validate an optional timeframe name."""
     if value is None:
         return None

@@ -36,7 +36,7 @@ Type = Literal["bool", "float"]
 IndicatorCall = tuple[str, tuple[float, ...], tuple[tuple[str, float], ...]]
 
 # name -> (argument types, result type); "same" = the type of the first argument
-_BUILTINS: dict[str, tuple[tuple[str, ...], str]] = {
+BUILTINS: dict[str, tuple[tuple[str, ...], str]] = {
     "cross_above": (("float", "float"), "bool"),
     "cross_below": (("float", "float"), "bool"),
     "abs": (("float",), "float"),
@@ -113,24 +113,24 @@ def _split_args(call: Call) -> tuple[tuple[Node, ...], tuple[Node, ...]]:
     return (), call.args
 
 
-def _check(node: Node, provider: Provider) -> Type:
+def type_of(node: Node, provider: Provider) -> Type:
     """Type-check a node and its children; return its type."""
     if isinstance(node, Num | Field):
         return "float"
     if isinstance(node, Neg | BinOp | Compare):
         op = "-" if isinstance(node, Neg) else node.op
         for child in children(node):
-            if _check(child, provider) != "float":
+            if type_of(child, provider) != "float":
                 raise ExprError(f"{op!r} needs numbers, not a condition", child.pos)
         return "bool" if isinstance(node, Compare) else "float"
     if isinstance(node, Not | And | Or):
         word = type(node).__name__.lower()
         for child in children(node):
-            if _check(child, provider) != "bool":
+            if type_of(child, provider) != "bool":
                 raise ExprError(f"{word!r} needs conditions, not a number", child.pos)
         return "bool"
     if isinstance(node, Call):
-        if node.name in _BUILTINS:
+        if node.name in BUILTINS:
             return _check_builtin(node, provider)
         return _check_indicator(node, provider)
     raise ExprError(f"unknown node {type(node).__name__}", node.pos)
@@ -138,7 +138,7 @@ def _check(node: Node, provider: Provider) -> Type:
 
 def _check_builtin(node: Call, provider: Provider) -> Type:
     """Check a built-in function call."""
-    want, result = _BUILTINS[node.name]
+    want, result = BUILTINS[node.name]
     if node.kwargs:
         raise ExprError(f"{node.name}() takes no keyword arguments", node.kw_pos[0])
     if len(node.args) != len(want):
@@ -155,7 +155,7 @@ def _check_builtin(node: Call, provider: Provider) -> Type:
                     f"{node.name}() needs a whole number from 1 to {MAX_SHIFT:,} here", arg.pos
                 )
             continue
-        t = _check(arg, provider)
+        t = type_of(arg, provider)
         if kind == "float" and t != "float":
             raise ExprError(f"{node.name}() needs a number series, not a condition", arg.pos)
         types.append(t)
@@ -169,7 +169,7 @@ def _check_indicator(node: Call, provider: Provider) -> Type:
         raise ExprError(f"unknown indicator {name!r}", node.pos)
     series, numbers = _split_args(node)
     for s in series:
-        if _check(s, provider) != "float":
+        if type_of(s, provider) != "float":
             raise ExprError(f"{name}() needs a number series, not a condition", s.pos)
     if series and isinstance(provider, ChecksSeries):  # `atr(close)`: refused here, not at run time
         try:
@@ -205,7 +205,7 @@ def _check_indicator(node: Call, provider: Provider) -> Type:
 
 def check(node: Node, provider: Provider) -> None:
     """Resolve names, arities and types without data; the whole must be a condition."""
-    if _check(node, provider) != "bool":
+    if type_of(node, provider) != "bool":
         raise ExprError(
             "expression must be a condition (comparison, cross, and/or/not), not a number",
             node.pos,
@@ -218,7 +218,7 @@ def indicator_calls(node: Node) -> list[IndicatorCall]:
     stack = [node]
     while stack:
         cur = stack.pop()
-        if isinstance(cur, Call) and cur.name not in _BUILTINS:
+        if isinstance(cur, Call) and cur.name not in BUILTINS:
             _, numbers = _split_args(cur)
             args = tuple(n.value for n in numbers if isinstance(n, Num))
             item = (cur.name, args, tuple(sorted(cur.kwargs)))
@@ -243,7 +243,7 @@ class _Evaluator:
 
     def key(self, node: Node) -> Any:
         """Cache key: the node itself, with indicator keywords folded into positions."""
-        if not isinstance(node, Call) or node.name in _BUILTINS:
+        if not isinstance(node, Call) or node.name in BUILTINS:
             return node
         series, numbers = _split_args(node)
         pos = [n.value for n in numbers if isinstance(n, Num)]
@@ -289,7 +289,7 @@ class _Evaluator:
             fn = np.logical_and if isinstance(node, And) else np.logical_or
             return reduce(fn, (self.value(item) for item in node.items))
         if isinstance(node, Call):
-            if node.name in _BUILTINS:
+            if node.name in BUILTINS:
                 return self.builtin(node)
             return self.indicator(node)
         raise ExprError(f"unknown node {type(node).__name__}", node.pos)

@@ -41,13 +41,12 @@ from typing import Any
 from engine.strategy.conditions import (
     EXECUTION_KEYS,
     StrategyError,
-    _role,
-    _timeframe,
     compile_text,
     condition,
+    role_of,
+    timeframe_of,
 )
-from engine.strategy.expr_eval import _BUILTINS
-from engine.strategy.expr_eval import _check as type_of
+from engine.strategy.expr_eval import BUILTINS, type_of
 from engine.strategy.expr_parse import (
     FIELDS,
     KEYWORDS,
@@ -146,7 +145,7 @@ def _var_name(key: str) -> str:
             "a variable name is up to 40 letters, digits and _, starting with a letter or _ and "
             "not ending in a digit (ema12 would read as ema(12))",
         )
-    if name in FIELDS or name in KEYWORDS or name in _BUILTINS:
+    if name in FIELDS or name in KEYWORDS or name in BUILTINS:
         raise StrategyError(path, f"{name!r} is a bar field, keyword or function")
     return name
 
@@ -211,7 +210,7 @@ def _substitute(node: Node, variables: dict[str, Node]) -> Node:
     from engine.strategy.provider import PROVIDER
 
     if isinstance(node, Call):
-        if not node.args and not node.kwargs and node.name not in _BUILTINS:
+        if not node.args and not node.kwargs and node.name not in BUILTINS:
             if node.name in variables:
                 return replace(variables[node.name], pos=node.pos)
             if not PROVIDER.has(node.name):
@@ -350,9 +349,9 @@ def _item(raw: Any, path: str, variables: dict[str, Node]) -> ScoreItem:
     if isinstance(score, bool) or not isinstance(score, int | float) or not -1000 <= score <= 1000:
         raise StrategyError(f"{path}.score", "must be a number from -1000 to 1000")
     text = compile_text(raw["when"], f"{path}.when", variables)
-    role = _role(raw.get("signal_type") or "FILTER", ("TRIGGER", "FILTER"), "a score condition",
+    role = role_of(raw.get("signal_type") or "FILTER", ("TRIGGER", "FILTER"), "a score condition",
                  f"{path}.signal_type", entry=True)  # fmt: skip
-    timeframe = _timeframe(raw.get("timeframe"), f"{path}.timeframe")
+    timeframe = timeframe_of(raw.get("timeframe"), f"{path}.timeframe")
     return ScoreItem(name, Condition("expr", text, (), timeframe, role, path), float(score))
 
 

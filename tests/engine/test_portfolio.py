@@ -121,7 +121,7 @@ def test_portfolio_is_chunk_invariant(demo_bars):
 
 
 def test_union_clock_merge_equals_sorting_the_times():
-    from engine.run import _clock
+    from engine.frame import clock_of
 
     rng = np.random.default_rng(8)
     for trial in range(300):
@@ -136,4 +136,4 @@ def test_union_clock_merge_equals_sorting_the_times():
         want = np.unique(np.concatenate(parts)) if parts else ts[:0]
         if parts and all(np.array_equal(p, parts[0]) for p in parts):  # kept as they are
             want = parts[0]
-        assert np.array_equal(_clock(ts, bounds, starts), want)
+        assert np.array_equal(clock_of(ts, bounds, starts), want)

@@ -183,7 +183,7 @@ def test_compiled_variant_matches_direct_compile():
 
 
 def test_run_metrics_reuses_its_thread_scratch_without_stale_values():
-    import engine.run as run_module
+    import engine.book as book_module
 
     data, short = bars(), two_symbols()
     ex = Execution(
@@ -206,14 +206,14 @@ def test_run_metrics_reuses_its_thread_scratch_without_stale_values():
         (data, fast, int(data["BTC-USD"].ts[50])),
     ]
     for bars_, strategy, t0 in cases:
-        scratch = run_module._SCRATCH
+        scratch = book_module.SCRATCH
         for arr in (scratch.curves, scratch.fills, scratch.trips):
             arr.view(np.uint8)[:] = 0x7F  # poison whatever a previous run left
         alone = run_backtest(bars_, strategy, ex, 10_000.0, t0, resolution="1m")
         got = run_metrics(bars_, strategy, ex, 10_000.0, t0, resolution="1m")
         assert got == alone.metrics
     assert alone.metrics["trade_count"] * 2 > 4_096
-    assert run_module._SCRATCH.fills.size > 4_096
+    assert book_module.SCRATCH.fills.size > 4_096
 
 
 def test_sweep_equals_own_runs_on_a_grid_sharing_a_filter_many_times():
