@@ -85,6 +85,10 @@ class Settings:
         default_factory=lambda: Path(p) if (p := os.environ.get("BARSTREAM_BARS_DIR")) else None
     )
 
+    def __post_init__(self) -> None:
+        if self.sweep_shard_size < 1:
+            raise ValueError("BARSTREAM_SWEEP_SHARD_SIZE must be a whole number of at least 1")
+
     @property
     def bars_dir(self) -> Path:
         return self.bars_path or self.data_dir / "bars"

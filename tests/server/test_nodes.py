@@ -11,6 +11,8 @@ re-run from the start, every stream gap-free and progress never backwards.
 import asyncio
 import copy
 import os
+import re
+import shutil
 import signal
 import uuid
 from collections.abc import Iterator
@@ -19,6 +21,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from engine.data.store import BarStore
 from tests.server.api_helpers import completed_results, wait_state
 from tests.server.harness import (
     SEED_STRATEGY,
@@ -210,6 +213,51 @@ async def test_cancelling_a_sharded_sweep_cancels_its_shards(live: list[ServerPr
     assert [e["data"]["state"] for e in events if e["type"] == "state"] == [
         "queued", "running", "cancelled",
     ]  # fmt: skip
+
+
+async def test_a_failed_shard_fails_the_sweep(live: list[ServerProcess]) -> None:
+    """A symbol taken out of the shared bar store once its sweep is queued: the shards that load
+    it fail, and the sweep fails naming a shard and what went wrong; the other shards end."""
+    a, b = live
+    bars = a.data_dir / "bars"
+    store = BarStore(bars)
+    eth = store.load("ETH-USD", "1m", 1_704_067_200 * 10**9, 1_709_251_200 * 10**9)  # Jan, Feb
+    store.write("GONE-USD", eth)
+    body = {**sweep_body(), "symbols": ["GONE-USD"]}
+    try:
+        (run_id,) = await submit(a, body)
+        (bars / "GONE-USD").rename(bars / ".gone")  # the shards' workers find no such symbol
+        async with b.client() as c:
+            ended = await wait_state(c, run_id, {"completed", "failed", "cancelled"})
+    finally:
+        shutil.rmtree(bars / ".gone", ignore_errors=True)
+    assert ended["state"] == "failed", ended
+    assert ended["error"]["code"] == "engine_error", ended
+    assert re.fullmatch(
+        r"shard \d of 4 \(variants \d+ to \d+\) failed: the engine failed .*",
+        ended["error"]["message"],
+    ), ended["error"]
+    events = await stored(a, run_id)
+    assert [e["id"] for e in events] == list(range(1, len(events) + 1))
+    states = [e["data"]["state"] for e in events if e["type"] == "state"]
+    assert states == ["queued", "running", "failed"]
+    conn = await asyncpg.connect(embedded_dsn(a))
+    try:
+
+        async def shards_ended() -> list[str]:
+            found = [
+                r["state"]
+                for r in await conn.fetch(
+                    "SELECT state FROM sweep_shards WHERE run_id = $1", uuid.UUID(run_id)
+                )
+            ]
+            assert len(found) == 4 and "failed" in found, found
+            assert not {"queued", "running"} & set(found), found
+            return found
+
+        await eventually(shards_ended, timeout=30)
+    finally:
+        await conn.close()
 
 
 async def test_a_node_killed_mid_run(live: list[ServerProcess]) -> None:
