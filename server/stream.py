@@ -42,7 +42,7 @@ class Subscriber:
         self.checked = asyncio.get_running_loop().time()
         self.wire = Wire.of(ws)
 
-    async def push(self, frames: list[Frame]) -> bool:
+    async def push(self, frames: list[Frame], blob: bytes) -> bool:
         """Send frames handed over by the tail while this stream is parked, if that cannot wait
         on the peer (its buffer is below the high-water mark); False leaves the rest to the
         stream's own loop, which then waits on this peer alone."""
@@ -56,7 +56,7 @@ class Subscriber:
         if not self.wire.open():
             self.gone = True
             return False
-        self.wire.write(todo)
+        self.wire.send(blob if len(todo) == len(frames) else b"".join(f.wire for f in todo))
         self.last = todo[-1].id
         return not todo[-1].terminal  # after the terminal frame, its loop closes the stream
 
@@ -88,8 +88,9 @@ class Wire:
         p = self.proto
         return not (p.disconnected or p.close_sent or p.transport.is_closing())
 
-    def write(self, frames: list[Frame]) -> None:
-        self.proto.transport.write(b"".join(f.wire for f in frames))
+    def send(self, data: bytes) -> None:
+        """Write frames' bytes."""
+        self.proto.transport.write(data)
 
 
 class Streams:
@@ -127,13 +128,13 @@ class Streams:
             await asyncio.sleep(0.02)
 
     async def key_valid(self, key: str, pool: object) -> bool:
-        """Whether `key` still authenticates, asked once per KEY_RECHECK_SECONDS for all the
-        streams opened with it."""
+        """Whether `key` still authenticates, asked at most once per KEY_CACHE_SECONDS for all
+        the streams opened with it."""
         now = asyncio.get_running_loop().time()
         known = self._keys.get(key)
-        if known is None or now - known[0] >= KEY_RECHECK_SECONDS or known[1].cancelled():
+        if known is None or now - known[0] >= KEY_CACHE_SECONDS or known[1].cancelled():
             for k, (at, _) in list(self._keys.items()):
-                if now - at >= 2 * KEY_RECHECK_SECONDS:
+                if now - at >= KEY_RECHECK_SECONDS:
                     del self._keys[k]
             task = asyncio.create_task(_authenticates(pool, key))
             known = self._keys[key] = (now, task)
@@ -186,13 +187,14 @@ async def _read_until_gone(sub: Subscriber) -> None:
 
 
 KEY_RECHECK_SECONDS = 5.0  # a key that expires (a rotation's grace) stops its streams this soon
+KEY_CACHE_SECONDS = 1.0  # one check of a key serves every stream opened with it this long
 
 
 async def _revoked(sub: Subscriber, streams: Streams, pool: object) -> bool:
     """Whether the stream's key was revoked (told by NOTIFY) or has expired (checked now and
     then)."""
     now = asyncio.get_running_loop().time()
-    if not sub.revoked and now - sub.checked >= KEY_RECHECK_SECONDS:
+    if not sub.revoked and now - sub.checked >= KEY_RECHECK_SECONDS - KEY_CACHE_SECONDS:
         sub.checked = now
         sub.revoked = not await streams.key_valid(sub.key, pool)
     return sub.revoked
@@ -252,7 +254,7 @@ async def _deliver(sub: Subscriber, chunk: list[Frame]) -> bool:
     await sub.wire.writable.wait()  # the peer's share of memory: the transport's high-water mark
     if not sub.wire.open():
         return False
-    sub.wire.write(chunk)
+    sub.wire.send(b"".join(f.wire for f in chunk))
     return True
 
 

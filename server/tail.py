@@ -55,9 +55,9 @@ class Live(Protocol):
 
     wake: asyncio.Event
 
-    async def push(self, frames: list[Frame]) -> bool:
-        """Send `frames` at once if that cannot wait on the peer; False leaves them (and any
-        after them) to the subscriber's own loop."""
+    async def push(self, frames: list[Frame], blob: bytes) -> bool:
+        """Send `frames` (`blob`: their bytes joined) at once if that cannot wait on the peer;
+        False leaves them (and any after them) to the subscriber's own loop."""
         ...
 
 
@@ -143,8 +143,9 @@ class Tail:
     async def _push(self, fresh: list[Frame]) -> None:
         # Parked subscribers take new frames from here, in one pass with no task switch per
         # subscriber: the per-event cost is then a send per subscriber, as for a bare broadcast.
+        blob = b"".join(f.wire for f in fresh)  # joined once for all
         for sub in list(self.live):
-            if not await sub.push(fresh):
+            if not await sub.push(fresh, blob):
                 self.live.discard(sub)
                 sub.wake.set()
 
