@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.data.store import RESOLUTIONS, Bars
+from engine.data.store import Bars
 from engine.execution import Execution, kernel_params
 from engine.frame import Frame, f64
 from engine.nb.indicators import atr_nb
@@ -29,6 +29,7 @@ from engine.nb.records import (
 from engine.strategy.compile import StrategyError
 from engine.strategy.evaluate import evaluate
 from engine.strategy.form import Exits, Strategy
+from engine.strategy.timeframe import timeframe_problem
 
 Masks4 = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
@@ -108,17 +109,12 @@ def strategy_masks(strategy: Strategy, bars: Bars, interval: str | None) -> Mask
     return tuple(np.ascontiguousarray(m, dtype=np.bool_) for m in masks)  # type: ignore[return-value]
 
 
-def _check_timeframes(strategy: Strategy, interval: int | None) -> None:
-    """Reject a condition timeframe finer than the run's bars or not a multiple of them."""
+def _check_timeframes(strategy: Strategy, interval: str | None) -> None:
+    """Reject a condition timeframe the run's bars cannot serve (engine.strategy.timeframe)."""
     for c in strategy.conditions:
-        if c.timeframe is None or interval is None:
-            continue
-        step = RESOLUTIONS[c.timeframe]
-        if step < interval or step % interval:
-            raise StrategyError(
-                f"{c.path}.timeframe",
-                "must be the run's resolution or a coarser multiple of it",
-            )
+        problem = c.timeframe and interval and timeframe_problem(interval, c.timeframe)
+        if problem:
+            raise StrategyError(f"{c.path}.timeframe", problem)
 
 
 def needs_atr(ex: Execution, exits: Exits) -> bool:
@@ -159,7 +155,7 @@ def new_book(
 
     With ``scratch`` (one-symbol runs of run_metrics) the curves and records are reused arrays.
     """
-    _check_timeframes(strategy, frame.interval)
+    _check_timeframes(strategy, frame.name)
     symbols, portfolio = frame.symbols, frame.portfolio
     masks, dist = _signal_arrays(frame, bars, strategy, ex, exits)
     params = kernel_params(ex, exits, capital, frame.name, frame.interval, len(bars))

@@ -155,14 +155,11 @@ def _step(interval: str) -> int:
     return BASE_RESOLUTIONS[interval]
 
 
-def _timeframe_problem(timeframe: str | None, interval: str) -> str | None:
-    """Why a signal timeframe cannot run on the run's bars, or None when it can."""
-    base, tf = _step(interval), _step(RESOLUTIONS.get(timeframe or "", "tick"))
-    if not base:
-        return "a tick run's signals run on its ticks: signal timeframes need bars"
-    if tf < base or tf % base:
-        return f"is finer than the run's resolution ({interval}) or not a multiple of it"
-    return None
+def _timeframe_problem(timeframe: str, interval: str) -> str | None:
+    """Why a signal timeframe (a wire name) cannot run on the run's bars, or None when it can."""
+    from engine.strategy.timeframe import timeframe_problem
+
+    return timeframe_problem(interval, RESOLUTIONS.get(timeframe, timeframe))
 
 
 def _check_timeframes(spec: dict[str, Any], source: str, interval: str) -> None:
@@ -173,13 +170,7 @@ def _check_timeframes(spec: dict[str, Any], source: str, interval: str) -> None:
             problem = None if tf is None else _timeframe_problem(tf, interval)
             if problem is not None:
                 field = f"{source}.{group}[{i}].timeframe"
-                raise ApiError(
-                    400,
-                    ErrorCode.INVALID_STRATEGY,
-                    f"{field}: signal timeframe {tf!r} {problem}" if tf in RESOLUTIONS
-                    else f"{field}: {tf!r} is not a resolution ({', '.join(RESOLUTIONS)})",
-                    field=field,
-                )  # fmt: skip
+                raise ApiError(400, ErrorCode.INVALID_STRATEGY, f"{field}: {problem}", field=field)
 
 
 def _execution(req: BacktestCreate, saved: Saved | None) -> ExecutionSpec:
@@ -260,7 +251,7 @@ def _check_sweep(
                 field = f"{source}.{cond.path}.timeframe"
                 raise ApiError(
                     400, ErrorCode.INVALID_STRATEGY,
-                    f"{field}: timeframe {cond.timeframe!r} {problem} (variant {v.params})",
+                    f"{field}: {problem} (variant {v.params})",
                     field=field,
                 )  # fmt: skip
     return {**req.sweep.model_dump(), "variant_count": len(variants)}

@@ -29,15 +29,28 @@ def interval_ns(name: str, what: str) -> int:
     return RESOLUTIONS[name]
 
 
+def timeframe_problem(base_interval: str, timeframe: str) -> str | None:
+    """Why a condition on `timeframe` cannot run on bars at `base_interval`, or None when it
+    can: the run's own resolution or a coarser multiple of it (the one statement of the rule)."""
+    if base_interval == "tick":
+        return "a tick run's signals run on its ticks: signal timeframes need bars"
+    for name, what in ((base_interval, "base interval"), (timeframe, "timeframe")):
+        if name not in RESOLUTIONS:
+            return f"unknown {what} {name!r}; known: {', '.join(RESOLUTIONS)}"
+    base, step = RESOLUTIONS[base_interval], RESOLUTIONS[timeframe]
+    if step < base:
+        return f"timeframe {timeframe} is finer than the bars' {base_interval}"
+    if step % base:
+        return f"timeframe {timeframe} is not a multiple of {base_interval}"
+    return None
+
+
 def check_timeframe(base_interval: str, timeframe: str) -> tuple[int, int]:
     """Return (base step, coarse step) in ns; ValueError unless timeframe is a multiple of base."""
-    base = interval_ns(base_interval, "base interval")
-    step = interval_ns(timeframe, "timeframe")
-    if step < base:
-        raise ValueError(f"timeframe {timeframe} is finer than the bars' {base_interval}")
-    if step % base:
-        raise ValueError(f"timeframe {timeframe} is not a multiple of {base_interval}")
-    return base, step
+    problem = timeframe_problem(base_interval, timeframe)
+    if problem is not None:
+        raise ValueError(problem)
+    return RESOLUTIONS[base_interval], RESOLUTIONS[timeframe]
 
 
 def last_closed(bars: Bars, base: int, coarse: Bars, step: int) -> np.ndarray:
