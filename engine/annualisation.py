@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.data.bars import DAY_NS, RESOLUTIONS
+from engine.stats_common import YEAR_NS
 
-YEAR_NS = 365 * DAY_NS
 TRADING_DAYS = 252
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.data.periods import DAY_NS
 from engine.fees import FEE_MODELS, check_tiers, check_venue, fee_table
 from engine.nb.records import (
     K_CD_LONG_BARS,
@@ -225,9 +226,6 @@ def _check_cooldown_config(config: Any) -> None:
         for key in COOLDOWN_KEYS:
             if not _int(tier.get(key), 0):
                 raise ValueError(f"{path}.{key}: must be an integer >= 0")
-
-
-DAY_NS = 86_400 * 10**9
 
 
 def cooldown_tiers(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 
-DAY_NS = 86_400 * 1_000_000_000
+from engine.data.periods import DAY_NS
+
 YEAR_NS = 365 * DAY_NS
 JULIAN_YEAR_NS = 365.25 * DAY_NS  # calendar CAGR's year (backtesting.py's)
 

@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from engine.data.periods import DAY_NS
+
 FILL_DTYPE = np.dtype(
     [
         ("bar", np.int64),  # index into the run's (concatenated) bar arrays
@@ -42,7 +44,6 @@ LONG, SHORT = 1, -1
 ) = range(6)
 REASON_NAMES = ("signal", "stop", "take_profit", "trailing_stop", "max_hold", "liquidation")
 NO_EXIT = -1.0
-DAY_NS = 86_400 * 10**9
 FEE_WINDOW_NS = 30 * DAY_NS  # trailing traded volume of tiered fees
 
 # float account state slots

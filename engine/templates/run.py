@@ -63,6 +63,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.data.bars import iso
+from engine.data.periods import DAY_NS
 from engine.data.store import Bars
 from engine.execution import Execution
 from engine.frame import closes_at
@@ -116,7 +117,6 @@ from engine.templates.plans import DcaPlan, GridPlan
 
 __all__ = ["run_template", "warm_up"]
 
-DAY_NS = 86_400 * 10**9
 HOUR_NS = 3_600 * 10**9
 
 
