@@ -15,6 +15,7 @@ import asyncpg
 
 from protocol.enums import RunState
 from server import events, runs, shards
+from server.hub import WORK_CHANNEL
 from server.outage import DB_ERRORS
 from server.runner import LeaseLost, Runner
 from server.settings import Settings
@@ -130,8 +131,21 @@ class Dispatcher:
         self._loop_task = asyncio.create_task(self._claim_forever(), name="dispatcher")
 
     def wake(self) -> None:
-        """Look for queued runs now rather than at the next poll."""
+        """Look for queued runs now rather than at the next poll; with no worker free here,
+        wake the other nodes too, so a new run starts at once on a node that has one."""
         self._wake.set()
+        if self._slots.locked():
+            task = asyncio.get_running_loop().create_task(self._announce())
+            self._tasks.add(task)  # type: ignore[arg-type]
+            task.add_done_callback(self._tasks.discard)  # type: ignore[arg-type]
+
+    def woken(self) -> None:
+        """Another node made work any node may claim: look for it now (never announced on)."""
+        self._wake.set()
+
+    async def _announce(self) -> None:
+        with contextlib.suppress(*DB_ERRORS, asyncpg.PostgresError):
+            await self.pool.execute("SELECT pg_notify($1, '')", WORK_CHANNEL)
 
     def cancel(self, run_id: uuid.UUID) -> None:
         """Ask the local runner of `run_id`, and of its sweep's shards, if any, to stop."""

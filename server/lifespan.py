@@ -75,7 +75,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         dispatcher = Dispatcher(settings, writer, workers)
         stack.push_async_callback(dispatcher.stop)
         hub.on_cancel(dispatcher.cancel)
-        hub.on_work(dispatcher.wake)
+        hub.on_work(dispatcher.woken)
         streams = Streams()
         hub.on_revoke(streams.revoke)
         hub.on_revoke(KEYS.forget)  # REST stops trusting a revoked key's cache entry
