@@ -45,6 +45,17 @@ _ANY = "state = 'queued' OR (state = 'running' AND lease_expires_at < now())"
 _ONE = "id = $4 AND state = 'queued'"
 
 
+def _restart_message(n: int, most: int, row: asyncpg.Record) -> str:
+    """The log line of a run claimed again: from the start, or a sharded sweep resumed."""
+    what = "resuming" if row["sharded"] else "restarting from the start"
+    if row["stopped_cleanly"]:
+        why = f"after a server stop (attempt {n} of {most}; a planned stop is not counted as a failed attempt)"
+    else:
+        why = f"(attempt {n} of {most}): the previous attempt was interrupted"
+    kept = "; shards of the sweep that are done are kept" if row["sharded"] else ""
+    return f"{what} {why}{kept}"
+
+
 class Busy(Exception):
     """No worker slot of this node is free for a synchronous run."""
 
@@ -253,18 +264,7 @@ class Dispatcher:
                 conn, row["id"], RunState.FAILED, previous=RunState.RUNNING, error=err
             )
             return None
-        n, most = row["attempts"], self.settings.max_attempts
-        msg = f"restarting from the start (attempt {n} of {most}): the previous attempt was interrupted"
-        if row["sharded"]:
-            msg = (
-                f"resuming (attempt {n} of {most}): the previous attempt was interrupted; shards"
-                " of the sweep that are done are kept"
-            )
-        if row["stopped_cleanly"]:
-            msg = (
-                f"restarting from the start after a server stop (attempt {n} of {most}; a"
-                " planned stop is not counted as a failed attempt)"
-            )
+        msg = _restart_message(row["attempts"], self.settings.max_attempts, row)
         await events.append(conn, row["id"], [("log", {"message": msg, "level": "warning"})])
         return claimed
 
