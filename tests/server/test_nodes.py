@@ -39,7 +39,7 @@ from tests.server.streaming import read_stream
 RESTART = "restarting from the start"
 SHARD = 3  # variants per shard on these nodes
 # The lease is short so that a killed node's runs are taken over within seconds.
-NODE = {"workers": "1", "chunk_bars": "2000", "pace_seconds": "0.02", "lease_seconds": "3",
+NODE = {"workers": "1", "chunk_bars": "2000", "pace_seconds": "0.02", "lease_seconds": "4",
         "sweep_shard_size": str(SHARD)}  # fmt: skip
 GRID = {
     "entry[0].params.window_fast": [8, 12],
