@@ -268,14 +268,17 @@ class Dispatcher:
         await events.append(conn, row["id"], [("log", {"message": msg, "level": "warning"})])
         return claimed
 
-    def _runner(self, claimed: dict[str, Any], cancel: asyncio.Event) -> Runner:
-        """The runner of a claim: a shard, a large sweep's coordinator, or a whole run."""
+    def _runner(self, claimed: dict[str, Any], cancel: asyncio.Event, pooled: bool) -> Runner:
+        """The runner of a claim: a shard, a large sweep's coordinator, or a whole run.
+
+        A run started on a slot its request reserved (`pooled` False) always runs whole: a
+        coordinator there would hold that slot while its shards wait for one.
+        """
         if claimed.get("shard"):
             self._shard_of[claimed["id"]] = claimed["run_id"]
             return shards.ShardRunner(self, claimed, cancel)
-        if claimed.get("sharded") or shards.is_large(
-            claimed["config"], self.settings.sweep_shard_size
-        ):
+        large = shards.is_large(claimed["config"], self.settings.sweep_shard_size)
+        if pooled and (claimed.get("sharded") or large):
             return shards.SweepCoordinator(self, claimed, cancel)
         return Runner(self, claimed, cancel)
 
@@ -283,7 +286,7 @@ class Dispatcher:
         run_id = claimed["id"]
         cancel = asyncio.Event()
         self._cancels[run_id] = cancel
-        runner = self._runner(claimed, cancel)
+        runner = self._runner(claimed, cancel, pooled=release)
         self._runners[run_id] = runner
         if release and isinstance(runner, shards.SweepCoordinator):
             release = False  # it holds no worker: its shards take the slots
