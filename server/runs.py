@@ -1,7 +1,9 @@
 """The runs table: create, read, list, and the state transitions, each with its events."""
 
 import asyncio
+import contextlib
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -20,7 +22,11 @@ _COLUMNS = (
 )
 
 
-def status(row: asyncpg.Record) -> dict[str, Any]:
+_NAMES = tuple(c.strip() for c in _COLUMNS.split(","))
+Row = Mapping[str, Any]  # a runs row with the columns of _COLUMNS
+
+
+def status(row: Row) -> dict[str, Any]:
     """Return the wire form of a run status object."""
     return {
         "run_id": str(row["id"]),
@@ -49,7 +55,10 @@ class InsufficientCredits(Exception):
 
 
 # barstream_create_runs (migration 0008): lock, counts, runs, first events, charges, NOTIFYs.
-_CREATE = "SELECT ord, outcome, detail FROM barstream_create_runs($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+_CREATE = (
+    "SELECT ord, outcome, detail, run_created_at, run_config"
+    " FROM barstream_create_runs($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+)
 _FIRST_EVENT = {"state": "queued", "previous_state": None}
 
 
@@ -69,29 +78,28 @@ async def _create_many(
     limits: _Limits,
     configs: list[dict[str, Any]],
     short_ids: list[str | None],
-) -> list[asyncpg.Record | Exception]:
-    """Create runs in one statement; each item's row, or the refusal that stored nothing."""
+) -> list[Row | Exception]:
+    """Create runs in one statement; each item's row (the columns of `get`), or the refusal
+    that stored nothing."""
     ids = [uuid.uuid4() for _ in configs]
     outcomes = await conn.fetch(
         _CREATE, limits.user_id, ids, configs, short_ids, limits.max_active, limits.max_surface,
         limits.cost, float(limits.cost), datetime.now(UTC), _FIRST_EVENT, events.EVENTS_CHANNEL,
     )  # fmt: skip
-    made = [ids[o["ord"] - 1] for o in outcomes if o["outcome"] == "created"]
-    rows = {}
-    if made:
-        query = f"SELECT {_COLUMNS} FROM runs WHERE id = ANY($1::uuid[])"
-        rows = {r["id"]: r for r in await conn.fetch(query, made)}
-    return [_outcome(o, rows.get(ids[o["ord"] - 1]), limits.cost) for o in outcomes]
+    return [_outcome(o, ids[o["ord"] - 1], short_ids[o["ord"] - 1], limits.cost) for o in outcomes]
 
 
 def _outcome(
-    o: asyncpg.Record, row: asyncpg.Record | None, cost: Decimal
-) -> asyncpg.Record | Exception:
+    o: asyncpg.Record, run_id: uuid.UUID, short_id: str | None, cost: Decimal
+) -> Row | Exception:
+    """A created run's row: what the function stored, and the table's defaults for the rest."""
     if o["outcome"] == "too_many":
         return TooManyActive(int(o["detail"]))
     if o["outcome"] == "credits":
         return InsufficientCredits(Decimal(o["detail"]), cost)
-    assert row is not None
+    row: dict[str, Any] = dict.fromkeys(_NAMES)  # started_at, error, … are NULL
+    row.update(id=run_id, state=RunState.QUEUED.value, progress=0.0, config=o["run_config"],
+               created_at=o["run_created_at"], archived=False, short_id=short_id)  # fmt: skip
     return row
 
 
@@ -104,9 +112,9 @@ async def create(
     max_surface: int | None = None,
     short_id: str | None = None,
     cost: Decimal = Decimal(0),
-) -> asyncpg.Record:
+) -> Row:
     """Insert a queued run and its first event (`state: queued`) in one statement, and charge
-    `cost` credits to a metered user (a NULL balance is unlimited and free).
+    `cost` credits to a metered user (a NULL balance is unlimited and free); return its row.
 
     TooManyActive when the user has `max_active` queued or running runs, or `max_surface` of
     them made through the config's surface; InsufficientCredits when a metered balance is below
@@ -122,13 +130,14 @@ async def create(
 @dataclass
 class _Ask:
     config: dict[str, Any]
-    future: asyncio.Future[asyncpg.Record]
+    future: asyncio.Future[Row]
 
 
 class Creates:
     """`create` for requests that each hold no connection: the creates of one user (with the
     same limits) that arrive while such a create is being written wait, then are written
-    together, in order, by one statement and one commit.
+    together, in order, by one statement and one commit, on one connection kept while they
+    keep coming.
 
     The user's row lock is held until a commit's WAL flush; taken once per run, it let one
     user's submissions through at the rate of flushes. Taken once per batch, batches grow with
@@ -144,7 +153,7 @@ class Creates:
 
     async def create(
         self, user_id: uuid.UUID, config: dict[str, Any], *, max_active: int, cost: Decimal
-    ) -> asyncpg.Record:
+    ) -> Row:
         """As `create`, batched with the user's other creates in flight."""
         limits = _Limits(user_id, max_active, None, cost, config.get("surface"))
         ask = _Ask(config, asyncio.get_running_loop().create_future())
@@ -169,25 +178,43 @@ class Creates:
 
     async def _drain(self, limits: _Limits) -> None:
         """Write batches until no create of these limits waits."""
-        while (batch := self._take(limits)) or limits in self._pending:
-            if batch:
-                self._answer(batch, await self._write(limits, batch))
-
-    async def _write(self, limits: _Limits, batch: list[_Ask]) -> list[asyncpg.Record | Exception]:
-        """Each ask's row or refusal; an outage answers them all, any other error only the ask
-        that caused it (the batch is written again one ask at a time)."""
+        conn: asyncpg.Connection | None = None
         try:
-            async with self.pool.acquire() as conn:
-                return await _create_many(
-                    conn, limits, [a.config for a in batch], [None] * len(batch)
-                )
+            while (batch := self._take(limits)) or limits in self._pending:
+                if not batch:
+                    continue
+                try:
+                    conn = conn or await self.pool.acquire()
+                    got = await self._write(conn, limits, batch)
+                except DB_ERRORS as exc:  # an outage: the batch is answered by it
+                    got = [exc] * len(batch)
+                    conn = await self._drop(conn)
+                self._answer(batch, got)
+        finally:
+            await self._drop(conn)
+
+    async def _drop(self, conn: asyncpg.Connection | None) -> None:
+        """Give the connection back to the pool (which replaces a broken one)."""
+        if conn is not None:
+            with contextlib.suppress(*DB_ERRORS, TimeoutError):
+                await self.pool.release(conn)
+
+    async def _write(
+        self, conn: asyncpg.Connection, limits: _Limits, batch: list[_Ask]
+    ) -> list[Row | Exception]:
+        """Each ask's row or refusal; an error that is no outage answers only the ask that
+        caused it (the batch is written again one ask at a time)."""
+        try:
+            return await _create_many(conn, limits, [a.config for a in batch], [None] * len(batch))
+        except DB_ERRORS:
+            raise
         except Exception as exc:
-            if len(batch) == 1 or isinstance(exc, DB_ERRORS):
-                return [exc] * len(batch)
-        return [got for ask in batch for got in await self._write(limits, [ask])]
+            if len(batch) == 1:
+                return [exc]
+        return [got for ask in batch for got in await self._write(conn, limits, [ask])]
 
     @staticmethod
-    def _answer(batch: list[_Ask], got: list[asyncpg.Record | Exception]) -> None:
+    def _answer(batch: list[_Ask], got: list[Row | Exception]) -> None:
         for ask, result in zip(batch, got, strict=True):
             if ask.future.done():
                 continue

@@ -5,13 +5,18 @@
 -- queue behind each other's commits. Each statement of a plpgsql function takes a new snapshot
 -- (READ COMMITTED), so the counts taken after the lock see every run committed by a create that
 -- held it before. Every config of a call has the same surface. One row per item, in order:
--- 'created', or a refusal ('too_many' with the count, 'credits' with the balance) that stores
--- nothing for that item.
-CREATE OR REPLACE FUNCTION barstream_create_runs(
+-- 'created' (with the run's created_at and stored config: the rest of a new run's row is the
+-- table's defaults), or a refusal ('too_many' with the count, 'credits' with the balance) that
+-- stores nothing for that item.
+DROP FUNCTION IF EXISTS barstream_create_runs(
+    uuid, uuid[], jsonb, text[], bigint, bigint, numeric, jsonb, timestamptz, jsonb, text);
+CREATE FUNCTION barstream_create_runs(
     p_user uuid, p_ids uuid[], p_configs jsonb, p_short_ids text[], p_max_active bigint,
     p_max_surface bigint, p_cost numeric, p_charged jsonb, p_ts timestamptz, p_event jsonb,
     p_channel text
-) RETURNS TABLE (ord integer, outcome text, detail text) LANGUAGE plpgsql AS $$
+) RETURNS TABLE (ord integer, outcome text, detail text, run_created_at timestamptz,
+    run_config jsonb)
+LANGUAGE plpgsql AS $$
 DECLARE
     v_credits numeric;
     v_metered boolean;
@@ -32,6 +37,8 @@ BEGIN
     FOR i IN 1 .. coalesce(array_length(p_ids, 1), 0) LOOP
         ord := i;
         detail := NULL;
+        run_created_at := NULL;
+        run_config := NULL;
         IF v_active >= p_max_active THEN
             outcome := 'too_many';
             detail := v_active::text;
@@ -46,7 +53,8 @@ BEGIN
                 VALUES (p_ids[i], p_user, 'queued', (p_configs->(i - 1)) || jsonb_build_object(
                     'credits', jsonb_build_object('metered', v_metered, 'charged',
                         CASE WHEN v_metered THEN p_charged ELSE '0.0'::jsonb END)),
-                    p_short_ids[i], 1);
+                    p_short_ids[i], 1)
+                RETURNING runs.created_at, runs.config INTO run_created_at, run_config;
             INSERT INTO events (run_id, id, type, ts, data)
                 VALUES (p_ids[i], 1, 'state', p_ts, p_event);
             IF v_metered THEN
