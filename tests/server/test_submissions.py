@@ -230,3 +230,20 @@ async def test_an_integer_too_large_to_store_is_a_422_and_spoils_no_other_create
         assert [r.status_code for r in answers[1:]] == [201] * 10
         listed = await c.get("/api/v2/backtests")
         assert listed.headers["x-total-count"] == "10"
+
+
+async def test_a_create_answers_the_status_a_read_of_the_run_gives(srv: ServerProcess) -> None:
+    """The create answer is built from what the insert stored and the table's defaults, not
+    read back: it must equal the status read afterwards (while the run is still queued, or
+    apart from what running it changed since)."""
+    key = srv.create_key("echo")
+    async with srv.client(key) as c:
+        made = (await c.post("/api/v2/backtests", json=small_run(name="echo"))).json()
+        read = (await c.get(f"/api/v2/backtests/{made['run_id']}")).json()
+    moved = {"state", "progress", "started_at", "finished_at"}
+    assert {k: v for k, v in made.items() if k not in moved} == {
+        k: v for k, v in read.items() if k not in moved
+    }
+    assert set(made) == set(read)
+    assert (made["state"], made["progress"], made["started_at"]) == ("queued", 0.0, None)
+    assert made["config"]["credits"] == {"metered": False, "charged": 0.0}
