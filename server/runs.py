@@ -20,8 +20,6 @@ _COLUMNS = (
     "id, state, progress, config, created_at, started_at, finished_at, error, archived,"
     " archived_at, short_id"
 )
-
-
 _NAMES = tuple(c.strip() for c in _COLUMNS.split(","))
 Row = Mapping[str, Any]  # a runs row with the columns of _COLUMNS
 
@@ -129,6 +127,8 @@ async def create(
 
 @dataclass
 class _Ask:
+    """One request's create, answered through its future."""
+
     config: dict[str, Any]
     future: asyncio.Future[Row]
 
@@ -215,6 +215,7 @@ class Creates:
 
     @staticmethod
     def _answer(batch: list[_Ask], got: list[Row | Exception]) -> None:
+        """Hand each waiting request its row or its refusal."""
         for ask, result in zip(batch, got, strict=True):
             if ask.future.done():
                 continue
