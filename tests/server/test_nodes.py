@@ -3,10 +3,11 @@ one's embedded PostgreSQL (DATABASE_URL = its socket) and its bar directory.
 
 Runs spread over both nodes and a subscriber on either node sees every event of a run executing
 on the other; a sweep larger than the shard size is split into shards run by both nodes and
-ranks exactly as the unsharded run of the same sweep on a single server; a node killed with
-SIGKILL mid-run has its run and its shard claimed by the survivor once their lease lapses and
-re-run from the start, every stream gap-free and progress never backwards.
-"""
+ranks exactly as the unsharded run of the same sweep on a single server; a cancel cancels its
+shards and a failed shard fails it; a node stopped (SIGTERM) mid-sweep gives its shards back at
+once; a node killed (SIGKILL) mid-run and mid-sweep has its run and its shard claimed by the
+survivor once their leases lapse and re-run from the start, and its sweep resumed, every stream
+gap-free and progress never backwards."""
 
 import asyncio
 import copy
@@ -50,10 +51,11 @@ GRID = {
 
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ServerProcess]]:
-    """Node A (its embedded PostgreSQL, its bar directory) and node B sharing both."""
+    """Node A (one worker, its embedded PostgreSQL, its bar directory) and node B (two
+    workers: a run and a shard at once) sharing both."""
     base = tmp_path_factory.mktemp("nodes")
     for a in serving(base / "a", **NODE):
-        b = node_of(a, base / "b", **NODE)
+        b = node_of(a, base / "b", **{**NODE, "workers": "2"})
         b.start()
         try:
             yield [a, b]
@@ -260,52 +262,11 @@ async def test_a_failed_shard_fails_the_sweep(live: list[ServerProcess]) -> None
         await conn.close()
 
 
-async def test_a_node_killed_mid_run(live: list[ServerProcess]) -> None:
-    """SIGKILL to node B's process group (server and workers) while it runs a run; a subscriber
-    on A sees the run re-run from the start on A once B's lease lapsed."""
+async def test_a_node_stopped_mid_sweep_gives_its_shards_back(live: list[ServerProcess]) -> None:
+    """SIGTERM to node B while it coordinates a sharded sweep and runs one of its shards: B gives
+    both back at once (no attempt counted) and A finishes the sweep without waiting for a lease."""
     a, b = live
-    ids = await submit(b, paced(4), paced(4))
-    subs = [Subscriber(a, run_id) for run_id in ids]
-    following = asyncio.gather(*(s.follow() for s in subs))
-    conn = await asyncpg.connect(embedded_dsn(a))
-    try:
-
-        async def on_b_mid_run() -> str | None:
-            return await conn.fetchval(
-                "SELECT id::text FROM runs WHERE id = any($1::uuid[]) AND state = 'running'"
-                " AND lease_owner LIKE $2 || ':%' AND progress BETWEEN 0.15 AND 0.8",
-                ids,
-                b.node_id,
-            )
-
-        victim = await eventually(on_b_mid_run, timeout=60, every=0.02)
-        assert b.proc is not None
-        os.killpg(b.proc.pid, signal.SIGKILL)
-        await asyncio.to_thread(b.proc.wait, 10)
-        await asyncio.wait_for(following, 120)
-        nodes_after = await conn.fetch(
-            "SELECT id::text, node, lease_owner FROM runs WHERE id = any($1::uuid[])", ids
-        )
-    finally:
-        await conn.close()
-    assert {r["node"] for r in nodes_after} == {a.node_id}, "the survivor ran both at the end"
-    for sub in subs:
-        events = await stored(a, sub.run_id)
-        check_stream(events, sub.run_id)
-        assert sub.seen == events, sub.run_id
-        restarts = [e for e in events if e["type"] == "log" and RESTART in e["data"]["message"]]
-        if sub.run_id == victim:
-            assert len(restarts) == 1 and "attempt 2 of 3" in restarts[0]["data"]["message"]
-        else:
-            assert restarts == [], sub.run_id
-
-
-async def test_a_node_killed_mid_sweep(live: list[ServerProcess], server: ServerProcess) -> None:
-    """SIGKILL to node B while it coordinates a sharded sweep and runs one of its shards: A
-    resumes the sweep once B's leases lapse, keeps the shards done, re-runs B's shard from the
-    start, and the ranking is still that of the sweep run whole on one server."""
-    a, b = live
-    (run_id,) = await submit(b, sweep_body(months=4))  # B claims it at once: B coordinates
+    (run_id,) = await submit(b, sweep_body(months=4))
     sub = Subscriber(a, run_id)
     following = asyncio.create_task(sub.follow())
     conn = await asyncpg.connect(embedded_dsn(a))
@@ -322,32 +283,91 @@ async def test_a_node_killed_mid_sweep(live: list[ServerProcess], server: Server
             )
 
         victim, coordinating = await eventually(b_runs_a_shard, timeout=60, every=0.02)
+        assert await asyncio.to_thread(b.stop, signal.SIGTERM) in (0, -signal.SIGTERM)
+        await asyncio.wait_for(following, 120)
+        shards = await conn.fetch(
+            "SELECT number, state, attempts, node FROM sweep_shards WHERE run_id = $1",
+            uuid.UUID(run_id),
+        )
+        attempts = await conn.fetchval("SELECT attempts FROM runs WHERE id = $1", uuid.UUID(run_id))
+    finally:
+        await conn.close()
+    assert attempts == 1, "a planned stop costs no attempt"
+    by_number = {s["number"]: s for s in shards}
+    assert by_number[victim]["attempts"] == 1 and by_number[victim]["node"] == a.node_id
+    assert all(s["state"] == "completed" for s in shards)
+    events = await stored(a, run_id)
+    check_stream(events, run_id)
+    assert sub.seen == events
+    logs = [e["data"]["message"] for e in events if e["type"] == "log"]
+    resumed = [m for m in logs if m.startswith("resuming after a server stop")]
+    assert len(resumed) == int(coordinating), logs
+    stopping = [m for m in logs if "another node (or the next start) resumes the sweep" in m]
+    assert len(stopping) == int(coordinating), logs
+
+
+async def test_a_node_killed_mid_run_and_mid_sweep(
+    live: list[ServerProcess], server: ServerProcess
+) -> None:
+    """SIGKILL to node B's process group (server and workers) while it runs a run and a shard of
+    a sweep it coordinates: once B's leases lapse, A re-runs the run and the shard from the start
+    and resumes the sweep keeping the shards done; subscribers on A see every event, the run's
+    stream and the sweep's are gap-free, and the ranking is still that of the sweep run whole."""
+    a, b = live
+    (run_id,) = await submit(b, paced(4))  # on B's first worker
+    (sweep_id,) = await submit(b, sweep_body(months=4))  # B coordinates; its second worker and A's
+    subs = [Subscriber(a, run_id), Subscriber(a, sweep_id)]  # take the shards
+    following = asyncio.gather(*(s.follow() for s in subs))
+    conn = await asyncpg.connect(embedded_dsn(a))
+    try:
+
+        async def b_mid_both() -> asyncpg.Record | None:
+            return await conn.fetchrow(
+                "SELECT s.number, p.lease_owner LIKE $3 || ':%' AS coordinating"
+                " FROM runs r, sweep_shards s JOIN runs p ON p.id = s.run_id"
+                " WHERE r.id = $1 AND r.state = 'running' AND r.lease_owner LIKE $3 || ':%'"
+                " AND r.progress BETWEEN 0.15 AND 0.8 AND s.run_id = $2 AND s.state = 'running'"
+                " AND s.progress < 0.9 AND s.lease_owner LIKE $3 || ':%'",
+                uuid.UUID(run_id),
+                uuid.UUID(sweep_id),
+                b.node_id,
+            )
+
+        victim, coordinating = await eventually(b_mid_both, timeout=60, every=0.02)
         assert b.proc is not None
         os.killpg(b.proc.pid, signal.SIGKILL)
         await asyncio.to_thread(b.proc.wait, 10)
         await asyncio.wait_for(following, 120)
         shards = await conn.fetch(
             "SELECT number, state, attempts, node FROM sweep_shards WHERE run_id = $1",
-            uuid.UUID(run_id),
+            uuid.UUID(sweep_id),
         )
-        parent = await conn.fetchrow(
-            "SELECT node, attempts FROM runs WHERE id = $1", uuid.UUID(run_id)
+        ran = await conn.fetch(
+            "SELECT id::text, node, attempts FROM runs WHERE id = any($1::uuid[])",
+            [run_id, sweep_id],
         )
     finally:
         await conn.close()
-    # B usually coordinates too (it claimed the run at once); if A's poll came first, A does.
-    assert dict(parent) == {"node": a.node_id, "attempts": 2 if coordinating else 1}
+    by_id = {r["id"]: (r["node"], r["attempts"]) for r in ran}
+    # B usually coordinates too (it claimed the sweep at once); if A's poll came first, A does.
+    assert by_id == {run_id: (a.node_id, 2), sweep_id: (a.node_id, 2 if coordinating else 1)}
     by_number = {s["number"]: s for s in shards}
     assert by_number[victim]["attempts"] == 2 and by_number[victim]["node"] == a.node_id
     assert all(s["state"] == "completed" for s in shards)
-    events = await stored(a, run_id)
-    check_stream(events, run_id)
-    assert sub.seen == events
-    logs = [e["data"]["message"] for e in events if e["type"] == "log"]
-    assert sum("resuming (attempt 2 of 3)" in m for m in logs) == int(coordinating), logs
-    assert any(f"shard {victim} of 4" in m and "attempt 2 of 3" in m for m in logs), logs
+    for sub in subs:
+        events = await stored(a, sub.run_id)
+        check_stream(events, sub.run_id)
+        assert sub.seen == events, sub.run_id
+    logs = {
+        sub.run_id: [e["data"]["message"] for e in sub.seen if e["type"] == "log"] for sub in subs
+    }
+    restarts = [m for m in logs[run_id] if RESTART in m]
+    assert len(restarts) == 1 and "attempt 2 of 3" in restarts[0], logs[run_id]
+    swept = logs[sweep_id]
+    assert sum("resuming (attempt 2 of 3)" in m for m in swept) == int(coordinating), swept
+    assert any(f"shard {victim} of 4" in m and "attempt 2 of 3" in m for m in swept), swept
     async with a.client() as c:
-        sharded = (await c.get(f"/api/v2/backtests/{run_id}/results")).json()
+        sharded = (await c.get(f"/api/v2/backtests/{sweep_id}/results")).json()
     async with server.client() as c:
         alone = await completed_results(c, sweep_body(months=4))
     assert sharded["sweep"] == alone["sweep"] and sharded["metrics"] == alone["metrics"]
