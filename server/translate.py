@@ -379,8 +379,49 @@ def _run_symbols(req: BacktestCreate, saved: Saved | None) -> list[str]:
     )  # fmt: skip
 
 
+_INT_RANGE = (-(2**63), 2**64 - 1)  # what a stored (JSON) config can hold
+
+
+def storable(config: dict[str, Any]) -> dict[str, Any]:
+    """The config, or a 422 naming the first integer too large to store (a 500 before)."""
+    try:
+        orjson.dumps(config)
+    except TypeError as exc:
+        field = _huge_int(config) or "body"
+        raise ApiError(
+            422, ErrorCode.VALIDATION_ERROR,
+            f"{field}: integers must lie in {_INT_RANGE[0]}..{_INT_RANGE[1]}; send a larger"
+            " number as a float or a string", field=field,
+        ) from exc  # fmt: skip
+    return config
+
+
+def _huge_int(value: Any) -> str | None:
+    """The path of the first integer outside _INT_RANGE, depth first, without recursion."""
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, int) and not _INT_RANGE[0] <= value <= _INT_RANGE[1]:
+            return path
+        if isinstance(value, dict):
+            items = [(v, f"{path}.{k}" if path else str(k)) for k, v in value.items()]
+        elif isinstance(value, list):
+            items = [(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        else:
+            continue
+        stack.extend(reversed(items))
+    return None
+
+
 def config_for(
     req: BacktestCreate, store: BarStore, saved: Saved | None = None, dialect: str = "v2"
+) -> dict[str, Any]:
+    """Resolve a validated request (and the saved strategy it names) into a storable config."""
+    return storable(_config(req, store, saved, dialect))
+
+
+def _config(
+    req: BacktestCreate, store: BarStore, saved: Saved | None, dialect: str
 ) -> dict[str, Any]:
     """Resolve a validated request (and the saved strategy it names) into a run config."""
     if saved is not None and saved.dialect == "job":

@@ -1,22 +1,18 @@
 """The canonical v2 runs API: create, list, get, results, cancel."""
 
-from typing import Any
-
 import asyncpg
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from engine.data.store import BarStore
 from protocol.enums import RunState
 from protocol.errors import ApiError, ErrorCode, insufficient_credits
-from protocol.requests import BacktestCreate
 from server import offload, paging, runs, strategies
 from server.auth import require_user
 from server.events import iso
 from server.responses import JSON
-from server.translate import Saved, config_for, parse_create
+from server.translate import config_for, parse_create
 
 
 async def _owned_run(request: Request) -> asyncpg.Record:
@@ -31,41 +27,6 @@ async def _owned_run(request: Request) -> asyncpg.Record:
 
 def _not_found(run_id: str) -> ApiError:
     return ApiError(404, ErrorCode.NOT_FOUND, f"backtest {run_id} not found", field="run_id")
-
-
-_INT_RANGE = (-(2**63), 2**64 - 1)  # what a stored (JSON) config can hold
-
-
-def _storable_config(req: BacktestCreate, store: BarStore, saved: Saved | None) -> dict[str, Any]:
-    """config_for, then a 422 naming the first integer too large to store (a 500 before)."""
-    config = config_for(req, store, saved)
-    try:
-        orjson.dumps(config)
-    except TypeError as exc:
-        field = _huge_int(config) or "body"
-        raise ApiError(
-            422, ErrorCode.VALIDATION_ERROR,
-            f"{field}: integers must lie in {_INT_RANGE[0]}..{_INT_RANGE[1]}; send a larger"
-            " number as a float or a string", field=field,
-        ) from exc  # fmt: skip
-    return config
-
-
-def _huge_int(value: Any) -> str | None:
-    """The path of the first integer outside _INT_RANGE, depth first, without recursion."""
-    stack: list[tuple[Any, str]] = [(value, "")]
-    while stack:
-        value, path = stack.pop()
-        if isinstance(value, int) and not _INT_RANGE[0] <= value <= _INT_RANGE[1]:
-            return path
-        if isinstance(value, dict):
-            items = [(v, f"{path}.{k}" if path else str(k)) for k, v in value.items()]
-        elif isinstance(value, list):
-            items = [(v, f"{path}[{i}]") for i, v in enumerate(value)]
-        else:
-            continue
-        stack.extend(reversed(items))
-    return None
 
 
 def _creates(request: Request) -> runs.Creates:
@@ -83,7 +44,7 @@ async def create(request: Request) -> Response:
     saved = None
     if req.strategy_id is not None:
         saved = await strategies.for_run(request.app.state.pool, req.strategy_id, user.id)
-    config = await offload.run(_storable_config, req, request.app.state.store, saved)
+    config = await offload.run(config_for, req, request.app.state.store, saved)
     settings = request.app.state.settings
     try:
         row = await _creates(request).create(
