@@ -19,6 +19,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from server.tail import encode
 from tests.server.harness import ServerProcess, backtest, eventually, minute_run, serving
 from tests.server.streaming import read_stream
 
@@ -265,6 +266,28 @@ async def test_a_subscriber_that_stops_reading_does_not_hold_up_shutdown(
         assert took < 15, f"shutdown took {took:.1f} s"
     finally:
         silent.close()
+
+
+@pytest.mark.parametrize("size", [10, 100, 70_000])  # each length encoding of a frame
+def test_a_frame_built_once_parses_as_its_event(size: int) -> None:
+    """The bytes written to every subscriber are one unmasked text frame holding the event."""
+    from websockets.frames import Frame, Opcode
+    from websockets.streams import StreamReader
+
+    event = {"id": 7, "run_id": "r", "type": "log", "timestamp": "2026-01-01T00:00:00.000Z",
+             "data": {"message": "x" * size, "level": "info"}}  # fmt: skip
+    frame = encode(event)
+    reader = StreamReader()
+    reader.feed_data(frame.wire)
+    reader.feed_eof()
+    parse = Frame.parse(reader.read_exact, mask=False)
+    with pytest.raises(StopIteration) as done:
+        while True:
+            next(parse)
+    parsed = done.value.value
+    assert (parsed.opcode, parsed.fin) == (Opcode.TEXT, True)
+    assert orjson.loads(parsed.data) == event and parsed.data.decode() == frame.text
+    assert reader.at_eof()  # nothing after the frame
 
 
 def _ids(events: list[dict[str, Any]]) -> list[int]:
