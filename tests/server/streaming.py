@@ -12,7 +12,12 @@ async def read_stream(
 ) -> tuple[list[dict[str, Any]], int | None, str]:
     """Return (events, close code, close reason); stop early after `limit` events."""
     got: list[dict[str, Any]] = []
-    async with connect(url, additional_headers=headers or {}, open_timeout=30) as ws:
+    # max_queue=None: a client that stops early (limit) closes while the server may still have
+    # a burst of frames in flight; with websockets' default queue of 16 its reading pauses, the
+    # server's close reply sits unread behind them and the close waits out close_timeout (10 s).
+    async with connect(
+        url, additional_headers=headers or {}, open_timeout=30, max_queue=None
+    ) as ws:
         try:
             async for raw in ws:
                 got.append(orjson.loads(raw))
