@@ -43,6 +43,7 @@ def test_run_list_pages_filters_and_shows_archived(
     page.select_option("#state-filter", "completed")
     until(page, f"{LABEL} === 'runs 1{DASH}2 of 5'")  # every run finished by now
     page.click("#next-page")
+    until(page, f"{LABEL} === 'runs 3{DASH}4 of 5'")  # the next page's link comes with it
     page.click("#next-page")
     until(page, f"{LABEL} === 'runs 5{DASH}5 of 5'")
     assert page.locator(f"tr[data-run-id='{ids[0]}'] .badge.completed").count() == 1

@@ -165,10 +165,11 @@ async def test_a_sweep_sharded_over_two_nodes_ranks_as_on_one(
     events = await stored(b, run_id)
     check_stream(events, run_id)
     assert sub.seen == events
-    # One progress stream for the whole sweep, fed by the shards while they run (two rounds of
-    # shards on two workers: at least one step between the start and the end).
+    # One progress stream for the whole sweep, never backwards, ending whole. (How many steps
+    # it shows between depends on how the shards' runs fall against the coordinator's polls:
+    # on a fast machine all four may end between two of them.)
     moving = [e["data"]["progress"] for e in events if e["type"] == "progress"]
-    assert any(0.05 < p < 0.95 for p in moving), moving
+    assert moving == sorted(moving) and moving[-1] == 1.0, moving
     logs = [e["data"]["message"] for e in events if e["type"] == "log"]
     assert any("in 4 shards of at most 3 variants" in m for m in logs), logs
     assert sum(" done on " in m for m in logs) == 4, logs
