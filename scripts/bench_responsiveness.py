@@ -21,16 +21,9 @@ import time
 from pathlib import Path
 
 import httpx
+from bench.seed import seed_strategy
 
-STRATEGY = {
-    "name": "sweep", "asset": "ETH",
-    "entry": [
-        {"name": "macd_bullish_cross", "timeframe": "1h", "signal_type": "TRIGGER",
-         "params": {"window_fast": 12, "window_slow": 26, "window_sign": 9}},
-        {"name": "is_above_sma", "timeframe": "1h", "signal_type": "FILTER", "params": {"window": 50}},
-    ],
-    "exit": [],
-}  # fmt: skip
+STRATEGY = seed_strategy("1h", "sweep")
 GRID = {
     "entry[0].params.window_fast": list(range(5, 25)),
     "entry[0].params.window_slow": list(range(30, 55)),

@@ -44,17 +44,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from bench.seed import seed_strategy
 
 ROOT = Path(__file__).resolve().parent.parent
-STRATEGY = {
-    "name": "bench", "asset": "ETH",
-    "entry": [
-        {"name": "macd_bullish_cross", "timeframe": "1m", "signal_type": "TRIGGER",
-         "params": {"window_fast": 12, "window_slow": 26, "window_sign": 9}},
-        {"name": "is_above_sma", "timeframe": "1m", "signal_type": "FILTER", "params": {"window": 50}},
-    ],
-    "exit": [],
-}  # fmt: skip
+STRATEGY = seed_strategy("1m", "bench")
 KEY_LINE = re.compile(r"API key \(shown once\): (\S+)")
 TERMINAL = ('"state":"completed"', '"state":"failed"', '"state":"cancelled"')
 

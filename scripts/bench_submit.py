@@ -36,16 +36,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
+from bench.seed import seed_strategy
 
-STRATEGY = {
-    "name": "bench", "asset": "ETH",
-    "entry": [
-        {"name": "macd_bullish_cross", "timeframe": "1h", "signal_type": "TRIGGER",
-         "params": {"window_fast": 12, "window_slow": 26, "window_sign": 9}},
-        {"name": "is_above_sma", "timeframe": "1h", "signal_type": "FILTER", "params": {"window": 50}},
-    ],
-    "exit": [],
-}  # fmt: skip
+STRATEGY = seed_strategy("1h", "bench")
 SMALL_RUN = {
     "symbols": ["ETH-USD"], "start": "2024-02-01T00:00:00Z", "end": "2024-03-01T00:00:00Z",
     "resolution": "1h", "capital": 10_000.0, "strategy": STRATEGY,
