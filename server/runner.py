@@ -15,6 +15,7 @@ import asyncpg
 
 from protocol.enums import RunState
 from server import events, runs
+from server.messages import Cancelled, Done, Failed, FromWorker, Log, Progress
 from server.outage import DB_ERRORS
 from server.translate import job_from_config
 from server.workers import WorkerLost
@@ -111,25 +112,25 @@ class Runner:
         else:
             await self._release()
 
-    async def _handle(self, msg: tuple[Any, ...]) -> bool:
+    async def _handle(self, msg: FromWorker) -> bool:
         """Turn one worker message into events; return True once the run has ended."""
-        kind = msg[0]
-        if kind == "progress":
-            await self._progress(*msg[1:])
-            return False
-        if kind == "log":
-            await self._append([("log", {"message": msg[2], "level": msg[1]})])
-            return False
-        if kind == "done":
-            await self._complete(msg[1])
-        elif kind == "failed":
-            log.warning("run %s failed in its worker:\n%s", self.run_id, msg[3])
-            await self.fail(msg[1], msg[2])
-        elif kind == "cancelled":
-            if self.timed_out:
-                await self._timeout()
-            else:
-                await self._finish(RunState.CANCELLED, None, [])
+        match msg:
+            case Progress(phase, done, total, metrics):
+                await self._progress(phase, done, total, metrics)
+                return False
+            case Log(level, message):
+                await self._append([("log", {"message": message, "level": level})])
+                return False
+            case Done(body):
+                await self._complete(body)
+            case Failed(code, message, trace):
+                log.warning("run %s failed in its worker:\n%s", self.run_id, trace)
+                await self.fail(code, message)
+            case Cancelled():
+                if self.timed_out:
+                    await self._timeout()
+                else:
+                    await self._finish(RunState.CANCELLED, None, [])
         return True
 
     async def _progress(self, phase: str, done: int, total: int, metrics: dict[str, float]) -> None:

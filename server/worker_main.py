@@ -9,6 +9,18 @@ from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from typing import Any
 
+from server.messages import (
+    Cancel,
+    Cancelled,
+    Done,
+    Failed,
+    Job,
+    Log,
+    Progress,
+    Ready,
+    Stop,
+)
+
 _NS = 1_000_000_000
 
 
@@ -143,16 +155,15 @@ def _run(conn: Connection, job: dict[str, Any]) -> None:
     from engine.strategy.lookback import warmup_bars
     from engine.sweep import expand, run_sweep, shard_variants
 
-    def send(*msg: Any) -> None:
-        conn.send(msg)
+    send = conn.send
 
     def cancelled() -> bool:
         while conn.poll():
-            if conn.recv()[0] in ("cancel", "stop"):
+            if isinstance(conn.recv(), Cancel | Stop):
                 return True
         return False
 
-    send("progress", "load", 0, 1, {})
+    send(Progress("load", 0, 1))
     sweep = job.get("sweep")
     dialect = job.get("dialect", "v2")
     plan = _template_plan(job)
@@ -179,15 +190,15 @@ def _run(conn: Connection, job: dict[str, Any]) -> None:
     versus = job.get("benchmark")  # a symbol the run compares with (alpha, beta)
     benchmark = store.load(versus, *window[:3], tz=tz) if versus else None
     for s, b in bars.items():
-        send("log", "info", f"loaded {len(b)} {job['resolution']} bars of {s}")
+        send(Log("info", f"loaded {len(b)} {job['resolution']} bars of {s}"))
     if cancelled():
         raise _Cancelled
-    send("progress", "prepare", 0, 1, {})
+    send(Progress("prepare", 0, 1))
 
     pace = float(job.get("pace_seconds") or 0.0)
 
     def on_progress(p: Any) -> bool:
-        send("progress", "simulate", p.bars_done, p.bars_total, dict(p.metrics))
+        send(Progress("simulate", p.bars_done, p.bars_total, dict(p.metrics)))
         if pace:
             time.sleep(pace)  # demo pacing: slows a run so its progress can be watched
         return not cancelled()
@@ -212,9 +223,7 @@ def _run(conn: Connection, job: dict[str, Any]) -> None:
                 benchmark=benchmark,
             )  # fmt: skip
         elif sweep:
-            send(
-                "log", "info", f"sweep of {len(strategies)} variants, ranked by {sweep['rank_by']}"
-            )
+            send(Log("info", f"sweep of {len(strategies)} variants, ranked by {sweep['rank_by']}"))
             rows, output = run_sweep(
                 bars, variants, execution, job["capital"], job["start_ns"],
                 rank_by=sweep["rank_by"], **common,
@@ -227,8 +236,8 @@ def _run(conn: Connection, job: dict[str, Any]) -> None:
     except Cancelled as exc:
         raise _Cancelled from exc
     for line in output.logs:  # per-symbol summaries, the account line, liquidations
-        send("log", line.level, str(line))
-    send("progress", "metrics", 1, 1, {})
+        send(Log(line.level, str(line)))
+    send(Progress("metrics", 1, 1))
     body = _wire(output)
     body["annualization"] = annual.wire()
     if len(strategies) == 1 and getattr(strategies[0], "score", None) is not None:
@@ -241,7 +250,7 @@ def _run(conn: Connection, job: dict[str, Any]) -> None:
             "best": {"variant": best["number"], "params": best["params"]},
             "variants": _sweep_rows(rows, sweep["rank_by"]),
         }
-    send("done", body)
+    send(Done(body))
 
 
 def _failure(exc: Exception) -> tuple[str, str]:
@@ -265,19 +274,19 @@ def main(conn: Connection) -> None:
 
     warm_up()
     warm_up_templates()
-    conn.send(("ready", os.getpid()))
+    conn.send(Ready(os.getpid()))
     while True:
         try:
             msg = conn.recv()
         except EOFError:
             return
-        if msg[0] == "stop":
+        if isinstance(msg, Stop):
             return
-        if msg[0] != "job":
+        if not isinstance(msg, Job):
             continue  # a cancel for a job that already ended
         try:
-            _run(conn, msg[1])
+            _run(conn, msg.spec)
         except _Cancelled:
-            conn.send(("cancelled",))
+            conn.send(Cancelled())
         except Exception as exc:
-            conn.send(("failed", *_failure(exc), traceback.format_exc(limit=8)))
+            conn.send(Failed(*_failure(exc), traceback.format_exc(limit=8)))

@@ -16,6 +16,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from server import worker_main
+from server.messages import ENDS, Cancel, FromWorker, Job, Ready, Stop, ToWorker
 
 log = logging.getLogger("barstream.workers")
 
@@ -34,7 +35,7 @@ class Worker:
         child.close()
         self.send_lock = threading.Lock()
 
-    def send(self, msg: tuple[Any, ...]) -> None:
+    def send(self, msg: ToWorker) -> None:
         with self.send_lock:
             self.conn.send(msg)
 
@@ -44,7 +45,7 @@ class Worker:
             self.process.terminate()
         else:
             with contextlib.suppress(OSError, BrokenPipeError):
-                self.send(("stop",))
+                self.send(Stop())
         self.process.join(timeout=5)
         if self.process.is_alive():
             self.process.kill()
@@ -52,7 +53,7 @@ class Worker:
         self.conn.close()
 
 
-def _recv(conn: Connection) -> tuple[Any, ...]:
+def _recv(conn: Connection) -> FromWorker:
     try:
         return conn.recv()
     except (EOFError, OSError) as exc:
@@ -84,7 +85,7 @@ class WorkerPool:
         except BaseException:
             await loop.run_in_executor(self._threads, worker.stop, True)
             raise
-        if msg[0] != "ready":
+        if not isinstance(msg, Ready):
             raise RuntimeError(f"worker did not start: {msg!r}")
         if self._closing:  # the pool stopped while this one started
             await loop.run_in_executor(self._threads, worker.stop, False)
@@ -130,7 +131,7 @@ class WorkerPool:
 
     async def run(
         self, job: dict[str, Any], cancel: asyncio.Event, grace: float = 10.0
-    ) -> AsyncIterator[tuple[Any, ...]]:
+    ) -> AsyncIterator[FromWorker]:
         """Run `job` on an idle worker, yielding its messages until a terminal one.
 
         Once `cancel` is set the worker is asked to stop; if it has not ended the job `grace`
@@ -146,10 +147,10 @@ class WorkerPool:
         ended = False
         watcher = asyncio.create_task(self._cancel_then_kill(worker, cancel, grace))
         try:
-            worker.send(("job", job))
+            worker.send(Job(job))
             while not ended:
                 msg = await loop.run_in_executor(self._threads, _recv, worker.conn)
-                ended = msg[0] in ("done", "failed", "cancelled")
+                ended = isinstance(msg, ENDS)
                 yield msg
         finally:
             watcher.cancel()
@@ -162,7 +163,7 @@ class WorkerPool:
     async def _cancel_then_kill(self, worker: Worker, cancel: asyncio.Event, grace: float) -> None:
         await cancel.wait()
         with contextlib.suppress(OSError, BrokenPipeError):
-            worker.send(("cancel",))
+            worker.send(Cancel())
         await asyncio.sleep(grace)
         log.warning(
             "worker %s ignored a cancel for %.0f s; terminating it", worker.process.pid, grace
