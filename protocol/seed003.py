@@ -97,7 +97,7 @@ class SubmitBody(BaseModel):
         min_length=1,
         max_length=200_000,
         description='a score strategy serialized as a JSON string ("type": "score" may be left '
-        "out); format: docs/score_strategy.schema.json",
+        "out); format: the ScoreStrategy schema in /openapi.json",
     )
     assetPair: str = Field(
         min_length=1, max_length=32, description='a symbol or alias: "BTC-USDC", "ETH-USDT"'

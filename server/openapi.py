@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+import protocol
 from protocol.events import EVENT_ADAPTER
 from protocol.requests import BacktestCreate
 from protocol.results import Results, RunStatus
@@ -23,7 +24,7 @@ from server.openapi_common import (
 )
 
 REF = "#/components/schemas/{model}"
-SCORE_SCHEMA = Path(__file__).resolve().parents[1] / "docs" / "score_strategy.schema.json"
+SCORE_SCHEMA = Path(protocol.__file__).with_name("score_strategy.schema.json")
 ERROR = {
     "type": "object",
     "required": ["error"],

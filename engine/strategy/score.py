@@ -1,7 +1,7 @@
 """Score strategies: named variables, scored conditions, a threshold and fixed-R exits.
 
 A score strategy is a v2 strategy object with ``"type": "score"`` (JSON Schema:
-``docs/score_strategy.schema.json``)::
+``protocol/score_strategy.schema.json``)::
 
     {"name": "momentum score", "type": "score",
      "variables": {"fast": "ema(12)", "slow": "ema(26)", "r": "rsi(14)"},
