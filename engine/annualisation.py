@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.data.bars import DAY_NS, RESOLUTIONS
+from engine.stats import periods_per_year
 from engine.stats_common import YEAR_NS
 
 TRADING_DAYS = 252
@@ -66,8 +67,10 @@ def bars_per_year(
         return _measured(ts, gap, resolution)
     if calendar == "exchange":
         return _exchange(resolution, ts)
-    step = RESOLUTIONS[resolution]
-    return YEAR_NS / step, f"{resolution} bars trading every day: 365 days of them a year"
+    return (
+        periods_per_year(RESOLUTIONS[resolution]),
+        f"{resolution} bars trading every day: 365 days of them a year",
+    )
 
 
 def _measured(ts: np.ndarray, gap: int | None, resolution: str | None) -> tuple[float, str]:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from typing import Any
 
+from protocol.results import COUNT_METRICS
 from server.messages import (
     Cancel,
     Cancelled,
@@ -57,12 +58,6 @@ def _wire(output: Any) -> dict[str, Any]:
         "returns_by_month": getattr(output, "returns_by_month", []),
         "returns_by_year": getattr(output, "returns_by_year", []),
     }
-
-
-COUNT_METRICS = (
-    "trade_count", "max_drawdown_duration", "wins", "losses", "both_hit",
-    "max_trade_duration_bars",
-)  # fmt: skip
 
 
 def _counts_as_ints(metrics: dict[str, Any]) -> dict[str, Any]:
