@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from engine.data.store import Bars
+from engine.output import Table
 from engine.stats import finite, r_stats
 from engine.strategy.evaluate import score_table
 from engine.strategy.form import Strategy
@@ -45,7 +46,7 @@ def score_key(total: float) -> str:
 def score_diagnostics(
     strategy: Strategy,
     bars: Bars | dict[str, Bars],
-    round_trips: list[dict],
+    round_trips: Table | list[dict],
     trade_start_ns: int,
     *,
     fill: str = "next_open",
@@ -121,13 +122,18 @@ def _trade(
     }
 
 
-def r_summary(round_trips: list[dict]) -> dict[str, float | int | None]:
+def _column(round_trips: Table | list[dict], name: str) -> np.ndarray:
+    """One column of the round trips as floats (None as NaN), from a Table or rows."""
+    if isinstance(round_trips, Table):
+        return round_trips.column(name).astype(np.float64)
+    values = [t.get(name) for t in round_trips]
+    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+
+
+def r_summary(round_trips: Table | list[dict]) -> dict[str, float | int | None]:
     """Return seed 003's R-unit results from closed round trips (None where undefined)."""
-    r = np.array(
-        [np.nan if t.get("r_multiple") is None else t["r_multiple"] for t in round_trips],
-        dtype=np.float64,
-    )
-    pnl = np.array([t["pnl"] for t in round_trips], dtype=np.float64)
+    r = _column(round_trips, "r_multiple")
+    pnl = _column(round_trips, "pnl")
     out: dict[str, float | int | None] = dict(r_stats(r))
     gross_loss = out["gross_loss_r"]
     out["profit_factor"] = (
@@ -142,6 +148,6 @@ def r_summary(round_trips: list[dict]) -> dict[str, float | int | None]:
         wins=wins,
         losses=int((pnl < 0).sum()),
         win_rate=wins / trades if trades else None,
-        both_hit=sum(bool(t.get("both_hit")) for t in round_trips),
+        both_hit=int((_column(round_trips, "both_hit") > 0).sum()),
     )
     return out

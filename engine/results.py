@@ -22,7 +22,7 @@ from engine.nb.records import (
     S_SKIPPED,
     SIDE_BUY,
 )
-from engine.output import BacktestOutput, LogLine
+from engine.output import BacktestOutput, LogLine, Table
 from engine.stats import compute_metrics, period_returns
 
 
@@ -98,37 +98,32 @@ def buy_and_hold(b: Book) -> np.ndarray:
     return curve
 
 
-def _equity_points(b: Book, equity: np.ndarray, cash: np.ndarray, values: np.ndarray) -> list[dict]:
+# The listings' column names and label sets, in the order their rows show them.
+FILL_LABELS = {"side": ("buy", "sell"), "liquidity": ("taker", "maker")}
+TRIP_LABELS = {"side": ("long", "short"), "exit_reason": REASON_NAMES}
+
+
+def _equity_points(b: Book, equity: np.ndarray, cash: np.ndarray, values: np.ndarray) -> Table:
     """Return the sampled equity curve with the total net and gross exposure."""
-    net, gross = values.sum(axis=1).tolist(), np.abs(values).sum(axis=1).tolist()
-    stamps, steps = b.clock[b.snap_steps].tolist(), b.snap_steps.tolist()
-    return [
-        {
-            "timestamp": stamps[j],
-            "equity": float(equity[i]),
-            "cash": float(cash[i]),
-            "positions": float(equity[i] - cash[i]),
-            "net_exposure": net[j],
-            "gross_exposure": gross[j],
-        }
-        for j, i in enumerate(steps)
-    ]
+    eq, ca = equity[b.snap_steps], cash[b.snap_steps]
+    cols = {
+        "timestamp": b.clock[b.snap_steps], "equity": eq, "cash": ca, "positions": eq - ca,
+        "net_exposure": values.sum(axis=1), "gross_exposure": np.abs(values).sum(axis=1),
+    }  # fmt: skip
+    return Table(cols, times=("timestamp",))
 
 
-def _exposure_points(
-    b: Book, equity: np.ndarray, units: np.ndarray, values: np.ndarray
-) -> list[dict]:
-    """Return each symbol's net signed position at the sampled points."""
+def _exposure_points(b: Book, equity: np.ndarray, units: np.ndarray, values: np.ndarray) -> Table:
+    """Return each symbol's net signed position at the sampled points (point-major)."""
     eq = equity[b.snap_steps][:, None]
     weight = np.divide(values, eq, out=np.zeros(values.shape), where=eq > 0)
-    stamps = b.clock[b.snap_steps].tolist()
-    q, v, w = units.tolist(), values.tolist(), weight.tolist()
-    return [
-        {"timestamp": stamps[k], "symbol": sym, "quantity": q[k][s], "value": v[k][s],
-         "weight": w[k][s]}
-        for k in range(len(stamps))
-        for s, sym in enumerate(b.symbols)
-    ]  # fmt: skip
+    points, count = values.shape[0], len(b.symbols)
+    cols = {
+        "timestamp": np.repeat(b.clock[b.snap_steps], count),
+        "symbol": np.tile(np.arange(count, dtype=np.int64), points),
+        "quantity": units.ravel(), "value": values.ravel(), "weight": weight.ravel(),
+    }  # fmt: skip
+    return Table(cols, {"symbol": tuple(b.symbols)}, ("timestamp",))
 
 
 def _symbol_index(b: Book, bar: np.ndarray) -> np.ndarray:
@@ -136,56 +131,51 @@ def _symbol_index(b: Book, bar: np.ndarray) -> np.ndarray:
     return np.searchsorted(b.bounds[:, 1], bar, side="right")
 
 
-def _fills(b: Book) -> list[dict]:
-    """Return the fills as dicts, in time order."""
+def _fills(b: Book) -> Table:
+    """Return the fills, in time order."""
     f = b.fills[: b.istate[I_FILLS]]
-    symbols = [b.symbols[k] for k in _symbol_index(b, f["bar"]).tolist()]
-    sides = ["buy" if x == SIDE_BUY else "sell" for x in f["side"].tolist()]
-    return [
-        {"symbol": sym, "timestamp": t, "side": side, "quantity": q, "price": p,
-         "commission": c, "liquidity": "maker" if mk else "taker"}
-        for sym, t, side, q, p, c, mk in zip(
-            symbols, b.ts[f["bar"]].tolist(), sides, f["quantity"].tolist(), f["price"].tolist(),
-            f["commission"].tolist(), f["maker"].tolist(), strict=True,
-        )
-    ]  # fmt: skip
+    cols = {
+        "symbol": _symbol_index(b, f["bar"]), "timestamp": b.ts[f["bar"]],
+        "side": (f["side"] != SIDE_BUY).astype(np.int64), "quantity": f["quantity"],
+        "price": f["price"], "commission": f["commission"],
+        "liquidity": f["maker"].astype(np.int64),
+    }  # fmt: skip
+    return Table(cols, {"symbol": tuple(b.symbols), **FILL_LABELS}, ("timestamp",))
 
 
-def _trips(b: Book) -> list[dict]:
-    """Return the closed round trips as dicts."""
+def _trips(b: Book) -> Table:
+    """Return the closed round trips, in the order they closed."""
     t = b.trips[: b.istate[I_TRIPS]]
-    r = t["r_multiple"]
-    r_list = [
-        None if not ok else x for ok, x in zip(np.isfinite(r).tolist(), r.tolist(), strict=True)
-    ]
-    symbols = [b.symbols[k] for k in _symbol_index(b, t["exit_bar"]).tolist()]
-    cols = zip(
-        symbols, t["side"].tolist(), b.ts[t["entry_bar"]].tolist(),
-        b.ts[t["exit_bar"]].tolist(), t["entry_price"].tolist(), t["exit_price"].tolist(),
-        t["quantity"].tolist(), t["pnl"].tolist(), t["ret"].tolist(), r_list,
-        t["commission"].tolist(), t["reason"].tolist(), t["both_hit"].tolist(), strict=True,
-    )  # fmt: skip
-    return [
-        {"symbol": sym, "side": "long" if side > 0 else "short", "entry_time": et,
-         "exit_time": xt, "entry_price": ep, "exit_price": xp, "quantity": q, "pnl": pnl,
-         "return": ret, "r_multiple": rm, "commission": c, "exit_reason": REASON_NAMES[reason],
-         "both_hit": both, "liquidated": reason == REASON_LIQUIDATION}
-        for sym, side, et, xt, ep, xp, q, pnl, ret, rm, c, reason, both in cols
-    ]  # fmt: skip
+    cols = {
+        "symbol": _symbol_index(b, t["exit_bar"]), "side": (t["side"] < 0).astype(np.int64),
+        "entry_time": b.ts[t["entry_bar"]], "exit_time": b.ts[t["exit_bar"]],
+        "entry_price": t["entry_price"], "exit_price": t["exit_price"],
+        "quantity": t["quantity"], "pnl": t["pnl"], "return": t["ret"],
+        "r_multiple": np.where(np.isfinite(t["r_multiple"]), t["r_multiple"], np.nan),
+        "commission": t["commission"], "exit_reason": t["reason"], "both_hit": t["both_hit"],
+        "liquidated": t["reason"] == REASON_LIQUIDATION,
+    }  # fmt: skip
+    return Table(cols, {"symbol": tuple(b.symbols), **TRIP_LABELS}, ("entry_time", "exit_time"))
 
 
-def _open_positions(b: Book) -> list[dict]:
+OPEN_COLUMNS = (
+    "symbol", "side", "entry_time", "entry_price", "quantity", "last_price", "value",
+    "unrealized_pnl",
+)  # fmt: skip
+
+
+def _open_positions(b: Book) -> Table:
     """Return the positions still open at the end, valued at each symbol's last close."""
     m = b.pos.shape[0] // len(b.symbols)
-    out = []
-    for k in range(b.pos.shape[0]):
+    rows = []
+    for k in range(b.pos.shape[0]):  # at most max_open_positions per symbol
         if b.pos[k, P_UNITS] <= 0:
             continue
         s = k // m
         last = float(b.ohlc[3][b.bounds[s, 1] - 1])
         side = float(b.pos[k, P_SIDE])
         units, entry = float(b.pos[k, P_UNITS]), float(b.pos[k, P_ENTRY])
-        out.append(
+        rows.append(
             {
                 "symbol": b.symbols[s],
                 "side": "long" if side > 0 else "short",
@@ -197,10 +187,11 @@ def _open_positions(b: Book) -> list[dict]:
                 "unrealized_pnl": side * units * (last - entry),
             }
         )
-    return out
+    labels = {"symbol": tuple(b.symbols), "side": TRIP_LABELS["side"]}
+    return Table.of_rows(rows, OPEN_COLUMNS, labels, ("entry_time",))
 
 
-def _logs(b: Book, round_trips: list[dict]) -> list[LogLine]:
+def _logs(b: Book, round_trips: Table) -> list[LogLine]:
     """Return one summary line per symbol, one per liquidation, and the account's final cash."""
     count = len(b.symbols)
     trips = np.bincount(_symbol_index(b, b.trips["exit_bar"][: b.istate[I_TRIPS]]), minlength=count)
@@ -221,8 +212,12 @@ def _logs(b: Book, round_trips: list[dict]) -> list[LogLine]:
             f"pnl {t['pnl']:.2f}",
             "warning",
         )
-        for t in round_trips
-        if t["liquidated"]
+        for t in _liquidated(round_trips)
     ]
     lines.append(LogLine(f"account: final cash {float(b.fstate[F_CASH]):.2f}"))
     return lines
+
+
+def _liquidated(round_trips: Table) -> list[dict]:
+    """The liquidated round trips as rows (a few, for their log lines)."""
+    return [round_trips[int(i)] for i in np.flatnonzero(round_trips.columns["liquidated"])]

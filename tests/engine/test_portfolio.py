@@ -32,7 +32,7 @@ def flat_bars(days: list[int], prices: list[float], volume: list[float]) -> Bars
 
 
 def as_json(out) -> str:
-    return json.dumps(dataclasses.asdict(out), sort_keys=True, allow_nan=False)
+    return json.dumps(dataclasses.asdict(out), sort_keys=True, allow_nan=False, default=list)
 
 
 def test_two_symbols_share_one_cash_balance():

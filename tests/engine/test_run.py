@@ -34,7 +34,7 @@ def bars():
 
 
 def as_json(out) -> str:
-    return json.dumps(dataclasses.asdict(out), sort_keys=True, allow_nan=False)
+    return json.dumps(dataclasses.asdict(out), sort_keys=True, allow_nan=False, default=list)
 
 
 def test_chunk_size_does_not_change_output(bars):
