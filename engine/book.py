@@ -189,6 +189,39 @@ def new_book(
     )  # fmt: skip
 
 
+def plan_book(
+    frame: Frame,
+    params: np.ndarray,
+    capital: float,
+    max_points: int,
+    state: tuple[int, int],
+    rows: int,
+    first: int,
+) -> Book:
+    """Return the Book of an order plan (a template) on the frame's one symbol, without signals.
+
+    The plan's kernel reads ``params`` and keeps the account's state slots followed by its own,
+    ``state`` = (float slots, int slots) in all; ``rows`` position rows hold what is open at the
+    end; the records start ``first`` long.
+    """
+    if frame.portfolio or frame.clock.size == 0:
+        raise ValueError("an order plan runs on one symbol with bars at or after trade_start_ns")
+    fstate, istate, sstate, pos = new_state(capital, rows)
+    fstate = np.concatenate([fstate, np.zeros(state[0] - fstate.size)])
+    istate = np.concatenate([istate, np.zeros(state[1] - istate.size, dtype=np.int64)])
+    sstate[:, S_CURSOR] = frame.starts
+    sample = sample_indices(frame.clock.size, max_points)
+    n, none = frame.ts.size, np.zeros(0, dtype=np.bool_)
+    return Book(
+        frame.symbols, frame.bounds, frame.starts, frame.ts, frame.ohlc, (none,) * 4,
+        np.full((1, 3), np.nan), frame.vol_scale, frame.tiers, params, frame.clock, fstate,
+        istate, sstate, pos, np.zeros(first, FILL_DTYPE), np.zeros(first, TRIP_DTYPE),
+        np.zeros(n), np.zeros(n), np.zeros(frame.clock.size, dtype=np.bool_), sample,
+        np.zeros((sample.size, 1)), np.zeros((sample.size, 1)), np.zeros(1), False, np.zeros(n),
+        frame.risk_free_rate, frame.versus,
+    )  # fmt: skip
+
+
 def _signal_arrays(
     frame: Frame, bars: dict[str, Bars], strategy: Strategy, ex: Execution, exits: Exits
 ) -> tuple[Masks4, np.ndarray]:

@@ -15,27 +15,34 @@ against the bar's range like the stop. A liquidation stops the DCA: no buy after
 import numpy as np
 from numba import njit
 
-from engine.nb.resting import BUY as SIDE_BUY
-from engine.nb.resting import (
-    N_FILLS,
-    N_LIQUIDATED,
-    N_REFUSED,
-    N_TRIPS,
+from engine.nb.orders import add_fill_nb
+from engine.nb.records import (
+    F_CASH,
+    F_SIZE,
+    I_FILLS,
+    I_SKIPPED,
+    I_TRIPS,
     REASON_LIQUIDATION,
     REASON_STOP,
     REASON_TAKE_PROFIT,
-    SELL,
-    add_fill_nb,
-    add_trip_nb,
+    SIDE_BUY,
+    SIDE_SELL,
+)
+from engine.nb.resting import (
+    F_UNITS,
+    I_LIQUIDATED,
     limit_fill_nb,
     liquidation_price_nb,
+    long_trip_nb,
     stop_fill_nb,
 )
 
-# float state: cash, units, the cycle's notional bought and its entry fees
-D_CASH, D_UNITS, D_COST, D_FEES = range(4)
-D_SIZE = 4
-N_CYCLE_BAR = 3  # int state slot after the shared counters: the bar the cycle's first buy filled
+# float state after the account's (cash in F_CASH) and units held: the cycle's notional bought
+# and its entry fees
+D_COST, D_FEES = F_SIZE + 1, F_SIZE + 2
+D_SIZE = F_SIZE + 3
+I_CYCLE_BAR = I_LIQUIDATED + 1  # int state slot: the bar the cycle's first buy filled
+DI_SIZE = I_LIQUIDATED + 2
 # params: amount per buy, taker and maker fee rates, take profit and stop fractions (NaN: none),
 # the lowest cash may go ((1 - leverage) x capital), maintenance margin rate (NaN: never)
 P_AMOUNT, P_TAKER, P_MAKER, P_TP, P_SL, P_FLOOR, P_MMR = range(7)
@@ -48,9 +55,9 @@ def levels_nb(fstate: np.ndarray, p: np.ndarray) -> tuple[float, float, int]:
 
     The stop is the higher of the stop loss and the liquidation price (reason liquidation).
     """
-    avg = fstate[D_COST] / fstate[D_UNITS]
+    avg = fstate[D_COST] / fstate[F_UNITS]
     stop, reason = avg * (1.0 - p[P_SL]), REASON_STOP
-    liq = liquidation_price_nb(fstate[D_CASH], fstate[D_UNITS], p[P_MMR])
+    liq = liquidation_price_nb(fstate[F_CASH], fstate[F_UNITS], p[P_MMR])
     if liq == liq and (stop != stop or liq > stop):
         stop, reason = liq, REASON_LIQUIDATION
     return stop, avg * (1.0 + p[P_TP]), reason
@@ -60,36 +67,36 @@ def levels_nb(fstate: np.ndarray, p: np.ndarray) -> tuple[float, float, int]:
 def buy_nb(i, o, p, fstate, istate, fills) -> None:
     """Buy `amount` (or what cash can pay) at the open with the taker fee."""
     fee, floor = p[P_TAKER], p[P_FLOOR]
-    spend = min(p[P_AMOUNT], (fstate[D_CASH] - floor) / (1.0 + fee))
+    spend = min(p[P_AMOUNT], (fstate[F_CASH] - floor) / (1.0 + fee))
     if spend <= 1e-9 * p[P_AMOUNT]:
-        istate[N_REFUSED] += 1
+        istate[I_SKIPPED] += 1
         return
     qty = spend / o
     commission = spend * fee
-    fstate[D_CASH] = max(fstate[D_CASH] - spend - commission, floor)
-    if fstate[D_UNITS] <= 0.0:
-        istate[N_CYCLE_BAR] = i
-    fstate[D_UNITS] += qty
+    fstate[F_CASH] = max(fstate[F_CASH] - spend - commission, floor)
+    if fstate[F_UNITS] <= 0.0:
+        istate[I_CYCLE_BAR] = i
+    fstate[F_UNITS] += qty
     fstate[D_COST] += spend
     fstate[D_FEES] += commission
-    add_fill_nb(fills, istate, i, SIDE_BUY, qty, o, commission, False)
+    add_fill_nb(fills, istate, fstate, i, SIDE_BUY, qty, o, commission, False)
 
 
 @njit(cache=True)
 def sell_all_nb(i, price, fee, maker, reason, both, fstate, istate, fills, trips) -> None:
     """Sell the whole position at price, record the cycle's round trip and reset it."""
-    qty, cost, fees = fstate[D_UNITS], fstate[D_COST], fstate[D_FEES]
+    qty, cost, fees = fstate[F_UNITS], fstate[D_COST], fstate[D_FEES]
     commission = qty * price * fee
-    fstate[D_CASH] += qty * price - commission
+    fstate[F_CASH] += qty * price - commission
     pnl = qty * price - commission - cost - fees
-    add_trip_nb(
-        trips, istate, istate[N_CYCLE_BAR], i, cost / qty, price, qty, pnl, cost + fees,
-        reason, both,
+    long_trip_nb(
+        trips, istate, istate[I_CYCLE_BAR], i, cost / qty, price, qty, pnl, cost + fees,
+        fees + commission, reason, both,
     )  # fmt: skip
-    add_fill_nb(fills, istate, i, SELL, qty, price, commission, maker)
+    add_fill_nb(fills, istate, fstate, i, SIDE_SELL, qty, price, commission, maker)
     if reason == REASON_LIQUIDATION:
-        istate[N_LIQUIDATED] = i + 1
-    fstate[D_UNITS] = 0.0
+        istate[I_LIQUIDATED] = i + 1
+    fstate[F_UNITS] = 0.0
     fstate[D_COST] = 0.0
     fstate[D_FEES] = 0.0
 
@@ -101,8 +108,8 @@ def exits_nb(i, o, h, lo, p, fstate, istate, fills, trips) -> None:
     The stop first; both in range -> the stop, flagged both_hit.
     """
     stop, target, reason = levels_nb(fstate, p)
-    at_stop = stop_fill_nb(SELL, stop, o, h, lo)
-    at_target = limit_fill_nb(SELL, target, o, h, lo)
+    at_stop = stop_fill_nb(SIDE_SELL, stop, o, h, lo)
+    at_target = limit_fill_nb(SIDE_SELL, target, o, h, lo)
     if at_stop == at_stop and not (at_target == o and at_stop != o):
         both = at_target == at_target
         sell_all_nb(i, at_stop, p[P_TAKER], False, reason, both, fstate, istate, fills, trips)
@@ -116,15 +123,15 @@ def exits_nb(i, o, h, lo, p, fstate, istate, fills, trips) -> None:
 def dca_chunk_nb(start, end, o, h, lo, c, buy, p, fstate, istate, fills, trips, eq, cash, units):
     """Run bars start..end-1; stop early when the records could overflow; return the next bar."""
     for i in range(start, end):
-        if fills.shape[0] - istate[N_FILLS] < 3 or trips.shape[0] - istate[N_TRIPS] < 2:
+        if fills.shape[0] - istate[I_FILLS] < 3 or trips.shape[0] - istate[I_TRIPS] < 2:
             return i
-        if fstate[D_UNITS] > 0.0:
+        if fstate[F_UNITS] > 0.0:
             exits_nb(i, o[i], o[i], o[i], p, fstate, istate, fills, trips)
-        if buy[i] and istate[N_LIQUIDATED] == 0:
+        if buy[i] and istate[I_LIQUIDATED] == 0:
             buy_nb(i, o[i], p, fstate, istate, fills)
-        if fstate[D_UNITS] > 0.0:
+        if fstate[F_UNITS] > 0.0:
             exits_nb(i, o[i], h[i], lo[i], p, fstate, istate, fills, trips)
-        cash[i] = fstate[D_CASH]
-        units[i] = fstate[D_UNITS]
+        cash[i] = fstate[F_CASH]
+        units[i] = fstate[F_UNITS]
         eq[i] = cash[i] + units[i] * c[i]
     return end

@@ -21,27 +21,34 @@ stops the grid for the rest of the run.
 import numpy as np
 from numba import njit
 
-from engine.nb.resting import (
-    BUY,
-    N_FILLS,
-    N_LIQUIDATED,
-    N_REFUSED,
-    N_TRIPS,
+from engine.nb.orders import add_fill_nb
+from engine.nb.records import (
+    F_CASH,
+    F_SIZE,
+    I_FILLS,
+    I_SKIPPED,
+    I_TRIPS,
     REASON_GRID,
     REASON_LIQUIDATION,
-    SELL,
-    add_fill_nb,
-    add_trip_nb,
+    SIDE_BUY,
+    SIDE_SELL,
+)
+from engine.nb.resting import (
+    F_UNITS,
+    I_LIQUIDATED,
     limit_fill_nb,
     liquidation_price_nb,
+    long_trip_nb,
 )
 
 # slot columns: resting side, buy and sell lines, quantity, the open buy, first active bar
 S_SIDE, S_BUY, S_SELL, S_QTY, S_ENTRY, S_ENTRY_FEE, S_ENTRY_BAR, S_ACTIVE = range(8)
 S_SIZE = 8
-# float state: cash, units held, highest resting buy, lowest resting sell
-G_CASH, G_UNITS, G_MAX_BUY, G_MIN_SELL = range(4)
-G_SIZE = 4
+# float state after the account's (cash in F_CASH) and units held: highest resting buy, lowest
+# resting sell
+G_MAX_BUY, G_MIN_SELL = F_SIZE + 1, F_SIZE + 2
+G_SIZE = F_SIZE + 3
+GI_SIZE = I_LIQUIDATED + 1  # int state: the account's and the liquidation bar
 # params: maker and taker fee rates, the lowest cash may go ((1 - leverage) x capital), and the
 # maintenance margin rate (NaN: never liquidated)
 GP_MAKER, GP_TAKER, GP_FLOOR, GP_MMR = range(4)
@@ -54,7 +61,7 @@ def new_slots_nb(levels: np.ndarray, qty: np.ndarray) -> np.ndarray:
     n = levels.shape[0] - 1
     slots = np.zeros((n, S_SIZE))
     for j in range(n):
-        slots[j, S_SIDE] = BUY
+        slots[j, S_SIDE] = SIDE_BUY
         slots[j, S_BUY] = levels[j]
         slots[j, S_SELL] = levels[j + 1]
         slots[j, S_QTY] = qty[j]
@@ -69,17 +76,17 @@ def buy_nb(i, slots, j, price, fee, maker, floor, fstate, istate, fills) -> bool
     """
     qty = slots[j, S_QTY]
     commission = qty * price * fee
-    if qty * price + commission > (fstate[G_CASH] - floor) * (1.0 + 1e-12):
-        istate[N_REFUSED] += 1
+    if qty * price + commission > (fstate[F_CASH] - floor) * (1.0 + 1e-12):
+        istate[I_SKIPPED] += 1
         return False
-    fstate[G_CASH] = max(fstate[G_CASH] - qty * price - commission, floor)
-    fstate[G_UNITS] += qty
-    slots[j, S_SIDE] = SELL
+    fstate[F_CASH] = max(fstate[F_CASH] - qty * price - commission, floor)
+    fstate[F_UNITS] += qty
+    slots[j, S_SIDE] = SIDE_SELL
     slots[j, S_ENTRY] = price
     slots[j, S_ENTRY_FEE] = commission
     slots[j, S_ENTRY_BAR] = i
     slots[j, S_ACTIVE] = i + 1
-    add_fill_nb(fills, istate, i, BUY, qty, price, commission, maker)
+    add_fill_nb(fills, istate, fstate, i, SIDE_BUY, qty, price, commission, maker)
     return True
 
 
@@ -88,42 +95,43 @@ def sell_nb(i, slots, j, price, fee, fstate, istate, fills, trips) -> None:
     """Fill slot j's sell at price on bar i, record the round trip and rest its buy."""
     qty, entry, entry_fee = slots[j, S_QTY], slots[j, S_ENTRY], slots[j, S_ENTRY_FEE]
     commission = qty * price * fee
-    fstate[G_CASH] += qty * price - commission
-    fstate[G_UNITS] = max(fstate[G_UNITS] - qty, 0.0)
+    fstate[F_CASH] += qty * price - commission
+    fstate[F_UNITS] = max(fstate[F_UNITS] - qty, 0.0)
     pnl = qty * (price - entry) - entry_fee - commission
-    add_trip_nb(
+    long_trip_nb(
         trips, istate, np.int64(slots[j, S_ENTRY_BAR]), i, entry, price, qty, pnl,
-        qty * entry + entry_fee, REASON_GRID, False,
+        qty * entry + entry_fee, entry_fee + commission, REASON_GRID, False,
     )  # fmt: skip
-    add_fill_nb(fills, istate, i, SELL, qty, price, commission, True)
-    slots[j, S_SIDE] = BUY
+    add_fill_nb(fills, istate, fstate, i, SIDE_SELL, qty, price, commission, True)
+    slots[j, S_SIDE] = SIDE_BUY
     slots[j, S_ACTIVE] = i + 1
 
 
 @njit(cache=True)
 def liquidate_nb(i, price, slots, p, fstate, istate, fills, trips) -> None:
     """Sell every held unit at price (taker) as one round trip, cancel every order, stop."""
-    qty, notional, cost, first = 0.0, 0.0, 0.0, np.int64(i)
+    qty, notional, cost, fees, first = 0.0, 0.0, 0.0, 0.0, np.int64(i)
     for j in range(slots.shape[0]):
-        if slots[j, S_SIDE] == SELL:
+        if slots[j, S_SIDE] == SIDE_SELL:
             q = slots[j, S_QTY]
             qty += q
             notional += q * slots[j, S_ENTRY]
             cost += q * slots[j, S_ENTRY] + slots[j, S_ENTRY_FEE]
+            fees += slots[j, S_ENTRY_FEE]
             first = min(first, np.int64(slots[j, S_ENTRY_BAR]))
-        slots[j, S_SIDE] = BUY  # holding nothing, resting nothing: the grid has stopped
+        slots[j, S_SIDE] = SIDE_BUY  # holding nothing, resting nothing: the grid has stopped
         slots[j, S_ACTIVE] = np.inf
     commission = qty * price * p[GP_TAKER]
-    fstate[G_CASH] += qty * price - commission
-    fstate[G_UNITS] = 0.0
+    fstate[F_CASH] += qty * price - commission
+    fstate[F_UNITS] = 0.0
     fstate[G_MAX_BUY] = -np.inf
     fstate[G_MIN_SELL] = np.inf
-    add_trip_nb(
+    long_trip_nb(
         trips, istate, first, i, notional / qty, price, qty, qty * price - commission - cost,
-        cost, REASON_LIQUIDATION, False,
+        cost, fees + commission, REASON_LIQUIDATION, False,
     )  # fmt: skip
-    add_fill_nb(fills, istate, i, SELL, qty, price, commission, False)
-    istate[N_LIQUIDATED] = i + 1
+    add_fill_nb(fills, istate, fstate, i, SIDE_SELL, qty, price, commission, False)
+    istate[I_LIQUIDATED] = i + 1
 
 
 @njit(cache=True)
@@ -144,7 +152,7 @@ def bounds_nb(slots: np.ndarray, fstate: np.ndarray) -> None:
     """Store the highest resting buy and the lowest resting sell."""
     hi, lo = -np.inf, np.inf
     for j in range(slots.shape[0]):
-        if slots[j, S_SIDE] == BUY:
+        if slots[j, S_SIDE] == SIDE_BUY:
             hi = max(hi, slots[j, S_BUY])
         else:
             lo = min(lo, slots[j, S_SELL])
@@ -155,7 +163,7 @@ def bounds_nb(slots: np.ndarray, fstate: np.ndarray) -> None:
 @njit(cache=True)
 def liq_price_nb(fstate: np.ndarray, p: np.ndarray) -> float:
     """Return the grid's liquidation price now, NaN if none."""
-    return liquidation_price_nb(fstate[G_CASH], fstate[G_UNITS], p[GP_MMR])
+    return liquidation_price_nb(fstate[F_CASH], fstate[F_UNITS], p[GP_MMR])
 
 
 @njit(cache=True)
@@ -166,8 +174,8 @@ def buys_nb(i, top, o, h, lo, slots, p, fstate, istate, fills, trips) -> bool:
     """
     fee, floor, cur = p[GP_MAKER], p[GP_FLOOR], top
     for j in range(slots.shape[0] - 1, -1, -1):
-        if slots[j, S_SIDE] == BUY and slots[j, S_ACTIVE] <= i:
-            price = limit_fill_nb(BUY, slots[j, S_BUY], o, h, lo)
+        if slots[j, S_SIDE] == SIDE_BUY and slots[j, S_ACTIVE] <= i:
+            price = limit_fill_nb(SIDE_BUY, slots[j, S_BUY], o, h, lo)
             if price == price:
                 liq = liq_price_nb(fstate, p)
                 if liq >= price:  # reached on the way down to this line
@@ -189,8 +197,8 @@ def buys_nb(i, top, o, h, lo, slots, p, fstate, istate, fills, trips) -> bool:
 def sells_nb(i, o, h, lo, slots, fee, fstate, istate, fills, trips) -> None:
     """Fill the active resting sells the bar reaches, from the lowest line up."""
     for j in range(slots.shape[0]):
-        if slots[j, S_SIDE] == SELL and slots[j, S_ACTIVE] <= i:
-            price = limit_fill_nb(SELL, slots[j, S_SELL], o, h, lo)
+        if slots[j, S_SIDE] == SIDE_SELL and slots[j, S_ACTIVE] <= i:
+            price = limit_fill_nb(SIDE_SELL, slots[j, S_SELL], o, h, lo)
             if price == price:
                 sell_nb(i, slots, j, price, fee, fstate, istate, fills, trips)
 
@@ -223,15 +231,15 @@ def grid_chunk_nb(start, end, o, h, lo, c, slots, p, fstate, istate, fills, trip
     """Run bars start..end-1; stop early when the records could overflow; return the next bar."""
     room = slots.shape[0] + 1  # a fill per slot and a liquidation
     for i in range(start, end):
-        if fills.shape[0] - istate[N_FILLS] < room or trips.shape[0] - istate[N_TRIPS] < room:
+        if fills.shape[0] - istate[I_FILLS] < room or trips.shape[0] - istate[I_TRIPS] < room:
             return i
-        if istate[N_LIQUIDATED] == 0 and (
+        if istate[I_LIQUIDATED] == 0 and (
             lo[i] <= fstate[G_MAX_BUY]
             or h[i] >= fstate[G_MIN_SELL]
             or lo[i] <= liq_price_nb(fstate, p)
         ):
             grid_bar_nb(i, o[i], h[i], lo[i], c[i], slots, p, fstate, istate, fills, trips)
-        cash[i] = fstate[G_CASH]
-        units[i] = fstate[G_UNITS]
+        cash[i] = fstate[F_CASH]
+        units[i] = fstate[F_UNITS]
         eq[i] = cash[i] + units[i] * c[i]
     return end

@@ -109,25 +109,38 @@ def open_position_nb(i, pos, k, side, units, price, fee, leverage, maker, fstate
 
 
 @njit(cache=True)
-def record_trip_nb(i, step, pos, j, price, pnl, commission, reason, both_hit, trips, istate):
-    """Append the round trip of position j closed at bar i (clock step `step`)."""
+def add_trip_nb(
+    trips, istate, entry_bar, exit_bar, step, side, entry, exit_, qty, pnl, ret, r, commission,
+    reason, both_hit,
+):  # fmt: skip
+    """Append one round trip record."""
     k = istate[I_TRIPS]
-    units, entry = pos[j, P_UNITS], pos[j, P_ENTRY]
-    trips[k]["entry_bar"] = np.int64(pos[j, P_ENTRY_BAR])
-    trips[k]["exit_bar"] = i
+    trips[k]["entry_bar"] = entry_bar
+    trips[k]["exit_bar"] = exit_bar
     trips[k]["exit_step"] = step
-    trips[k]["side"] = np.int64(pos[j, P_SIDE])
+    trips[k]["side"] = side
     trips[k]["entry_price"] = entry
-    trips[k]["exit_price"] = price
-    trips[k]["quantity"] = units
+    trips[k]["exit_price"] = exit_
+    trips[k]["quantity"] = qty
     trips[k]["pnl"] = pnl
-    trips[k]["ret"] = pnl / (units * pos[j, P_MARGIN] + pos[j, P_COMMISSION])
-    risk = units * pos[j, P_RISK]
-    trips[k]["r_multiple"] = pnl / risk if risk > 0.0 else np.nan
-    trips[k]["commission"] = pos[j, P_COMMISSION] + commission
+    trips[k]["ret"] = ret
+    trips[k]["r_multiple"] = r
+    trips[k]["commission"] = commission
     trips[k]["reason"] = reason
     trips[k]["both_hit"] = both_hit
     istate[I_TRIPS] = k + 1
+
+
+@njit(cache=True)
+def record_trip_nb(i, step, pos, j, price, pnl, commission, reason, both_hit, trips, istate):
+    """Append the round trip of position j closed at bar i (clock step `step`)."""
+    units = pos[j, P_UNITS]
+    risk = units * pos[j, P_RISK]
+    add_trip_nb(
+        trips, istate, np.int64(pos[j, P_ENTRY_BAR]), i, step, np.int64(pos[j, P_SIDE]),
+        pos[j, P_ENTRY], price, units, pnl, pnl / (units * pos[j, P_MARGIN] + pos[j, P_COMMISSION]),
+        pnl / risk if risk > 0.0 else np.nan, pos[j, P_COMMISSION] + commission, reason, both_hit,
+    )  # fmt: skip
 
 
 @njit(cache=True)

@@ -41,8 +41,11 @@ LONG, SHORT = 1, -1
     REASON_TRAILING,
     REASON_MAX_HOLD,
     REASON_LIQUIDATION,
-) = range(6)
-REASON_NAMES = ("signal", "stop", "take_profit", "trailing_stop", "max_hold", "liquidation")
+    REASON_GRID,  # a grid slot's sell (template order plans)
+) = range(7)
+REASON_NAMES = (
+    "signal", "stop", "take_profit", "trailing_stop", "max_hold", "liquidation", "grid",
+)  # fmt: skip
 NO_EXIT = -1.0
 FEE_WINDOW_NS = 30 * DAY_NS  # trailing traded volume of tiered fees
 

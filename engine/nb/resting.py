@@ -1,4 +1,4 @@
-"""Resting orders for the template kernels: fill prices of limit and stop orders, and records.
+"""Resting orders for the template kernels: fill prices of limit and stop orders, liquidation.
 
 Fill rules against a bar (open o, high h, low lo), for an order resting before the bar opens:
 
@@ -10,6 +10,9 @@ Fill rules against a bar (open o, high h, low lo), for an order resting before t
 A market order fills at the bar's open. Limits pay the maker fee, market and stop orders the
 taker fee. A price that does not fill is NaN.
 
+The template kernels keep the account state and records of engine.nb.records (cash in F_CASH,
+fill and round-trip counts, refused buys in I_SKIPPED) and add their own slots after them.
+
 Leverage (engine.templates.run): cash may fall to a floor of (1 - leverage) x capital; with a
 maintenance margin rate m (NaN: never), the long position is liquidated at the price where
 equity = cash + units x price falls to m x units x price (liquidation_price_nb).
@@ -18,43 +21,17 @@ equity = cash + units x price falls to m x units x price (liquidation_price_nb).
 import numpy as np
 from numba import njit
 
-BUY, SELL = 1, -1
-FILL_DTYPE = np.dtype(
-    [
-        ("bar", np.int64),
-        ("side", np.int64),  # BUY or SELL
-        ("quantity", np.float64),
-        ("price", np.float64),
-        ("commission", np.float64),
-        ("maker", np.bool_),
-    ]
-)
-TRIP_DTYPE = np.dtype(
-    [
-        ("entry_bar", np.int64),
-        ("exit_bar", np.int64),
-        ("entry_price", np.float64),  # for DCA: the cycle's average fill price
-        ("exit_price", np.float64),
-        ("quantity", np.float64),
-        ("pnl", np.float64),  # net of the fees of both sides
-        ("ret", np.float64),  # pnl / (entry notional + entry fees)
-        ("reason", np.int64),
-        ("both_hit", np.bool_),
-    ]
-)
-REASON_GRID, REASON_TAKE_PROFIT, REASON_STOP, REASON_LIQUIDATION = range(4)
-REASON_NAMES = ("grid", "take_profit", "stop", "liquidation")
-# int state slots shared by the template kernels (slot 3 is each kernel's own): fills, round
-# trips, refused buys, and 1 + the bar of the liquidation that stopped the run (0: none)
-N_FILLS, N_TRIPS, N_REFUSED = range(3)
-N_LIQUIDATED = 4
-N_SIZE = 5
+from engine.nb.orders import add_trip_nb
+from engine.nb.records import F_SIZE, I_SIZE, LONG, SIDE_BUY
+
+F_UNITS = F_SIZE  # float state slot after the account's: units held
+I_LIQUIDATED = I_SIZE  # int state slot: 1 + the bar of the liquidation that stopped the run
 
 
 @njit(cache=True)
 def limit_fill_nb(side: int, price: float, o: float, h: float, lo: float) -> float:
     """Return the fill price of a resting limit order on a bar, or NaN if the bar misses it."""
-    if side == BUY:
+    if side == SIDE_BUY:
         return min(o, price) if lo <= price else np.nan
     return max(o, price) if h >= price else np.nan
 
@@ -62,38 +39,22 @@ def limit_fill_nb(side: int, price: float, o: float, h: float, lo: float) -> flo
 @njit(cache=True)
 def stop_fill_nb(side: int, price: float, o: float, h: float, lo: float) -> float:
     """Return the fill price of a resting stop order on a bar, or NaN if the bar misses it."""
-    if side == BUY:
+    if side == SIDE_BUY:
         return max(o, price) if h >= price else np.nan
     return min(o, price) if lo <= price else np.nan
 
 
 @njit(cache=True)
-def add_fill_nb(fills, istate, bar, side, quantity, price, commission, maker):
-    """Append one fill record."""
-    k = istate[N_FILLS]
-    fills[k]["bar"] = bar
-    fills[k]["side"] = side
-    fills[k]["quantity"] = quantity
-    fills[k]["price"] = price
-    fills[k]["commission"] = commission
-    fills[k]["maker"] = maker
-    istate[N_FILLS] = k + 1
+def long_trip_nb(trips, istate, entry_bar, i, entry, exit_, qty, pnl, cost, fees, reason, both):
+    """Append a long round trip closed at bar i; cost is the entry notional plus entry fees.
 
-
-@njit(cache=True)
-def add_trip_nb(trips, istate, entry_bar, exit_bar, entry, exit_, qty, pnl, cost, reason, both):
-    """Append one round trip; cost is the entry notional plus entry fees."""
-    k = istate[N_TRIPS]
-    trips[k]["entry_bar"] = entry_bar
-    trips[k]["exit_bar"] = exit_bar
-    trips[k]["entry_price"] = entry
-    trips[k]["exit_price"] = exit_
-    trips[k]["quantity"] = qty
-    trips[k]["pnl"] = pnl
-    trips[k]["ret"] = pnl / cost if cost > 0.0 else np.nan
-    trips[k]["reason"] = reason
-    trips[k]["both_hit"] = both
-    istate[N_TRIPS] = k + 1
+    fees: both sides' fees; a template trade has no initial risk, so its r_multiple is NaN.
+    """
+    ret = pnl / cost if cost > 0.0 else np.nan
+    add_trip_nb(
+        trips, istate, entry_bar, i, i, LONG, entry, exit_, qty, pnl, ret, np.nan, fees, reason,
+        both,
+    )  # fmt: skip
 
 
 @njit(cache=True)

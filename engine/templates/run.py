@@ -1,4 +1,4 @@
-"""run_template: run a grid or DCA plan on its own kernel and report like engine.run.run_backtest.
+"""run_template: run a grid or DCA plan on its kernel through the pipeline of every run.
 
 Fill rules (engine.nb.resting): a resting limit buy at p fills when the bar's low touches p, at p,
 or at the open when the bar opens at or below p; a limit sell mirrors it with the high; a stop sell
@@ -45,32 +45,35 @@ and first entry time), cancels every resting order, and the template stops tradi
 rest of the run (what is left, m x notional minus the fee, or less after a gap, stays as cash;
 it may be negative after a gap: the account owes it). A log line reports the liquidation.
 
-Results as run_backtest's: metrics (engine.stats) over the trading period's equity, equity and
-exposure sampled to max_points, fills as ``trades`` with commission and ``liquidity``
-(maker/taker), round trips, positions open at the end, one log line (and one for a
-liquidation); on_progress after each chunk
-of chunk_bars bars, returning False raises Cancelled. Outputs do not depend on the chunk size.
-``warm_up`` compiles (or loads from the cache) both kernels with the one signature every run
-uses, whatever the plan, fees or leverage.
+Results as run_backtest's, from the same Book, records and output builder (engine.book.plan_book,
+engine.drive.run_chunks, engine.results.output_of): metrics (engine.stats) over the trading
+period's equity, equity and exposure sampled to max_points, fills as ``trades`` with commission
+and ``liquidity`` (maker/taker), round trips (r_multiple None: a plan sets no initial risk),
+positions open at the end (each held grid slot; the open DCA cycle at its average price), the
+summary log line (refused buys counted as refused entries), one for a liquidation and the final
+cash; on_progress after each chunk of chunk_bars bars, returning False raises Cancelled. Outputs
+do not depend on the chunk size. ``warm_up`` compiles (or loads from the cache) both kernels
+with the one signature every run uses, whatever the plan, fees or leverage.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
-from engine.data.bars import iso
+from engine.book import Book, plan_book
 from engine.data.periods import DAY_NS
-from engine.data.store import Bars
+from engine.data.store import RESOLUTIONS, Bars
+from engine.drive import Step, run_chunks
 from engine.execution import Execution
-from engine.frame import closes_at
+from engine.frame import Frame, prepare_frame
 from engine.nb.dca import (
+    D_COST,
     D_SIZE,
-    D_UNITS,
-    N_CYCLE_BAR,
+    DI_SIZE,
+    I_CYCLE_BAR,
     P_AMOUNT,
     P_FLOOR,
     P_MAKER,
@@ -83,6 +86,7 @@ from engine.nb.dca import (
 )
 from engine.nb.grid import (
     G_SIZE,
+    GI_SIZE,
     GP_FLOOR,
     GP_MAKER,
     GP_MMR,
@@ -90,47 +94,36 @@ from engine.nb.grid import (
     GP_TAKER,
     S_ENTRY,
     S_ENTRY_BAR,
+    S_ENTRY_FEE,
     S_QTY,
     S_SIDE,
-    SELL,
     grid_chunk_nb,
     new_slots_nb,
     start_nb,
 )
-from engine.nb.resting import (
-    BUY,
-    FILL_DTYPE,
-    N_FILLS,
-    N_REFUSED,
-    N_SIZE,
-    N_TRIPS,
-    REASON_LIQUIDATION,
-    REASON_NAMES,
-    TRIP_DTYPE,
+from engine.nb.records import (
+    I_SKIPPED,
+    LONG,
+    P_COMMISSION,
+    P_ENTRY,
+    P_ENTRY_BAR,
+    P_MARGIN,
+    P_SIDE,
+    P_UNITS,
+    S_SKIPPED,
+    SIDE_SELL,
 )
-from engine.output import LogLine
-from engine.run import BacktestOutput, Cancelled, Progress
-from engine.stats import compute_metrics, period_returns
+from engine.nb.resting import F_UNITS
+from engine.output import BacktestOutput, Progress
+from engine.results import output_of
 from engine.stats import periods_per_year as default_periods_per_year
 from engine.templates.params import TemplateError
 from engine.templates.plans import DcaPlan, GridPlan
 
-__all__ = ["run_template", "warm_up"]
+__all__ = ["dca_schedule", "run_template", "warm_up"]
 
-HOUR_NS = 3_600 * 10**9
-
-
-@dataclass
-class Book:
-    """A kernel's state, records and per-bar curves."""
-
-    fstate: np.ndarray
-    istate: np.ndarray
-    fills: np.ndarray
-    trips: np.ndarray
-    equity: np.ndarray
-    cash: np.ndarray
-    units: np.ndarray
+HOUR_NS = RESOLUTIONS["1h"]
+FIRST_RECORDS = 256  # plus two a slot; doubled by engine.drive whenever a chunk could overflow
 
 
 def run_template(
@@ -151,39 +144,31 @@ def run_template(
     benchmark: Bars | None = None,
 ) -> BacktestOutput:
     """Run a grid or DCA plan over one symbol's bars; see the module docstring for the rules."""
-    symbol, b = _check(bars, plan, capital, maker_bps, taker_bps, chunk_bars, max_points)
-    mmr = _margin(leverage, maintenance_margin_rate)
-    floor = (1.0 - float(leverage)) * capital  # +0.0 at leverage 1
-    start = int(np.searchsorted(b.ts, trade_start_ns, side="left"))
-    if start >= len(b):
-        raise ValueError("no bars at or after trade_start_ns")
-    o, h, lo, c = (
-        np.ascontiguousarray(x, dtype=np.float64) for x in (b.open, b.high, b.low, b.close)
-    )
-    maker, taker = maker_bps / 1e4, taker_bps / 1e4
-    book = _book(len(b), capital, plan)
-    if isinstance(plan, GridPlan):
-        slots = _grid_slots(plan, capital * float(leverage), max(maker, taker))
-        gp = np.zeros(GP_SIZE)
-        gp[GP_MAKER], gp[GP_TAKER], gp[GP_FLOOR], gp[GP_MMR] = maker, taker, floor, mmr
-        start_nb(start, o[start], slots, gp, book.fstate, book.istate, book.fills)
-
-        def step(i0: int, i1: int) -> int:
-            return grid_chunk_nb(i0, i1, o, h, lo, c, slots, gp, *_arrays(book))
-    else:
-        params = _dca_params(plan, maker, taker, floor, mmr)
-        buy = dca_schedule(np.asarray(b.ts, dtype=np.int64), start, plan)
-
-        def step(i0: int, i1: int) -> int:
-            return dca_chunk_nb(i0, i1, o, h, lo, c, buy, params, *_arrays(book))
-
-    _loop(step, book, start, len(b), chunk_bars, on_progress)
-    opened = _grid_open(slots) if isinstance(plan, GridPlan) else _dca_open(book)
+    b = _check(bars, plan, capital, maker_bps, taker_bps, chunk_bars, max_points)
+    ex = _execution(leverage, maintenance_margin_rate)
     ts = np.asarray(b.ts, dtype=np.int64)
     step_ns = int(np.median(np.diff(ts))) if len(b) > 1 else DAY_NS
     ppy = periods_per_year or default_periods_per_year(step_ns)
-    versus = None if benchmark is None else closes_at(benchmark, ts[start:])
-    return _output(symbol, b, start, book, opened, (ppy, risk_free_rate, versus), max_points)
+    frame = prepare_frame(
+        bars, ex, trade_start_ns, periods_per_year=ppy, risk_free_rate=risk_free_rate,
+        benchmark=benchmark,
+    )  # fmt: skip
+    if frame.clock.size == 0:
+        raise ValueError("no bars at or after trade_start_ns")
+    fees = (
+        maker_bps / 1e4,
+        taker_bps / 1e4,
+        (1.0 - float(leverage)) * capital,
+        ex.maintenance_rate(),
+    )
+    if isinstance(plan, GridPlan):
+        book, step, hold = _grid(frame, plan, capital, float(leverage), fees, max_points)
+    else:
+        book, step, hold = _dca(frame, plan, capital, fees, max_points)
+    run_chunks(book, chunk_bars, on_progress, step)
+    book.sstate[0, S_SKIPPED] = book.istate[I_SKIPPED]
+    hold(book)
+    return output_of(book, ppy)
 
 
 def _check(
@@ -194,8 +179,8 @@ def _check(
     taker_bps: float,
     chunk_bars: int,
     max_points: int,
-) -> tuple[str, Bars]:
-    """Return the one symbol and its bars, or raise ValueError."""
+) -> Bars:
+    """Return the one symbol's bars, or raise ValueError."""
     if len(bars) != 1:
         raise TemplateError("symbols", f"grid and DCA templates trade one symbol, got {len(bars)}")
     checks = [
@@ -207,12 +192,12 @@ def _check(
     for ok, message in checks:
         if not ok:
             raise ValueError(message)
-    ((symbol, b),) = bars.items()
-    return symbol, b
+    (b,) = bars.values()
+    return b
 
 
-def _margin(leverage: float, maintenance_margin_rate: float | None) -> float:
-    """Check leverage and the maintenance rate; return the rate (NaN: no liquidation)."""
+def _execution(leverage: float, maintenance_margin_rate: float | None) -> Execution:
+    """Check leverage and the maintenance rate; return them as an Execution."""
     if not _finite(leverage) or not 1 <= leverage <= 125:
         raise TemplateError("leverage", f"must be a number from 1 to 125, got {leverage!r}")
     m = maintenance_margin_rate
@@ -220,7 +205,7 @@ def _margin(leverage: float, maintenance_margin_rate: float | None) -> float:
         raise TemplateError(
             "maintenance_margin_rate", f"must be at least 0 and below 1 / leverage, got {m!r}"
         )
-    return Execution(leverage=leverage, maintenance_margin_rate=m).maintenance_rate()
+    return Execution(leverage=leverage, maintenance_margin_rate=m)
 
 
 def _finite(x: object) -> bool:
@@ -228,23 +213,34 @@ def _finite(x: object) -> bool:
     return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
 
 
-def _book(n: int, capital: float, plan: GridPlan | DcaPlan) -> Book:
-    """Return fresh state and records sized for a first stretch of bars."""
-    size = G_SIZE if isinstance(plan, GridPlan) else D_SIZE
-    fstate = np.zeros(size)
-    fstate[0] = capital  # G_CASH == D_CASH == 0
-    per_bar = plan.slots if isinstance(plan, GridPlan) else 3
-    cap = 256 + 2 * per_bar  # doubled by _grow whenever a chunk could overflow it
-    return Book(
-        fstate, np.zeros(N_SIZE, dtype=np.int64),
-        np.zeros(cap, FILL_DTYPE), np.zeros(cap, TRIP_DTYPE),
-        np.full(n, capital), np.full(n, capital), np.zeros(n),
-    )  # fmt: skip
+Fees = tuple[float, float, float, float]  # maker and taker rates, cash floor, maintenance rate
 
 
-def _arrays(book: Book) -> tuple[np.ndarray, ...]:
-    """Return the kernel arguments after the params: state, records, curves."""
-    return (book.fstate, book.istate, book.fills, book.trips, book.equity, book.cash, book.units)
+def _grid(
+    frame: Frame, plan: GridPlan, capital: float, leverage: float, fees: Fees, max_points: int
+) -> tuple[Book, Step, Callable[[Book], None]]:
+    """Return the grid's Book (market buys of the first open done), its step and its holdings."""
+    maker, taker, floor, mmr = fees
+    slots = _grid_slots(plan, capital * leverage, max(maker, taker))
+    gp = np.zeros(GP_SIZE)
+    gp[GP_MAKER], gp[GP_TAKER], gp[GP_FLOOR], gp[GP_MMR] = maker, taker, floor, mmr
+    first = FIRST_RECORDS + 2 * plan.slots
+    book = plan_book(frame, gp, capital, max_points, (G_SIZE, GI_SIZE), plan.slots, first)
+    start = int(frame.starts[0])
+    start_nb(start, book.ohlc[0][start], slots, gp, book.fstate, book.istate, book.fills)
+
+    def step(b: Book, i: int, end: int) -> int:
+        return grid_chunk_nb(
+            i, end, *b.ohlc, slots, b.params, b.fstate, b.istate, b.fills, b.trips, b.equity,
+            b.cash, b.units,
+        )  # fmt: skip
+
+    def hold(b: Book) -> None:
+        for j in np.flatnonzero(slots[:, S_SIDE] == SIDE_SELL).tolist():
+            s = slots[j]
+            _hold(b.pos, j, s[S_ENTRY_BAR], s[S_ENTRY], s[S_QTY], s[S_ENTRY_FEE])
+
+    return book, step, hold
 
 
 def _grid_slots(plan: GridPlan, power: float, fee: float) -> np.ndarray:
@@ -257,14 +253,37 @@ def _grid_slots(plan: GridPlan, power: float, fee: float) -> np.ndarray:
     return new_slots_nb(levels, qty)
 
 
-def _dca_params(plan: DcaPlan, maker: float, taker: float, floor: float, mmr: float) -> np.ndarray:
-    """Return the DCA kernel's params array."""
+def _dca(
+    frame: Frame, plan: DcaPlan, capital: float, fees: Fees, max_points: int
+) -> tuple[Book, Step, Callable[[Book], None]]:
+    """Return the DCA's Book, its step and its holding (the open cycle)."""
     p = np.zeros(P_SIZE)
-    p[P_AMOUNT], p[P_TAKER], p[P_MAKER] = plan.amount, taker, maker
-    p[P_FLOOR], p[P_MMR] = floor, mmr
+    p[P_MAKER], p[P_TAKER], p[P_FLOOR], p[P_MMR] = fees
+    p[P_AMOUNT] = plan.amount
     p[P_TP] = np.nan if plan.take_profit is None else plan.take_profit
     p[P_SL] = np.nan if plan.stop_loss is None else plan.stop_loss
-    return p
+    book = plan_book(frame, p, capital, max_points, (D_SIZE, DI_SIZE), 1, FIRST_RECORDS + 6)
+    buy = dca_schedule(frame.ts, int(frame.starts[0]), plan)
+
+    def step(b: Book, i: int, end: int) -> int:
+        return dca_chunk_nb(
+            i, end, *b.ohlc, buy, b.params, b.fstate, b.istate, b.fills, b.trips, b.equity,
+            b.cash, b.units,
+        )  # fmt: skip
+
+    def hold(b: Book) -> None:
+        units = float(b.fstate[F_UNITS])
+        if units > 0:
+            _hold(b.pos, 0, b.istate[I_CYCLE_BAR], float(b.fstate[D_COST]) / units, units, 0.0)
+
+    return book, step, hold
+
+
+def _hold(pos: np.ndarray, k: int, bar: float, price: float, qty: float, fees: float) -> None:
+    """Write a long holding into position row k as the strategy loop keeps an open position."""
+    pos[k, P_SIDE], pos[k, P_UNITS], pos[k, P_ENTRY] = LONG, qty, price
+    pos[k, P_MARGIN] = price  # the whole notional: its value is units x price
+    pos[k, P_ENTRY_BAR], pos[k, P_COMMISSION] = bar, fees
 
 
 def dca_schedule(ts: np.ndarray, start: int, plan: DcaPlan) -> np.ndarray:
@@ -290,166 +309,6 @@ def _period(ts: np.ndarray, interval: str) -> np.ndarray:
         return (days + 3) // 7  # 1970-01-01 was a Thursday: weeks start on Monday
     months = ts.astype("datetime64[ns]").astype("datetime64[M]")
     return months.astype(np.int64)
-
-
-def _loop(
-    step: Callable[[int, int], int],
-    book: Book,
-    start: int,
-    n: int,
-    chunk_bars: int,
-    on_progress: Callable[[Progress], bool] | None,
-) -> None:
-    """Run the kernel chunk by chunk, growing the records when full and reporting progress."""
-    peak, max_dd = -np.inf, 0.0
-    for u0 in range(start, n, chunk_bars):
-        u1 = min(u0 + chunk_bars, n)
-        i = u0
-        while i < u1:
-            i = step(i, u1)
-            if i < u1:
-                _grow(book)
-        if on_progress is None:
-            continue
-        eq = book.equity[u0:u1]
-        peak = max(peak, float(eq.max()))
-        max_dd = max(max_dd, float((1.0 - eq / np.maximum.accumulate(np.maximum(eq, peak))).max()))
-        metrics = {
-            "equity": float(eq[-1]),
-            "drawdown": float(1.0 - eq[-1] / peak),
-            "max_drawdown": max_dd,
-            "trade_count": float(book.istate[N_TRIPS]),
-        }
-        if on_progress(Progress(u1 - start, n - start, metrics)) is False:
-            raise Cancelled()
-
-
-def _grow(book: Book) -> None:
-    """Double the fill and round-trip records."""
-    book.fills = np.concatenate([book.fills, np.zeros(book.fills.size, FILL_DTYPE)])
-    book.trips = np.concatenate([book.trips, np.zeros(book.trips.size, TRIP_DTYPE)])
-
-
-def _grid_open(slots: np.ndarray) -> list[tuple[int, float, float]]:
-    """Return (entry bar, entry price, quantity) of every slot holding units."""
-    held = slots[slots[:, S_SIDE] == SELL]
-    return [(int(r[S_ENTRY_BAR]), float(r[S_ENTRY]), float(r[S_QTY])) for r in held]
-
-
-def _dca_open(book: Book) -> list[tuple[int, float, float]]:
-    """Return the open DCA cycle as (first buy bar, average price, quantity), if any."""
-    units = float(book.fstate[D_UNITS])
-    if units <= 0:
-        return []
-    return [(int(book.istate[N_CYCLE_BAR]), float(book.fstate[2]) / units, units)]
-
-
-def _output(
-    symbol: str,
-    b: Bars,
-    start: int,
-    book: Book,
-    opened: list[tuple[int, float, float]],
-    annual: tuple[float, float, np.ndarray | None],
-    max_points: int,
-) -> BacktestOutput:
-    """Assemble metrics, sampled curves, fills, round trips and the log line."""
-    ts = np.asarray(b.ts, dtype=np.int64)
-    eq, cash, units = book.equity[start:], book.cash[start:], book.units[start:]
-    trips = book.trips[: book.istate[N_TRIPS]]
-    close = np.asarray(b.close, dtype=np.float64)[start:]
-    ppy, risk_free_rate, versus = annual  # per year, annual risk-free rate, benchmark closes
-    metrics = compute_metrics(
-        eq, units > 0, trips["pnl"], ppy, both_hit=int(trips["both_hit"].sum()),
-        timestamps=ts[start:], benchmark=close,
-        commissions=float(book.fills["commission"][: book.istate[N_FILLS]].sum()),
-        trip_returns=trips["ret"], trip_times=ts[np.stack([trips["entry_bar"], trips["exit_bar"]])],
-        trip_bars=trips["exit_bar"] - trips["entry_bar"], risk_free_rate=risk_free_rate,
-        versus=versus,
-    )  # fmt: skip
-    sample = _sample(eq.size, max_points)
-    last = float(close[-1])
-    return BacktestOutput(
-        metrics=metrics,
-        equity=[
-            {"timestamp": int(ts[start + k]), "equity": float(eq[k]), "cash": float(cash[k]),
-             "positions": float(eq[k] - cash[k])}
-            for k in sample
-        ],
-        trades=_fills(symbol, ts, book),
-        round_trips=_trips(symbol, ts, trips),
-        exposure=[
-            {"timestamp": int(ts[start + k]), "symbol": symbol, "quantity": float(units[k]),
-             "value": float(units[k] * close[k]),
-             "weight": float(units[k] * close[k] / eq[k]) if eq[k] > 0 else 0.0}
-            for k in sample
-        ],
-        logs=[_log(symbol, len(b), start, book), *_liquidation_log(symbol, trips, ts)],
-        bars=int(eq.size),
-        period={"start": int(ts[start]), "end": int(ts[-1])},
-        **period_returns(eq, ts[start:]),
-        open_positions=[
-            {"symbol": symbol, "side": "long", "entry_time": int(ts[bar]), "entry_price": price,
-             "quantity": qty, "last_price": last, "value": qty * last,
-             "unrealized_pnl": qty * (last - price)}
-            for bar, price, qty in opened
-        ],
-    )  # fmt: skip
-
-
-def _sample(n: int, max_points: int) -> np.ndarray:
-    """Return the last index of each of at most max_points equal buckets, ending at n - 1."""
-    size = -(-n // max_points)
-    return np.minimum(np.arange(size - 1, n + size - 1, size), n - 1)
-
-
-def _fills(symbol: str, ts: np.ndarray, book: Book) -> list[dict]:
-    """Return the fills as dicts."""
-    f = book.fills[: book.istate[N_FILLS]]
-    return [
-        {"symbol": symbol, "timestamp": int(ts[bar]), "side": "buy" if side == BUY else "sell",
-         "quantity": q, "price": p, "commission": fee, "liquidity": "maker" if mk else "taker"}
-        for bar, side, q, p, fee, mk in zip(
-            f["bar"].tolist(), f["side"].tolist(), f["quantity"].tolist(), f["price"].tolist(),
-            f["commission"].tolist(), f["maker"].tolist(), strict=True,
-        )
-    ]  # fmt: skip
-
-
-def _trips(symbol: str, ts: np.ndarray, trips: np.ndarray) -> list[dict]:
-    """Return the closed round trips as dicts, in run_backtest's shape."""
-    return [
-        {"symbol": symbol, "side": "long", "entry_time": int(ts[t["entry_bar"]]),
-         "exit_time": int(ts[t["exit_bar"]]), "entry_price": float(t["entry_price"]),
-         "exit_price": float(t["exit_price"]), "quantity": float(t["quantity"]),
-         "pnl": float(t["pnl"]), "return": float(t["ret"]), "r_multiple": None,
-         "exit_reason": REASON_NAMES[int(t["reason"])], "both_hit": bool(t["both_hit"])}
-        for t in trips
-    ]  # fmt: skip
-
-
-def _log(symbol: str, n: int, start: int, book: Book) -> LogLine:
-    """Return a one-line summary."""
-    return LogLine(
-        f"{symbol}: {n - start} bars traded ({start} warm-up), {int(book.istate[N_FILLS])} fills, "
-        f"{int(book.istate[N_TRIPS])} round trips, {int(book.istate[N_REFUSED])} buys refused "
-        f"for cash, final cash {float(book.fstate[0]):.2f}"
-    )
-
-
-def _liquidation_log(symbol: str, trips: np.ndarray, ts: np.ndarray) -> list[LogLine]:
-    """Return a line for the liquidation that stopped the run, if any (run_backtest's wording)."""
-    return [
-        LogLine(
-            f"liquidation: {symbol} long of {float(t['quantity']):g} entered at "
-            f"{float(t['entry_price']):g}, closed at {float(t['exit_price']):g} at "
-            f"{iso(int(ts[t['exit_bar']]))}, pnl {float(t['pnl']):.2f}; the template stopped"
-            " trading",
-            "warning",
-        )
-        for t in trips
-        if t["reason"] == REASON_LIQUIDATION
-    ]
 
 
 def warm_up() -> None:

@@ -7,7 +7,6 @@ i.e. at price -cash / (units x (1 - m)); an open below it liquidates at the open
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 
@@ -46,27 +45,47 @@ def wave_bars(n: int = 1500) -> Bars:
     return Bars(k.astype(np.int64) * H, open_, high, low, close, np.ones(n))
 
 
-# Digests of everything but the metrics (fills, round trips, curves, logs, open positions),
-# computed with the code as it was before leverage existed (commit d521f1a). grid_units and
-# dca_daily refuse buys for cash many times, so the cash floor is exercised too.
+# Digests of the fills, round trips, curves and open positions (digest() below), computed by
+# running the code as it was before leverage existed (commit d521f1a, which also reproduces the
+# digests taken then of its whole output). grid_units and dca_daily refuse buys for cash
+# many times, so the cash floor is exercised too.
 GOLDEN = {
-    "grid": (GridPlan(tuple(float(x) for x in np.linspace(82, 118, 13))), "109fa91e556ceb8a"),
+    "grid": (GridPlan(tuple(float(x) for x in np.linspace(82, 118, 13))), "b30e806ef3f6c026"),
     "grid_units": (
         GridPlan(tuple(float(x) for x in np.linspace(85, 115, 7)), 30.0),
-        "9f8e937eb8b64e5c",
+        "6146293f5ddda5f8",
     ),
-    "dca": (DcaPlan(40.0, None, 5, take_profit=0.04, stop_loss=0.08), "f8b4560c0aea0b0e"),
-    "dca_daily": (DcaPlan(150.0, "1d"), "77c87a0377fd9cd8"),
+    "dca": (DcaPlan(40.0, None, 5, take_profit=0.04, stop_loss=0.08), "eceac10cec84ff36"),
+    "dca_daily": (DcaPlan(150.0, "1d"), "e4a9e12a8971c856"),
 }
 
 
-# Summaries of the curves added after the digests were taken, like the metrics left out.
-DERIVED = ("metrics", "period", "returns_by_month", "returns_by_year")
+# The parts of the output the digests cover, each row cut to the fields it had then: the
+# output builder every run shares has added fields since (net and gross exposure to equity
+# points, commission and liquidated to round trips), and words the logs its own way (left out,
+# like the metrics and the other summaries of the curves).
+OLD_FIELDS = {
+    "equity": ("timestamp", "equity", "cash", "positions"),
+    "trades": ("symbol", "timestamp", "side", "quantity", "price", "commission", "liquidity"),
+    "round_trips": (
+        "symbol", "side", "entry_time", "exit_time", "entry_price", "exit_price", "quantity",
+        "pnl", "return", "r_multiple", "exit_reason", "both_hit",
+    ),
+    "exposure": ("timestamp", "symbol", "quantity", "value", "weight"),
+    "open_positions": (
+        "symbol", "side", "entry_time", "entry_price", "quantity", "last_price", "value",
+        "unrealized_pnl",
+    ),
+}  # fmt: skip
 
 
 def digest(out) -> str:
-    """A short SHA-256 of the output without its metrics and other summaries."""
-    body = {k: v for k, v in dataclasses.asdict(out).items() if k not in DERIVED}
+    """A short SHA-256 of the output's fills, round trips, curves and open positions."""
+    body = {
+        name: [{f: row[f] for f in fields} for row in getattr(out, name)]
+        for name, fields in OLD_FIELDS.items()
+    }
+    body["bars"] = out.bars
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -108,7 +127,7 @@ def test_grid_quantities_at_2x_are_double_and_cash_is_borrowed() -> None:
     assert [t["price"] for t in two.trades] == [105.0, 100.0]
     assert two.equity[-1]["cash"] == pytest.approx(-1889.483066, rel=1e-9)
     assert two.equity[-1]["equity"] == pytest.approx(-1889.483066 + (q0 + q1) * 100, rel=1e-9)
-    assert two.round_trips == [] and len(two.logs) == 1
+    assert two.round_trips == [] and len(two.logs) == 2  # the summary and the final cash
 
 
 @pytest.mark.parametrize(
@@ -124,7 +143,7 @@ def test_grid_buy_beyond_the_buying_power_stays_resting(leverage, bought) -> Non
         assert fills(out) == [(1, "buy", 5.0, 100.0, 0.0, "maker")]
         assert cash_curve(out) == [300.0, -200.0]  # 200 borrowed
     else:
-        assert out.trades == [] and "1 buys refused for cash" in out.logs[0]
+        assert out.trades == [] and "1 entries refused" in out.logs[0]
 
 
 def test_dca_at_2x_borrows_up_to_the_capital() -> None:
@@ -141,11 +160,11 @@ def test_dca_at_2x_borrows_up_to_the_capital() -> None:
     assert [t["quantity"] for t in out.trades] == pytest.approx([4, 4, 4, 4, spend5 / 100])
     assert cash_curve(out) == pytest.approx([599.6, 199.2, -201.2, -601.6, -1000, -1000])
     assert out.equity[-1]["equity"] == pytest.approx(998.001998)
-    assert "1 buys refused for cash" in out.logs[0]
+    assert "1 entries refused" in out.logs[0]
     # unlevered: the third buy spends what is left, 199.2 / 1.001, then three are refused
     one = run_template(bars, plan, 1000.0, 0, maker_bps=0, taker_bps=10)
     assert cash_curve(one) == pytest.approx([599.6, 199.2, 0, 0, 0, 0])
-    assert "3 buys refused for cash" in one.logs[0]
+    assert "3 entries refused" in one.logs[0]
 
 
 # --- liquidation ---------------------------------------------------------------------------
@@ -180,11 +199,13 @@ def test_crash_liquidates_a_3x_grid_at_the_computed_price_and_stops_it() -> None
     assert [p["equity"] for p in out.equity][2:] == pytest.approx([395, 395])
     assert [p["quantity"] for p in out.exposure] == [12.5, 27.5, 0, 0]
     assert out.open_positions == []
-    assert out.logs[1] == (
+    assert out.logs[1:] == [
         "liquidation: X long of 27.5 entered at 108.182, closed at 86.1818 at "
-        "1970-01-01T02:00:00Z, pnl -605.00; the template stopped trading"
-    )  # the bar at 2 H after the epoch
+        "1970-01-01T02:00:00Z, pnl -605.00",  # the bar at 2 H after the epoch
+        "account: final cash 395.00",
+    ]
     assert out.logs[1].level == "warning" and out.logs[0].level == "info"
+    assert trip["liquidated"] and trip["commission"] == 0.0
 
 
 def test_liquidation_on_the_way_down_comes_before_a_lower_buy_line() -> None:
@@ -261,7 +282,7 @@ def test_a_dca_stop_above_the_liquidation_price_wins() -> None:
     assert [t["exit_reason"] for t in out.round_trips] == ["stop"]
     assert out.round_trips[0]["exit_price"] == 85.0
     assert cash_curve(out) == [-500.0, -2000.0, 550.0, -950.0]
-    assert len(out.logs) == 1
+    assert not any(line.startswith("liquidation") for line in out.logs)
 
 
 def crash_bars(n: int, seed: int) -> Bars:

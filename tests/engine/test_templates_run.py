@@ -116,7 +116,8 @@ def test_grid_order_size_cash_short_refuses_and_keeps_resting() -> None:
     plan = GridPlan((100.0, 110.0), 5.0)  # 5 units at 100 cost 500, capital 300
     out = run_template({"X": bars}, plan, 300.0, 0, maker_bps=0, taker_bps=0)
     assert out.trades == []
-    assert "1 buys refused for cash" in out.logs[0]
+    assert "1 entries refused" in out.logs[0]  # the buy, refused for cash
+    assert out.logs[-1] == "account: final cash 300.00"
 
 
 def random_bars(n: int, seed: int) -> Bars:
