@@ -204,8 +204,10 @@ def plan_book(
     ``state`` = (float slots, int slots) in all; ``rows`` position rows hold what is open at the
     end; the records start ``first`` long.
     """
-    if frame.portfolio or frame.clock.size == 0:
-        raise ValueError("an order plan runs on one symbol with bars at or after trade_start_ns")
+    if frame.portfolio:
+        raise ValueError("an order plan trades one symbol")
+    if frame.clock.size == 0:
+        raise ValueError("no bars at or after trade_start_ns")
     fstate, istate, sstate, pos = new_state(capital, rows)
     fstate = np.concatenate([fstate, np.zeros(state[0] - fstate.size)])
     istate = np.concatenate([istate, np.zeros(state[1] - istate.size, dtype=np.int64)])

@@ -153,18 +153,12 @@ def run_template(
         bars, ex, trade_start_ns, periods_per_year=ppy, risk_free_rate=risk_free_rate,
         benchmark=benchmark,
     )  # fmt: skip
-    if frame.clock.size == 0:
-        raise ValueError("no bars at or after trade_start_ns")
-    fees = (
-        maker_bps / 1e4,
-        taker_bps / 1e4,
-        (1.0 - float(leverage)) * capital,
-        ex.maintenance_rate(),
-    )
+    floor = (1.0 - float(leverage)) * capital  # +0.0 at leverage 1
+    terms = (maker_bps / 1e4, taker_bps / 1e4, floor, ex.maintenance_rate())
     if isinstance(plan, GridPlan):
-        book, step, hold = _grid(frame, plan, capital, float(leverage), fees, max_points)
+        book, step, hold = _grid(frame, plan, capital, float(leverage), terms, max_points)
     else:
-        book, step, hold = _dca(frame, plan, capital, fees, max_points)
+        book, step, hold = _dca(frame, plan, capital, terms, max_points)
     run_chunks(book, chunk_bars, on_progress, step)
     book.sstate[0, S_SKIPPED] = book.istate[I_SKIPPED]
     hold(book)
@@ -213,14 +207,14 @@ def _finite(x: object) -> bool:
     return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
 
 
-Fees = tuple[float, float, float, float]  # maker and taker rates, cash floor, maintenance rate
+Terms = tuple[float, float, float, float]  # maker and taker rates, cash floor, maintenance rate
 
 
 def _grid(
-    frame: Frame, plan: GridPlan, capital: float, leverage: float, fees: Fees, max_points: int
+    frame: Frame, plan: GridPlan, capital: float, leverage: float, terms: Terms, max_points: int
 ) -> tuple[Book, Step, Callable[[Book], None]]:
     """Return the grid's Book (market buys of the first open done), its step and its holdings."""
-    maker, taker, floor, mmr = fees
+    maker, taker, floor, mmr = terms
     slots = _grid_slots(plan, capital * leverage, max(maker, taker))
     gp = np.zeros(GP_SIZE)
     gp[GP_MAKER], gp[GP_TAKER], gp[GP_FLOOR], gp[GP_MMR] = maker, taker, floor, mmr
@@ -229,18 +223,12 @@ def _grid(
     start = int(frame.starts[0])
     start_nb(start, book.ohlc[0][start], slots, gp, book.fstate, book.istate, book.fills)
 
-    def step(b: Book, i: int, end: int) -> int:
-        return grid_chunk_nb(
-            i, end, *b.ohlc, slots, b.params, b.fstate, b.istate, b.fills, b.trips, b.equity,
-            b.cash, b.units,
-        )  # fmt: skip
-
     def hold(b: Book) -> None:
         for j in np.flatnonzero(slots[:, S_SIDE] == SIDE_SELL).tolist():
             s = slots[j]
             _hold(b.pos, j, s[S_ENTRY_BAR], s[S_ENTRY], s[S_QTY], s[S_ENTRY_FEE])
 
-    return book, step, hold
+    return book, _step(grid_chunk_nb, slots), hold
 
 
 def _grid_slots(plan: GridPlan, power: float, fee: float) -> np.ndarray:
@@ -254,29 +242,35 @@ def _grid_slots(plan: GridPlan, power: float, fee: float) -> np.ndarray:
 
 
 def _dca(
-    frame: Frame, plan: DcaPlan, capital: float, fees: Fees, max_points: int
+    frame: Frame, plan: DcaPlan, capital: float, terms: Terms, max_points: int
 ) -> tuple[Book, Step, Callable[[Book], None]]:
     """Return the DCA's Book, its step and its holding (the open cycle)."""
     p = np.zeros(P_SIZE)
-    p[P_MAKER], p[P_TAKER], p[P_FLOOR], p[P_MMR] = fees
+    p[P_MAKER], p[P_TAKER], p[P_FLOOR], p[P_MMR] = terms
     p[P_AMOUNT] = plan.amount
     p[P_TP] = np.nan if plan.take_profit is None else plan.take_profit
     p[P_SL] = np.nan if plan.stop_loss is None else plan.stop_loss
     book = plan_book(frame, p, capital, max_points, (D_SIZE, DI_SIZE), 1, FIRST_RECORDS + 6)
     buy = dca_schedule(frame.ts, int(frame.starts[0]), plan)
 
-    def step(b: Book, i: int, end: int) -> int:
-        return dca_chunk_nb(
-            i, end, *b.ohlc, buy, b.params, b.fstate, b.istate, b.fills, b.trips, b.equity,
-            b.cash, b.units,
-        )  # fmt: skip
-
     def hold(b: Book) -> None:
         units = float(b.fstate[F_UNITS])
         if units > 0:
             _hold(b.pos, 0, b.istate[I_CYCLE_BAR], float(b.fstate[D_COST]) / units, units, 0.0)
 
-    return book, step, hold
+    return book, _step(dca_chunk_nb, buy), hold
+
+
+def _step(kernel: Callable[..., int], table: np.ndarray) -> Step:
+    """Return the Book step of a plan's kernel reading its table (grid slots, DCA schedule)."""
+
+    def step(b: Book, i: int, end: int) -> int:
+        return kernel(
+            i, end, *b.ohlc, table, b.params, b.fstate, b.istate, b.fills, b.trips, b.equity,
+            b.cash, b.units,
+        )  # fmt: skip
+
+    return step
 
 
 def _hold(pos: np.ndarray, k: int, bar: float, price: float, qty: float, fees: float) -> None:

@@ -63,6 +63,13 @@ def test_grid_every_fill_known_in_advance() -> None:
         [110, 120, 10 - 0.11 - 0.12, 98, 125, 27 - 0.098 - 0.125,
          98, 125, 27 - 0.098 - 0.125, 115, 130, 15 - 0.23 - 0.13]
     )  # fmt: skip
+    # each round trip's commission is both its fills' fees; a plan sets no risk: no R multiple
+    assert [t["commission"] for t in out.round_trips] == pytest.approx(
+        [0.11 + 0.12, 0.098 + 0.125, 0.098 + 0.125, 0.23 + 0.13]
+    )
+    assert {(t["exit_reason"], t["r_multiple"], t["liquidated"]) for t in out.round_trips} == {
+        ("grid", None, False)
+    }
     cash = [2884.77, 2774.66, 2894.54, 2698.344, 3077.964, 2957.844]
     units = [1, 2, 1, 3, 0, 1]
     closes = [r[3] for r in GRID_BARS]
@@ -159,6 +166,12 @@ def test_progress_and_cancel() -> None:
         )  # fmt: skip
 
 
+def test_no_bar_in_the_trading_window_is_an_error() -> None:
+    bars = {"X": make_bars([(100, 101, 99, 100)] * 3)}
+    with pytest.raises(ValueError, match="no bars at or after trade_start_ns"):
+        run_template(bars, DcaPlan(10.0), 100.0, 3 * H, maker_bps=0, taker_bps=0)
+
+
 def test_grid_and_dca_reject_several_symbols() -> None:
     bars = make_bars([(100, 101, 99, 100)])
     with pytest.raises(ValueError, match="symbols"):
@@ -189,6 +202,7 @@ def test_dca_schedule_average_cost_and_take_profit() -> None:
     assert trip["entry_price"] == pytest.approx(200 / 2.25)
     assert trip["pnl"] == pytest.approx(220 - 0.11 - 200 - 0.2)
     assert trip["exit_reason"] == "take_profit"
+    assert trip["commission"] == pytest.approx(0.1 + 0.1 + 0.11)
     assert (trip["entry_time"], trip["exit_time"]) == (0, 3 * H)
     cash = [899.9, 899.9, 799.8, 1019.69, 919.59]
     assert [p["cash"] for p in out.equity] == pytest.approx(cash)
