@@ -54,6 +54,7 @@ from engine.nb.records import (
     SIZING_UNITS,
     new_params,
 )
+from engine.params import MAX_BARS, REQUIRED, Kind, Param, ParamError
 from engine.strategy.form import Exits, Level
 
 SIZING_MODES = {
@@ -63,13 +64,30 @@ SIZING_MODES = {
     "amount": SIZING_AMOUNT,
 }
 DEFAULTS_PATH = Path(__file__).with_name("trading_defaults.json")
-COOLDOWN_KEYS = ("short_loss_limit", "long_loss_limit", "short_window_bars", "long_window_bars")
-CHOICES = {
-    "fee_model": FEE_MODELS,
-    "fill": ("next_open", "close"),
-    "sizing": ("risk", "fraction", "units", "amount"),
-    "volatility_mode": ("stddev", "atr"),
-}
+COOLDOWN_TIER = {
+    "short_loss_limit": Param("integer", REQUIRED, "losses within short_window_bars that pause "
+                              "entries (0 = tier off)", 0, 10_000),
+    "long_loss_limit": Param("integer", REQUIRED, "losses within long_window_bars that pause "
+                             "entries (0 = tier off)", 0, 10_000),
+    "short_window_bars": Param("integer", REQUIRED, "rolling lookback and pause of the short "
+                               "tier (0 = tier off)", 0, MAX_BARS, unit="bars"),
+    "long_window_bars": Param("integer", REQUIRED, "rolling lookback and pause of the long "
+                              "tier (0 = tier off)", 0, MAX_BARS, unit="bars"),
+}  # fmt: skip
+FEE_TIER = {
+    "min_volume_30d": Param("number", REQUIRED, "30-day traded notional where the tier starts",
+                            0, 1e15),
+    "maker_bps": Param("number", REQUIRED, "maker fee", 0, 10_000, exclusive_maximum=True,
+                       unit="bps"),
+    "taker_bps": Param("number", REQUIRED, "taker fee", 0, 10_000, exclusive_maximum=True,
+                       unit="bps"),
+}  # fmt: skip
+
+
+def setting(kind: Kind, default: Any, description: str, *bounds: float | None, **more: Any) -> Any:
+    """Declare one execution setting: a dataclass field whose metadata holds its Param."""
+    param = Param(kind, default, description, *bounds, **more)  # type: ignore[arg-type]
+    return dataclasses.field(default=default, metadata={"param": param})
 
 
 @cache
@@ -80,57 +98,191 @@ def trading_defaults() -> dict[str, int]:
 
 @dataclass(frozen=True)
 class Execution:
-    """Execution and risk settings; see engine.run for what each does."""
+    """Execution and risk settings; see engine.run for what each does.
 
-    fee_model: str = "fixed_bps"
-    fee_bps: float = 0.0
-    slippage_bps: float = 0.0
-    fill: str = "next_open"
-    sizing: str = "risk"
-    size: float = 1.0
-    lot_size: float = 0.0
-    min_balance_threshold: float = 0.1
-    min_trade_amount: float = 25.0
-    max_open_positions: int = 5
-    max_trades_per_day: int = 50
-    max_risk_per_trade: float = 0.01
-    max_units_per_trade: float = 100.0
-    max_trade_amount: float = 10000.0
-    volatility_window: int = 24
-    target_volatility: float = 0.02
-    volatility_mode: str = "stddev"
-    enable_volatility_adjustment: bool = False
-    atr_period: int = 14
-    atr_multiplier: float = 2.0  # None is read as 0 (no default stop)
-    max_hold_bars: int | None = None
-    cooldown_config: dict | None = None
-    cooldown_bars: int | None = None
-    daily_momentum_limit: int | None = None
-    weekly_momentum_limit: int | None = None
-    allow_short: bool = False
-    fee_tiers: list[dict] | None = None
-    venue: str | None = None
-    leverage: float = 1.0
-    maintenance_margin_rate: float | None = None
+    Each field is declared once, with its bounds (EXECUTION_PARAMS collects them); the wire's
+    models and the README's table are generated from these declarations.
+    """
+
+    fee_model: str = setting(
+        "string", "fixed_bps", "how fills pay fees (see Fees)", choices=FEE_MODELS
+    )
+    fee_bps: float = setting(
+        "number",
+        0.0,
+        "with fixed_bps: fee per fill, of its notional",
+        0,
+        10_000,
+        exclusive_maximum=True,
+        unit="bps",
+    )
+    slippage_bps: float = setting(
+        "number",
+        0.0,
+        "every fill price moves this much against the trader",
+        0,
+        10_000,
+        exclusive_maximum=True,
+        unit="bps",
+    )
+    fill: str = setting(
+        "string",
+        "next_open",
+        "next_open: at the next bar's open; close: at the deciding bar's close",
+        choices=("next_open", "close"),
+    )
+    sizing: str = setting(
+        "string",
+        "risk",
+        "how an entry's units are sized",
+        choices=("risk", "fraction", "units", "amount"),
+    )
+    size: float = setting(
+        "number",
+        1.0,
+        "the fraction, units or amount of the sizing mode",
+        0,
+        1e12,
+        exclusive_minimum=True,
+    )
+    lot_size: float = setting(
+        "number", 0.0, "units are floored to a multiple (0 = fractional)", 0, 1e6, unit="units"
+    )
+    min_balance_threshold: float = setting(
+        "number", 0.1, "no entry while equity is below this fraction of the initial balance", 0, 1
+    )
+    min_trade_amount: float = setting(
+        "number", 25.0, "an entry of smaller notional is skipped", 0, 1e12, unit="quote"
+    )
+    max_open_positions: int = setting("integer", 5, "concurrent positions", 1, 1000)
+    max_trades_per_day: int = setting("integer", 50, "entries filled per UTC day", 1, 100_000)
+    max_risk_per_trade: float = setting(
+        "number",
+        0.01,
+        "fraction of equity risked per trade (risk sizing)",
+        0,
+        1,
+        exclusive_minimum=True,
+    )
+    max_units_per_trade: float = setting(
+        "number", 100.0, "cap on units per entry", 0, 1e15, exclusive_minimum=True, unit="units"
+    )
+    max_trade_amount: float = setting(
+        "number",
+        10000.0,
+        "cap on notional per entry",
+        0,
+        1e15,
+        exclusive_minimum=True,
+        unit="quote",
+    )
+    volatility_window: int = setting(
+        "integer",
+        24,
+        "bars of returns (or ATR window) for volatility adjustment",
+        2,
+        100_000,
+        unit="bars",
+    )
+    target_volatility: float = setting(
+        "number",
+        0.02,
+        "with adjustment on: units x min(1, target / realised)",
+        0,
+        10,
+        exclusive_minimum=True,
+    )
+    volatility_mode: str = setting(
+        "string",
+        "stddev",
+        "realised volatility: stddev of returns or atr / close",
+        choices=("stddev", "atr"),
+    )
+    enable_volatility_adjustment: bool = setting("boolean", False, "switch the adjustment on")
+    atr_period: int = setting(
+        "integer", 14, "ATR window for stops and risk sizing", 1, 10_000, unit="bars"
+    )
+    atr_multiplier: float = setting(
+        "number", 2.0, "seed 001's stop: entry - multiplier x ATR (0 = none)", 0, 100
+    )
+    max_hold_bars: int | None = setting(
+        "integer", None, "exit after this many bars held", 1, MAX_BARS, nullable=True, unit="bars"
+    )
+    cooldown_config: dict | None = setting(  # noqa: RUF009 (None; the dict is metadata)
+        "object",
+        None,
+        'per interval ("1h": {...}), two loss tiers',
+        nullable=True,
+        fields=COOLDOWN_TIER,
+    )
+    cooldown_bars: int | None = setting(
+        "integer",
+        None,
+        "deprecated: bars entries pause (null = 24)",
+        0,
+        MAX_BARS,
+        nullable=True,
+        unit="bars",
+    )
+    daily_momentum_limit: int | None = setting(
+        "integer",
+        None,
+        "deprecated: losses within a day that pause (null = 3, 0 = off)",
+        0,
+        10_000,
+        nullable=True,
+    )
+    weekly_momentum_limit: int | None = setting(
+        "integer",
+        None,
+        "deprecated: losses within a week that pause (null = 3, 0 = off)",
+        0,
+        10_000,
+        nullable=True,
+    )
+    allow_short: bool = setting("boolean", False, "allow the strategy's short rules to trade")
+    fee_tiers: list[dict] | None = setting(  # noqa: RUF009 (None; the dict is metadata)
+        "array",
+        None,
+        "with tiered_maker_taker: tiers starting at 0, ascending",
+        1,
+        50,
+        nullable=True,
+        fields=FEE_TIER,
+    )
+    venue: str | None = setting(
+        "string", None, "with match_exchange: a venue of engine/venues.json", 1, 64, nullable=True
+    )
+    leverage: float = setting(
+        "number", 1.0, "a position needs notional / leverage of margin", 1, 125
+    )
+    maintenance_margin_rate: float | None = setting(
+        "number",
+        None,
+        "liquidation threshold, a fraction of notional, below 1 / leverage (null = 0.5 / leverage)",
+        0,
+        1,
+        exclusive_maximum=True,
+        nullable=True,
+    )
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Execution:
         """Build settings from a dict, rejecting unknown fields and bad values by name."""
-        names = {f.name for f in dataclasses.fields(cls)}
         for key in d:
-            if key not in names:
+            if key not in EXECUTION_PARAMS:
                 raise ValueError(f"{key}: unknown execution setting")
         ex = cls(**d)
         ex.validate()
         return ex
 
     def validate(self) -> None:
-        """Raise ValueError naming the first field with a bad value."""
-        for name, ok in _checks(self):
-            if not ok:
-                raise ValueError(f"{name}: invalid value {getattr(self, name)!r}")
-        if self.cooldown_config is not None:
-            _check_cooldown_config(self.cooldown_config)
+        """Raise ValueError (a ParamError) naming the first field with a bad value."""
+        for name, param in EXECUTION_PARAMS.items():
+            param.check(getattr(self, name), name)
+        m = self.maintenance_margin_rate
+        if m is not None and not m < 1 / self.leverage:
+            raise ParamError("maintenance_margin_rate", f"must be below 1 / leverage, got {m!r}")
         if self.fee_tiers is not None:
             check_tiers(self.fee_tiers)
         if self.fee_model == "match_exchange" or self.venue is not None:
@@ -153,79 +305,9 @@ class Execution:
         return tuple(d[k] if getattr(self, k) is None else getattr(self, k) for k in keys)
 
 
-def _num(x: Any) -> bool:
-    """Return whether x is a finite real number (not a bool)."""
-    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def _int(x: Any, lo: int, allow_none: bool = False) -> bool:
-    """Return whether x is an int >= lo (or None when allowed)."""
-    if x is None:
-        return allow_none
-    return isinstance(x, int) and not isinstance(x, bool) and x >= lo
-
-
-def _checks(e: Execution) -> list[tuple[str, bool]]:
-    """Return (field, ok) for every field."""
-    pos = [
-        ("size", e.size), ("max_units_per_trade", e.max_units_per_trade),
-        ("max_trade_amount", e.max_trade_amount), ("target_volatility", e.target_volatility),
-    ]  # fmt: skip
-    non_neg = [
-        ("fee_bps", e.fee_bps), ("slippage_bps", e.slippage_bps), ("lot_size", e.lot_size),
-        ("min_balance_threshold", e.min_balance_threshold),
-        ("min_trade_amount", e.min_trade_amount),
-    ]  # fmt: skip
-    out = [(k, getattr(e, k) in v) for k, v in CHOICES.items()]
-    out += [(k, _num(v) and v > 0) for k, v in pos]
-    out += [(k, _num(v) and v >= 0) for k, v in non_neg]
-    out += [
-        ("fee_bps", e.fee_bps < 10_000),
-        ("slippage_bps", e.slippage_bps < 10_000),
-        (
-            "atr_multiplier",
-            e.atr_multiplier is None or (_num(e.atr_multiplier) and e.atr_multiplier >= 0),
-        ),
-        ("max_risk_per_trade", _num(e.max_risk_per_trade) and 0 < e.max_risk_per_trade <= 1),
-        ("max_open_positions", _int(e.max_open_positions, 1)),
-        ("max_trades_per_day", _int(e.max_trades_per_day, 1)),
-        ("volatility_window", _int(e.volatility_window, 2)),
-        ("atr_period", _int(e.atr_period, 1)),
-        ("max_hold_bars", _int(e.max_hold_bars, 1, allow_none=True)),
-        ("cooldown_bars", _int(e.cooldown_bars, 0, allow_none=True)),
-        ("daily_momentum_limit", _int(e.daily_momentum_limit, 0, allow_none=True)),
-        ("weekly_momentum_limit", _int(e.weekly_momentum_limit, 0, allow_none=True)),
-        ("enable_volatility_adjustment", isinstance(e.enable_volatility_adjustment, bool)),
-        ("allow_short", isinstance(e.allow_short, bool)),
-        ("leverage", _num(e.leverage) and 1 <= e.leverage <= 125),
-        ("maintenance_margin_rate", _mmr_ok(e)),
-    ]
-    return out
-
-
-def _mmr_ok(e: Execution) -> bool:
-    """Return whether the maintenance margin rate is unset or in [0, 1 / leverage)."""
-    m = e.maintenance_margin_rate
-    if m is None:
-        return True
-    lev = e.leverage if _num(e.leverage) and e.leverage >= 1 else 1.0
-    return _num(m) and 0 <= m < 1 / lev
-
-
-def _check_cooldown_config(config: Any) -> None:
-    """Raise ValueError unless config maps interval names to the four integer cooldown keys."""
-    if not isinstance(config, dict):
-        raise ValueError("cooldown_config: must be an object keyed by interval")
-    for interval, tier in config.items():
-        path = f"cooldown_config.{interval}"
-        if not isinstance(tier, dict):
-            raise ValueError(f"{path}: must be an object")
-        for key in tier:
-            if key not in COOLDOWN_KEYS:
-                raise ValueError(f"{path}.{key}: unknown cooldown setting")
-        for key in COOLDOWN_KEYS:
-            if not _int(tier.get(key), 0):
-                raise ValueError(f"{path}.{key}: must be an integer >= 0")
+EXECUTION_PARAMS: dict[str, Param] = {
+    f.name: f.metadata["param"] for f in dataclasses.fields(Execution)
+}
 
 
 def cooldown_tiers(

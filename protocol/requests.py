@@ -1,7 +1,7 @@
 """Request bodies of the canonical v2 API."""
 
 from datetime import datetime
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -15,6 +15,7 @@ from pydantic import (
 )
 
 from protocol.enums import RESOLUTIONS
+from protocol.params import declarations, model_of
 
 
 class Strict(BaseModel):
@@ -25,66 +26,33 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
-class CooldownTier(Strict):
-    """Seed 001's two loss tiers for one interval."""
-
-    short_loss_limit: int = Field(ge=1, le=10_000)
-    long_loss_limit: int = Field(ge=1, le=10_000)
-    short_window_bars: int = Field(ge=1, le=10_000_000)
-    long_window_bars: int = Field(ge=1, le=10_000_000)
-
-
-class FeeTier(Strict):
-    """One row of a tiered maker/taker fee table."""
-
-    min_volume_30d: float = Field(ge=0, le=1e15)
-    maker_bps: float = Field(ge=0, lt=10_000)
-    taker_bps: float = Field(ge=0, lt=10_000)
+def _intervals(cls: type, v: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Refuse a cooldown_config key that is not a run interval."""
+    for key in v or {}:
+        if key not in RESOLUTIONS:
+            raise ValueError(
+                f"cooldown_config key {key!r} is not an interval ({', '.join(RESOLUTIONS)})"
+            )
+    return v
 
 
-class ExecutionSpec(Strict):
-    """Execution settings beside the strategy: seed 001's names and defaults, plus fills and fees."""
-
-    fee_model: Literal["none", "fixed_bps", "tiered_maker_taker", "match_exchange"] = "fixed_bps"
-    fee_bps: float = Field(0.0, ge=0, le=1000)
-    slippage_bps: float = Field(0.0, ge=0, le=1000)
-    fill: Literal["next_open", "close"] = "next_open"
-    sizing: Literal["risk", "fraction", "units", "amount"] = "risk"
-    size: float = Field(1.0, gt=0, le=1e12)
-    lot_size: float = Field(0.0, ge=0, le=1e6)
-    allow_short: bool = False
-    min_balance_threshold: float = Field(0.1, ge=0, le=1)
-    min_trade_amount: float = Field(25.0, ge=0, le=1e12)
-    max_open_positions: int = Field(5, ge=1, le=1000)
-    max_trades_per_day: int = Field(50, ge=1, le=100_000)
-    max_risk_per_trade: float = Field(0.01, gt=0, le=1)
-    max_units_per_trade: float = Field(100.0, gt=0, le=1e15)
-    max_trade_amount: float = Field(10_000.0, gt=0, le=1e15)
-    volatility_window: int = Field(24, ge=2, le=100_000)
-    target_volatility: float = Field(0.02, gt=0, le=10)
-    volatility_mode: Literal["stddev", "atr"] = "stddev"
-    enable_volatility_adjustment: bool = False
-    atr_period: int = Field(14, ge=1, le=10_000)
-    atr_multiplier: float = Field(2.0, ge=0, le=100)
-    max_hold_bars: int | None = Field(None, ge=1, le=10_000_000)
-    cooldown_config: dict[str, CooldownTier] | None = None
-    cooldown_bars: int | None = Field(None, ge=0, le=10_000_000, description="deprecated")
-    daily_momentum_limit: int | None = Field(None, ge=1, le=10_000, description="deprecated")
-    weekly_momentum_limit: int | None = Field(None, ge=1, le=10_000, description="deprecated")
-    fee_tiers: list[FeeTier] | None = Field(None, min_length=1, max_length=50)
-    venue: str | None = Field(None, min_length=1, max_length=64)
-    leverage: float = Field(1.0, ge=1, le=125)
-    maintenance_margin_rate: float | None = Field(None, ge=0, lt=1)
-
-    @field_validator("cooldown_config")
-    @classmethod
-    def _intervals(cls, v: dict[str, CooldownTier] | None) -> dict[str, CooldownTier] | None:
-        for key in v or {}:
-            if key not in RESOLUTIONS:
-                raise ValueError(
-                    f"cooldown_config key {key!r} is not an interval ({', '.join(RESOLUTIONS)})"
-                )
-        return v
+# The execution settings are declared once, in the engine (engine.execution); their fields,
+# defaults and bounds reach the wire through protocol/execution_settings.json (protocol.params).
+_SETTINGS = declarations()
+CooldownTier = model_of(
+    "CooldownTier", _SETTINGS["cooldown_config"]["fields"], Strict,
+    "Seed 001's two loss tiers for one interval (a limit or a window of 0 turns its tier off).",
+)  # fmt: skip
+FeeTier = model_of(
+    "FeeTier", _SETTINGS["fee_tiers"]["fields"], Strict,
+    "One row of a tiered maker/taker fee table.",
+)  # fmt: skip
+ExecutionSpec = model_of(
+    "ExecutionSpec", _SETTINGS, Strict,
+    "Execution settings beside the strategy: seed 001's names and defaults, plus fills and fees.",
+    nested={"cooldown_config": dict[str, CooldownTier], "fee_tiers": list[FeeTier]},
+    validators={"_intervals": field_validator("cooldown_config")(classmethod(_intervals))},
+)  # fmt: skip
 
 
 def _date_time(v: Any) -> Any:

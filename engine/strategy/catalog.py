@@ -22,9 +22,10 @@ from engine.nb.signals import (
     cross_above_nb,
     cross_below_nb,
 )
-from engine.strategy.indicators import INDICATORS, Params, ParamSpec, col, computed, describe_param
+from engine.params import Param
+from engine.strategy.indicators import INDICATORS, Params, col, computed, describe_param
 
-__all__ = ["EVENT_ROLES", "ROLES", "SIGNALS", "ParamSpec", "SignalSpec", "describe_signals"]
+__all__ = ["EVENT_ROLES", "ROLES", "SIGNALS", "Param", "SignalSpec", "describe_signals"]
 
 ROLES = ("TRIGGER", "FILTER", "EXIT")
 EVENT_ROLES = ("TRIGGER", "EXIT")
@@ -36,7 +37,7 @@ class SignalSpec:
 
     name: str
     description: str
-    params: dict[str, ParamSpec]
+    params: dict[str, Param]
     roles: tuple[str, ...]
     compute: Callable[[Bars, Params], np.ndarray]
     ordered: tuple[tuple[str, str], ...] = ()  # (smaller, larger) param pairs
@@ -59,50 +60,50 @@ def previous(x: np.ndarray) -> np.ndarray:
     return np.concatenate(([np.nan], x[:-1]))
 
 
-def window(default: int, what: str, minimum: int = 2) -> dict[str, ParamSpec]:
+def window(default: int, what: str, minimum: int = 2) -> dict[str, Param]:
     """A single `window` param."""
-    return {"window": ParamSpec(int, default, minimum, 2000, what)}
+    return {"window": Param("integer", default, what, minimum, 2000)}
 
 
-def threshold(default: float, lo: float, hi: float, what: str) -> dict[str, ParamSpec]:
+def threshold(default: float, lo: float, hi: float, what: str) -> dict[str, Param]:
     """A float `threshold` param."""
-    return {"threshold": ParamSpec(float, default, lo, hi, what)}
+    return {"threshold": Param("number", default, what, lo, hi)}
 
 
-def fast_slow(fast: int, slow: int, what: str) -> dict[str, ParamSpec]:
+def fast_slow(fast: int, slow: int, what: str) -> dict[str, Param]:
     """A `window_fast` < `window_slow` pair."""
     return {
-        "window_fast": ParamSpec(int, fast, 2, 1000, f"fast {what} window"),
-        "window_slow": ParamSpec(int, slow, 3, 2000, f"slow {what} window"),
+        "window_fast": Param("integer", fast, f"fast {what} window", 2, 1000),
+        "window_slow": Param("integer", slow, f"slow {what} window", 3, 2000),
     }
 
 
-def macd_params() -> dict[str, ParamSpec]:
+def macd_params() -> dict[str, Param]:
     """Params shared by the MACD signals."""
     return {
-        "window_fast": ParamSpec(int, 12, 2, 500, "fast EMA window"),
-        "window_slow": ParamSpec(int, 26, 3, 1000, "slow EMA window"),
-        "window_sign": ParamSpec(int, 9, 2, 500, "signal-line EMA window"),
+        "window_fast": Param("integer", 12, "fast EMA window", 2, 500),
+        "window_slow": Param("integer", 26, "slow EMA window", 3, 1000),
+        "window_sign": Param("integer", 9, "signal-line EMA window", 2, 500),
     }
 
 
-def bollinger_params() -> dict[str, ParamSpec]:
+def bollinger_params() -> dict[str, Param]:
     """Params shared by the Bollinger signals."""
     return {
         **window(20, "band window (SMA and std)"),
-        "std": ParamSpec(float, 2.0, 0.1, 10.0, "band width in population standard deviations"),
+        "std": Param("number", 2.0, "band width in population standard deviations", 0.1, 10.0),
     }
 
 
-def stoch_params(level: float | None = None) -> dict[str, ParamSpec]:
+def stoch_params(level: float | None = None) -> dict[str, Param]:
     """The %K window, then the %K level for a state or the %D window for a cross."""
     out = window(14, "%K window", 1)
     if level is None:
-        return out | {"window_sign": ParamSpec(int, 3, 1, 500, "%D: SMA window over %K")}
+        return out | {"window_sign": Param("integer", 3, "%D: SMA window over %K", 1, 500)}
     return out | threshold(level, 0.0, 100.0, "%K level")
 
 
-def rsi_params(level: float) -> dict[str, ParamSpec]:
+def rsi_params(level: float) -> dict[str, Param]:
     """RSI window and level."""
     return {**window(14, "RSI window", 1), **threshold(level, 0.0, 100.0, "RSI level")}
 
@@ -382,7 +383,7 @@ def _specs() -> tuple[SignalSpec, ...]:
             "Volume is above multiplier times its SMA over window bars (this bar included)",
             {
                 **window(20, "volume SMA window", 1),
-                "multiplier": ParamSpec(float, 2.0, 0.1, 100.0, "multiple of the average"),
+                "multiplier": Param("number", 2.0, "multiple of the average", 0.1, 100.0),
             },
             s,
             volume_spike,

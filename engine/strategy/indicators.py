@@ -35,19 +35,9 @@ from engine.nb.indicators import (
     vwap_nb,
     wma_nb,
 )
+from engine.params import Param
 
 Params = dict[str, int | float]
-
-
-@dataclass(frozen=True)
-class ParamSpec:
-    """A typed (int or float) parameter with a default and inclusive bounds."""
-
-    type: type
-    default: int | float
-    minimum: int | float
-    maximum: int | float
-    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -56,7 +46,7 @@ class IndicatorSpec:
 
     name: str
     description: str
-    params: tuple[tuple[str, ParamSpec], ...]
+    params: tuple[tuple[str, Param], ...]
     source: tuple[str, ...]
     compute: Callable[[Bars, Params], np.ndarray]
     ordered: tuple[tuple[str, str], ...] = ()  # (smaller, larger) param pairs
@@ -77,16 +67,16 @@ def hlc(bars: Bars) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return col(bars, "high"), col(bars, "low"), col(bars, "close")
 
 
-def window(default: int, what: str, minimum: int = 1) -> tuple[str, ParamSpec]:
+def window(default: int, what: str, minimum: int = 1) -> tuple[str, Param]:
     """A `window` param: a lookback in bars."""
-    return ("window", ParamSpec(int, default, minimum, 5000, what))
+    return ("window", Param("integer", default, what, minimum, 5000))
 
 
-FAST = ("window_fast", ParamSpec(int, 12, 1, 1000, "fast EMA window"))
-SLOW = ("window_slow", ParamSpec(int, 26, 2, 2000, "slow EMA window"))
-SIGN = ("window_sign", ParamSpec(int, 9, 1, 1000, "signal-line EMA window"))
-STD = ("std", ParamSpec(float, 2.0, 0.0, 10.0, "band width in population standard deviations"))
-STOCH_SIGN = ("window_sign", ParamSpec(int, 3, 1, 1000, "%D: SMA window over %K"))
+FAST = ("window_fast", Param("integer", 12, "fast EMA window", 1, 1000))
+SLOW = ("window_slow", Param("integer", 26, "slow EMA window", 2, 2000))
+SIGN = ("window_sign", Param("integer", 9, "signal-line EMA window", 1, 1000))
+STD = ("std", Param("number", 2.0, "band width in population standard deviations", 0.0, 10.0))
+STOCH_SIGN = ("window_sign", Param("integer", 3, "%D: SMA window over %K", 1, 1000))
 FAST_SLOW = (("window_fast", "window_slow"),)
 CLOSE = ("close",)
 HLC = ("high", "low", "close")
@@ -354,15 +344,15 @@ def computed(spec: IndicatorSpec, bars: Bars, values: Params) -> np.ndarray:
     return out
 
 
-def check_value(name: str, spec: ParamSpec, value: object) -> int | float:
+def check_value(name: str, spec: Param, value: object) -> int | float:
     """Return value converted to the param's type, or raise ValueError naming the param."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{name} must be a number, got {value!r}")
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value!r}")
-    if not spec.minimum <= value <= spec.maximum:  # before int(): 1e308 stays short in the message
+    if not spec.in_bounds(value):  # before int(): 1e308 stays short in the message
         raise ValueError(f"{name} must be between {spec.minimum} and {spec.maximum}, got {value!r}")
-    if spec.type is int:
+    if spec.kind == "integer":
         if value != int(value):
             raise ValueError(f"{name} must be an integer, got {value!r}")
         return int(value)
@@ -407,7 +397,7 @@ def compute_indicator(
     return np.asarray(out, dtype=np.float64)
 
 
-def describe_param(spec: ParamSpec) -> dict:
+def describe_param(spec: Param) -> dict:
     """Return one param as a JSON-ready dict."""
     return {
         "type": spec.type.__name__,

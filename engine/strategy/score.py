@@ -1,7 +1,8 @@
 """Score strategies: named variables, scored conditions, a threshold and fixed-R exits.
 
 A score strategy is a v2 strategy object with ``"type": "score"`` (JSON Schema:
-``protocol/score_strategy.schema.json``)::
+``protocol/score_strategy.schema.json``, generated from engine.strategy.score_schema, whose
+declarations these checks use)::
 
     {"name": "momentum score", "type": "score",
      "variables": {"fast": "ema(12)", "slow": "ema(26)", "r": "rsi(14)"},
@@ -65,6 +66,15 @@ from engine.strategy.expr_parse import (
     parse,
 )
 from engine.strategy.form import Condition, Exits, Level, ScoreItem, ScoreRule, Strategy
+from engine.strategy.score_schema import (
+    MAX_ITEMS,
+    MAX_NAME,
+    NAME,
+    REWARD_RISK,
+    SCORE,
+    STOP_VALUE,
+    THRESHOLD,
+)
 
 __all__ = ["SCORE_KEYS", "compile_score", "expand", "expanded_text", "unparse"]
 
@@ -82,7 +92,6 @@ SCORE_KEYS = {
     "max_hold_bars",
 }
 ITEM_KEYS = {"name", "when", "score", "timeframe", "signal_type"}
-MAX_ITEMS = 50
 MAX_NODES = 1000  # a substituted tree larger than this is refused before type-checking
 MAX_DEPTH = 32  # and one deeper than the parser allows (its text could never be read back)
 _VAR_NAME = re.compile(r"[a-z_][a-z0-9_]*[a-z_]|[a-z_]")
@@ -139,7 +148,7 @@ def _var_name(key: str) -> str:
     """Validate a variable name; return it lower-cased."""
     path = f"variables.{key}"
     name = key.lower()
-    if not _VAR_NAME.fullmatch(name) or len(name) > 40:
+    if not _VAR_NAME.fullmatch(name) or len(name) > MAX_NAME:
         raise StrategyError(
             path,
             "a variable name is up to 40 letters, digits and _, starting with a letter or _ and "
@@ -343,11 +352,15 @@ def _item(raw: Any, path: str, variables: dict[str, Node]) -> ScoreItem:
         if key not in raw:
             raise StrategyError(f"{path}.{key}", "is required")
     name = raw["name"]
-    if not isinstance(name, str) or not 1 <= len(name) <= 64:
-        raise StrategyError(f"{path}.name", "must be a string of 1 to 64 characters")
+    if not isinstance(name, str) or not NAME.in_bounds(len(name)):
+        raise StrategyError(
+            f"{path}.name", f"must be a string of {NAME.minimum:g} to {NAME.maximum:g} characters"
+        )
     score = raw["score"]
-    if isinstance(score, bool) or not isinstance(score, int | float) or not -1000 <= score <= 1000:
-        raise StrategyError(f"{path}.score", "must be a number from -1000 to 1000")
+    if not _number(score) or not SCORE.in_bounds(score):
+        raise StrategyError(
+            f"{path}.score", f"must be a number from {SCORE.minimum:g} to {SCORE.maximum:g}"
+        )
     text = compile_text(raw["when"], f"{path}.when", variables)
     role = role_of(raw.get("signal_type") or "FILTER", ("TRIGGER", "FILTER"), "a score condition",
                  f"{path}.signal_type", entry=True)  # fmt: skip
@@ -360,7 +373,7 @@ def _threshold(raw: Any, items: tuple[ScoreItem, ...]) -> float:
     if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
         raise StrategyError("threshold", "must be a number")
     best = sum(max(item.score, 0.0) for item in items)
-    if raw <= 0:
+    if not THRESHOLD.in_bounds(raw):
         raise StrategyError("threshold", "must be above 0 (0 would enter on every bar)")
     if raw > best + 1e-9:
         raise StrategyError("threshold", f"{raw:g} can never be reached (all conditions: {best:g})")
@@ -377,19 +390,22 @@ def _risk(raw: Any, max_hold: int | None) -> Exits:
     kind, value = stop["type"], stop["value"]
     if kind not in ("atr", "percent"):
         raise StrategyError("risk.stop.type", "must be atr or percent")
-    number = not isinstance(value, bool) and isinstance(value, int | float)
-    if kind == "percent" and not (number and 0 < value < 1):
-        raise StrategyError("risk.stop.value", "must be a fraction above 0 and below 1 (0.02 = 2%)")
-    if kind == "atr" and not (number and 0 < value <= 1000):
-        raise StrategyError("risk.stop.value", "must be a number above 0 and at most 1000")
-    rr = raw.get("reward_risk", 3.0)
-    if isinstance(rr, bool) or not isinstance(rr, int | float) or not 0 < rr <= 1000:
-        raise StrategyError("risk.reward_risk", "must be a number above 0 and at most 1000")
+    if not (_number(value) and STOP_VALUE[kind].in_bounds(value)):
+        what = "a fraction" if kind == "percent" else "a number"
+        raise StrategyError("risk.stop.value", f"must be {what} {STOP_VALUE[kind].bounds_text()}")
+    rr = raw.get("reward_risk", REWARD_RISK.default)
+    if not (_number(rr) and REWARD_RISK.in_bounds(rr)):
+        raise StrategyError("risk.reward_risk", f"must be a number {REWARD_RISK.bounds_text()}")
     return Exits(
         stop_loss=Level(kind, float(value)),
         take_profit=Level("r", float(rr)),
         max_hold_bars=max_hold,
     )
+
+
+def _number(x: Any) -> bool:
+    """Return whether x is a finite JSON number (not a boolean)."""
+    return not isinstance(x, bool) and isinstance(x, int | float) and math.isfinite(x)
 
 
 def check_keys(spec: dict) -> None:

@@ -16,9 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from engine.params import Param
 from engine.strategy.compile import StrategyError, compile_strategy
 from engine.strategy.form import Strategy
-from engine.templates.params import REQUIRED, TemplateError, TParam, object_schema, validate
+from engine.templates.params import REQUIRED, TemplateError, object_schema, tparam, validate
 from engine.templates.plans import DcaPlan, GridPlan
 
 Plan = Strategy | GridPlan | DcaPlan
@@ -31,25 +32,25 @@ class Template:
 
     name: str
     description: str
-    params: dict[str, TParam]
+    params: dict[str, Param]
     multi_symbol: bool
     build: Callable[[dict[str, Any]], Plan]
     example: dict[str, Any]
     constraints: tuple[str, ...] = ()
 
 
-def _side() -> TParam:
+def _side() -> Param:
     """The side param of the signal templates."""
-    return TParam("string", "long", "long: long only; both: also short (needs allow_short)",
+    return tparam("string", "long", "long: long only; both: also short (needs allow_short)",
                   choices=("long", "both"))  # fmt: skip
 
 
-def _levels() -> dict[str, TParam]:
+def _levels() -> dict[str, Param]:
     """Optional percent stop loss and take profit of the signal templates."""
     return {
-        "stop_loss": TParam("number", None, "stop below entry, a fraction: 0.02 = 2%",
+        "stop_loss": tparam("number", None, "stop below entry, a fraction: 0.02 = 2%",
                             0.0, 0.99, exclusive_minimum=True),
-        "take_profit": TParam("number", None, "target beyond entry, a fraction: 0.05 = 5%",
+        "take_profit": tparam("number", None, "target beyond entry, a fraction: 0.05 = 5%",
                               0.0, 100.0, exclusive_minimum=True),
     }  # fmt: skip
 
@@ -145,12 +146,12 @@ def _templates() -> tuple[Template, ...]:
             "Grid: resting limit buys on price lines below the market, each filled buy answered "
             "by a sell one line up and each filled sell by a buy one line down (maker fees)",
             {
-                "grid_levels": TParam("integer", 10, "number of price lines, bounds included", 2, 1000),
-                "upper_price": TParam("number", REQUIRED, "top price line", 0, None, True),
-                "lower_price": TParam("number", REQUIRED, "bottom price line", 0, None, True),
-                "spacing": TParam("string", "arithmetic", "equal price steps or equal ratios",
+                "grid_levels": tparam("integer", 10, "number of price lines, bounds included", 2, 1000),
+                "upper_price": tparam("number", REQUIRED, "top price line", 0, None, True),
+                "lower_price": tparam("number", REQUIRED, "bottom price line", 0, None, True),
+                "spacing": tparam("string", "arithmetic", "equal price steps or equal ratios",
                                   choices=("arithmetic", "geometric")),
-                "order_size": TParam("number", None, "base units per order; null splits capital "
+                "order_size": tparam("number", None, "base units per order; null splits capital "
                                      "x leverage equally over the grid_levels - 1 slots",
                                      0, None, True),
             },
@@ -163,15 +164,15 @@ def _templates() -> tuple[Template, ...]:
             "Dollar-cost averaging: a market buy of amount at the open of the first bar of every "
             "period; an optional take profit sells everything and starts a new cycle",
             {
-                "amount": TParam("number", REQUIRED, "quote currency per buy (fee on top)",
+                "amount": tparam("number", REQUIRED, "quote currency per buy (fee on top)",
                                  0, None, True),
-                "interval": TParam("string", "1d", "calendar period in UTC (1w starts Monday)",
+                "interval": tparam("string", "1d", "calendar period in UTC (1w starts Monday)",
                                    choices=DCA_INTERVALS),
-                "every_bars": TParam("integer", None, "buy every N bars instead of per interval",
+                "every_bars": tparam("integer", None, "buy every N bars instead of per interval",
                                      1, 10**7),
-                "take_profit": TParam("number", None, "limit sell of everything at average cost "
+                "take_profit": tparam("number", None, "limit sell of everything at average cost "
                                       "x (1 + take_profit); 0.05 = 5%", 0, 100, True),
-                "stop_loss": TParam("number", None, "stop sell of everything at average cost "
+                "stop_loss": tparam("number", None, "stop sell of everything at average cost "
                                     "x (1 - stop_loss); 0.1 = 10%", 0, 0.99, True),
             },
             False, build_dca,
@@ -181,10 +182,10 @@ def _templates() -> tuple[Template, ...]:
             "tpl_ma_cross",
             "Moving-average crossover: long when the fast average crosses above the slow one",
             {
-                "ma_type": TParam("string", "sma", "simple or exponential averages",
+                "ma_type": tparam("string", "sma", "simple or exponential averages",
                                   choices=("sma", "ema")),
-                "window_fast": TParam("integer", 10, "fast average window", 2, 1000),
-                "window_slow": TParam("integer", 50, "slow average window", 3, 2000),
+                "window_fast": tparam("integer", 10, "fast average window", 2, 1000),
+                "window_slow": tparam("integer", 50, "slow average window", 3, 2000),
                 "side": _side(),
                 **stops,
             },
@@ -195,9 +196,9 @@ def _templates() -> tuple[Template, ...]:
             "tpl_rsi_reversion",
             "RSI mean reversion: long when RSI crosses back above oversold, exit above overbought",
             {
-                "window": TParam("integer", 14, "RSI window", 2, 500),
-                "oversold": TParam("number", 30.0, "oversold RSI level", 0, 100),
-                "overbought": TParam("number", 70.0, "overbought RSI level", 0, 100),
+                "window": tparam("integer", 14, "RSI window", 2, 500),
+                "oversold": tparam("number", 30.0, "oversold RSI level", 0, 100),
+                "overbought": tparam("number", 70.0, "overbought RSI level", 0, 100),
                 "side": _side(),
                 **stops,
             },
@@ -209,8 +210,8 @@ def _templates() -> tuple[Template, ...]:
             "Donchian breakout: long when the close first rises above the previous bar's "
             "entry_window-bar high, exit when it falls below the previous exit_window-bar low",
             {
-                "entry_window": TParam("integer", 20, "channel window of the entry", 2, 2000),
-                "exit_window": TParam("integer", 10, "channel window of the exit", 1, 2000),
+                "entry_window": tparam("integer", 20, "channel window of the entry", 2, 2000),
+                "exit_window": tparam("integer", 10, "channel window of the exit", 1, 2000),
                 "side": _side(),
                 **stops,
             },
