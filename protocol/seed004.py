@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from protocol.params import bounds, check_decimal, declared
+
 TIMEFRAMES = ("1m", "5m", "15m", "1h", "4h", "1d")
 FEE_MODELS = ("none", "fixed_bps", "tiered_maker_taker", "match_exchange")
 SPAN_YEARS = 5  # "total span ≤ 5 years": end at most the same date and time 5 years later
@@ -83,7 +85,7 @@ class JobBody(BaseModel):
     start: str | None = Field(None, max_length=40)
     end: str | None = Field(None, max_length=40)
     capital: str | float | None = None
-    leverage: int | None = Field(None, ge=1, le=125, strict=True)
+    leverage: int | None = Field(None, strict=True, **bounds(declared("leverage")))
     fee_model: Literal["none", "fixed_bps", "tiered_maker_taker", "match_exchange"] | None = None
     fee_bps: str | float | None = None
     strategy_id: str | None = Field(None, max_length=64)
@@ -104,7 +106,11 @@ class JobBody(BaseModel):
     @field_validator("fee_bps")
     @classmethod
     def _fee_bps(cls, v: Any) -> Any:
-        return None if v is None else decimal_text(v, "fee_bps", positive=False)
+        if v is None:
+            return None
+        text = decimal_text(v, "fee_bps", positive=False)
+        check_decimal(declared("fee_bps"), Decimal(text), "fee_bps")  # the engine's bounds
+        return text
 
     @field_validator("start", "end")
     @classmethod
