@@ -3,6 +3,9 @@
 from enum import StrEnum
 from typing import Any
 
+from pydantic import BaseModel, Field
+from pydantic.json_schema import SkipJsonSchema
+
 
 class ErrorCode(StrEnum):
     """Machine-readable error codes of the canonical (v2) API."""
@@ -29,7 +32,6 @@ class ErrorCode(StrEnum):
     DATABASE_UNAVAILABLE = "database_unavailable"
     TOO_MANY_RUNS = "too_many_runs"
     TIMEOUT = "timeout"
-    CANCELLED = "cancelled"
     ENGINE_ERROR = "engine_error"
     WORKER_LOST = "worker_lost"
     INTERNAL_ERROR = "internal_error"
@@ -44,13 +46,40 @@ def insufficient_credits(balance: object, cost: object) -> "ApiError":
     )  # fmt: skip
 
 
+def _no_default(schema: dict[str, Any]) -> None:
+    """An optional field is left out of the body, never sent as null."""
+    schema.pop("default", None)
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong: the code, a message for people, and the offending field."""
+
+    code: ErrorCode
+    message: str
+    field: str | SkipJsonSchema[None] = Field(
+        None, description="the offending field's path", json_schema_extra=_no_default
+    )
+    details: list[dict[str, Any]] | SkipJsonSchema[None] = Field(
+        None, description="every violation, when there are several", json_schema_extra=_no_default
+    )
+
+
+class ErrorBody(BaseModel):
+    """The body of every error response of the canonical API."""
+
+    error: ErrorDetail
+
+
 class ApiError(Exception):
-    """An error that becomes a JSON response: status, code, message and the offending field."""
+    """An error that becomes a JSON response: status, code, message and the offending field.
+
+    `code` is an ErrorCode, or the code of a surface that has its own (seed 003's `Code`).
+    """
 
     def __init__(
         self,
         status: int,
-        code: ErrorCode,
+        code: StrEnum,
         message: str,
         *,
         field: str | None = None,
@@ -67,9 +96,7 @@ class ApiError(Exception):
 
     def body(self) -> dict[str, Any]:
         """Return the wire form: `{"error": {"code", "message", "field"?, "details"?}}`."""
-        err: dict[str, Any] = {"code": str(self.code), "message": self.message}
-        if self.field is not None:
-            err["field"] = self.field
-        if self.details:
-            err["details"] = self.details
-        return {"error": err}
+        detail = ErrorDetail(
+            code=self.code, message=self.message, field=self.field, details=self.details or None
+        )
+        return ErrorBody(error=detail).model_dump(mode="json", exclude_none=True)

@@ -1,35 +1,55 @@
-"""The event schema of the stream: a discriminated union keyed on `type`."""
+"""The event schema of the stream: a discriminated union keyed on `type`.
+
+Each data model names its event type (`StateData.type` is `EventType.STATE`, …), so whoever
+appends an event gives only its data and the type on the wire follows from it.
+"""
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter
 
-from protocol.enums import RunState
+from protocol.enums import EventType, RunState
 from protocol.results import RunError
 
 
 class StateData(BaseModel):
+    type: ClassVar[EventType] = EventType.STATE
     state: RunState
     previous_state: RunState | None
     error: RunError | None = None
 
 
 class ProgressData(BaseModel):
+    type: ClassVar[EventType] = EventType.PROGRESS
     progress: float = Field(ge=0, le=1)
     phase: str | None = None
     eta_seconds: float | None = None
 
 
 class MetricData(BaseModel):
+    type: ClassVar[EventType] = EventType.METRIC
     name: str
-    value: float | None
+    value: int | float | None  # counts stay integers, as in the results
     running: bool = False
 
 
 class LogData(BaseModel):
+    type: ClassVar[EventType] = EventType.LOG
     message: str
     level: str = "info"
+
+
+EventData = StateData | ProgressData | MetricData | LogData
+"""The data of one event; its class decides the event's type."""
+
+_DATA_LIST: TypeAdapter[list[EventData]] = TypeAdapter(list[EventData])
+
+
+def wire_data(items: list[EventData]) -> list[dict[str, Any]]:
+    """Each event's data as the stream carries it: the fields its maker set, no others (enums
+    stay members, which orjson writes as their values)."""
+    return _DATA_LIST.dump_python(items, exclude_unset=True)
 
 
 class _Event(BaseModel):
@@ -39,22 +59,22 @@ class _Event(BaseModel):
 
 
 class StateEvent(_Event):
-    type: Literal["state"]
+    type: Literal[EventType.STATE]
     data: StateData
 
 
 class ProgressEvent(_Event):
-    type: Literal["progress"]
+    type: Literal[EventType.PROGRESS]
     data: ProgressData
 
 
 class MetricEvent(_Event):
-    type: Literal["metric"]
+    type: Literal[EventType.METRIC]
     data: MetricData
 
 
 class LogEvent(_Event):
-    type: Literal["log"]
+    type: Literal[EventType.LOG]
     data: LogData
 
 

@@ -6,12 +6,14 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from protocol.enums import RunState
+from protocol.errors import ErrorCode
+from protocol.times import Timestamp
 
 
 class RunError(BaseModel):
     """Why a run failed."""
 
-    code: str
+    code: ErrorCode
     message: str
 
 
@@ -21,13 +23,13 @@ class RunStatus(BaseModel):
     run_id: str
     state: RunState
     progress: float
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
+    created_at: Timestamp
+    started_at: Timestamp | None
+    finished_at: Timestamp | None
     error: RunError | None
     config: dict[str, Any]
     archived: bool = False
-    archived_at: datetime | None = None
+    archived_at: Timestamp | None = None
 
 
 class Trade(BaseModel):

@@ -36,38 +36,50 @@ class Code(StrEnum):
     EXECUTION_FAILED = "execution_failed"
 
 
-# A canonical code raised by a shared check → (seed 003 code, status), or None to keep status.
-_RENAMED: dict[str, tuple[Code, int | None]] = {
+# Every canonical code → (seed 003 code, status), or None to keep the status it was raised with.
+RENAMED: dict[ErrorCode, tuple[Code, int | None]] = {
     ErrorCode.INVALID_JSON: (Code.INVALID_PAYLOAD, 400),
     ErrorCode.VALIDATION_ERROR: (Code.INVALID_PAYLOAD, 400),
     ErrorCode.UNSUPPORTED_RESOLUTION: (Code.INVALID_PAYLOAD, 400),
     ErrorCode.PAYLOAD_TOO_LARGE: (Code.INVALID_PAYLOAD, None),  # stays 413
-    ErrorCode.INVALID_STRATEGY: (Code.INVALID_STRATEGY, 400),
-    ErrorCode.INVALID_DATE_RANGE: (Code.INVALID_DATE_RANGE, 400),
-    ErrorCode.UNSUPPORTED_ASSET: (Code.UNSUPPORTED_ASSET, 400),
-    ErrorCode.UNAUTHORIZED: (Code.UNAUTHORIZED, 401),
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE: (Code.INVALID_PAYLOAD, None),  # stays 415
+    ErrorCode.INVALID_TEMPLATE: (Code.INVALID_PAYLOAD, None),
+    ErrorCode.RUN_NOT_FINISHED: (Code.INVALID_PAYLOAD, None),
+    ErrorCode.RUN_FINISHED: (Code.INVALID_PAYLOAD, None),
+    ErrorCode.STRATEGY_DELETED: (Code.INVALID_PAYLOAD, None),
+    ErrorCode.INVALID_STATE: (Code.INVALID_PAYLOAD, None),
+    ErrorCode.INVALID_STRATEGY: (Code.INVALID_STRATEGY, None),
+    ErrorCode.INVALID_DATE_RANGE: (Code.INVALID_DATE_RANGE, None),
+    ErrorCode.UNSUPPORTED_ASSET: (Code.UNSUPPORTED_ASSET, None),
+    ErrorCode.UNAUTHORIZED: (Code.UNAUTHORIZED, None),
     ErrorCode.NOT_FOUND: (Code.NOT_FOUND, None),
     ErrorCode.METHOD_NOT_ALLOWED: (Code.NOT_FOUND, None),  # stays 405, with Allow
+    ErrorCode.INSUFFICIENT_CREDITS: (Code.INSUFFICIENT_CREDITS, None),
+    ErrorCode.RATE_LIMITED: (Code.RATE_LIMITED, None),
     ErrorCode.TOO_MANY_RUNS: (Code.RATE_LIMITED, 429),
+    ErrorCode.BUSY: (Code.EXECUTION_FAILED, None),
+    ErrorCode.DATABASE_UNAVAILABLE: (Code.EXECUTION_FAILED, None),  # stays 503
+    ErrorCode.TIMEOUT: (Code.EXECUTION_FAILED, None),
+    ErrorCode.ENGINE_ERROR: (Code.EXECUTION_FAILED, None),
+    ErrorCode.WORKER_LOST: (Code.EXECUTION_FAILED, None),
     ErrorCode.INTERNAL_ERROR: (Code.EXECUTION_FAILED, 500),
 }
 
 
-def to_seed003(code: str, status: int) -> tuple[str, int]:
-    """The seed 003 code and status of an error raised with `code` and `status`."""
-    if code in Code.__members__.values():
+def to_seed003(code: str, status: int) -> tuple[Code, int]:
+    """The seed 003 code and status of an error raised with `code` (a `Code`, kept, or a
+    canonical one, renamed) and `status`."""
+    if isinstance(code, Code):
         return code, status
-    renamed = _RENAMED.get(code)
-    if renamed is not None:
-        return str(renamed[0]), renamed[1] or status
-    return str(Code.EXECUTION_FAILED if status >= 500 else Code.INVALID_PAYLOAD), status
+    renamed, new_status = RENAMED[ErrorCode(code)]
+    return renamed, new_status or status
 
 
 def error_body(
-    code: str, message: str, field: str | None, details: list[dict[str, Any]] | None
+    code: Code, message: str, field: str | None, details: list[dict[str, Any]] | None
 ) -> dict[str, Any]:
     """`{"error": {"code", "message", "field"?, "details"?}}`; a 402 adds `canViewResult: false`."""
-    err: dict[str, Any] = {"code": code, "message": message}
+    err: dict[str, Any] = {"code": code.value, "message": message}
     if field is not None:
         err["field"] = field
     if details:

@@ -8,10 +8,12 @@ A job is a run of a template (`tpl_grid`, `tpl_dca`, `tpl_ma_cross`, `tpl_rsi_re
 import re
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from protocol.errors import ErrorCode
 from protocol.params import bounds, check_decimal, declared
 
 TIMEFRAMES = ("1m", "5m", "15m", "1h", "4h", "1d")
@@ -27,28 +29,51 @@ STATUS = {
     "failed": "failed",
     "cancelled": "cancelled",
 }
-# Canonical error codes → (status, seed 004 code).
-CODES = {
-    "invalid_json": (400, "INVALID_PARAMETER"),
-    "validation_error": (400, "INVALID_PARAMETER"),
-    "invalid_template": (400, "INVALID_PARAMETER"),
-    "invalid_strategy": (400, "INVALID_PARAMETER"),
-    "unsupported_asset": (400, "INVALID_PARAMETER"),
-    "unsupported_resolution": (400, "INVALID_PARAMETER"),
-    "invalid_date_range": (400, "INVALID_PARAMETER"),
-    "unauthorized": (401, "UNAUTHENTICATED"),
-    "not_found": (404, "NOT_FOUND"),
-    "run_finished": (409, "INVALID_STATE"),
-    "run_not_finished": (409, "INVALID_STATE"),
-    "strategy_deleted": (409, "INVALID_STATE"),
-    "invalid_state": (409, "INVALID_STATE"),
-    "insufficient_credits": (402, "INSUFFICIENT_CREDITS"),
-    "payload_too_large": (413, "PAYLOAD_TOO_LARGE"),
-    "unsupported_media_type": (415, "UNSUPPORTED_MEDIA_TYPE"),
-    "too_many_runs": (429, "RATE_LIMITED"),
-    "rate_limited": (429, "RATE_LIMITED"),
-    "database_unavailable": (503, "UNAVAILABLE"),
-    "internal_error": (500, "INTERNAL"),
+
+
+class Code(StrEnum):
+    """Seed 004's error codes."""
+
+    INVALID_PARAMETER = "INVALID_PARAMETER"
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    INSUFFICIENT_CREDITS = "INSUFFICIENT_CREDITS"
+    NOT_FOUND = "NOT_FOUND"
+    METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
+    INVALID_STATE = "INVALID_STATE"
+    PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+    UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
+    RATE_LIMITED = "RATE_LIMITED"
+    INTERNAL = "INTERNAL"
+    UNAVAILABLE = "UNAVAILABLE"
+
+
+# Every canonical error code → (status, seed 004 code).
+CODES: dict[ErrorCode, tuple[int, Code]] = {
+    ErrorCode.INVALID_JSON: (400, Code.INVALID_PARAMETER),
+    ErrorCode.VALIDATION_ERROR: (400, Code.INVALID_PARAMETER),
+    ErrorCode.INVALID_TEMPLATE: (400, Code.INVALID_PARAMETER),
+    ErrorCode.INVALID_STRATEGY: (400, Code.INVALID_PARAMETER),
+    ErrorCode.UNSUPPORTED_ASSET: (400, Code.INVALID_PARAMETER),
+    ErrorCode.UNSUPPORTED_RESOLUTION: (400, Code.INVALID_PARAMETER),
+    ErrorCode.INVALID_DATE_RANGE: (400, Code.INVALID_PARAMETER),
+    ErrorCode.UNAUTHORIZED: (401, Code.UNAUTHENTICATED),
+    ErrorCode.NOT_FOUND: (404, Code.NOT_FOUND),
+    ErrorCode.METHOD_NOT_ALLOWED: (405, Code.METHOD_NOT_ALLOWED),
+    ErrorCode.RUN_FINISHED: (409, Code.INVALID_STATE),
+    ErrorCode.RUN_NOT_FINISHED: (409, Code.INVALID_STATE),
+    ErrorCode.STRATEGY_DELETED: (409, Code.INVALID_STATE),
+    ErrorCode.INVALID_STATE: (409, Code.INVALID_STATE),
+    ErrorCode.INSUFFICIENT_CREDITS: (402, Code.INSUFFICIENT_CREDITS),
+    ErrorCode.PAYLOAD_TOO_LARGE: (413, Code.PAYLOAD_TOO_LARGE),
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE: (415, Code.UNSUPPORTED_MEDIA_TYPE),
+    ErrorCode.TOO_MANY_RUNS: (429, Code.RATE_LIMITED),
+    ErrorCode.RATE_LIMITED: (429, Code.RATE_LIMITED),
+    ErrorCode.DATABASE_UNAVAILABLE: (503, Code.UNAVAILABLE),
+    ErrorCode.BUSY: (500, Code.INTERNAL),
+    ErrorCode.TIMEOUT: (500, Code.INTERNAL),
+    ErrorCode.ENGINE_ERROR: (500, Code.INTERNAL),
+    ErrorCode.WORKER_LOST: (500, Code.INTERNAL),
+    ErrorCode.INTERNAL_ERROR: (500, Code.INTERNAL),
 }
 # Request weights per minute and key (seed 004's "Weight: 20" for a new job).
 WEIGHTS = {"create": 20, "read": 1, "cancel": 1}
@@ -193,14 +218,10 @@ def job(
     }
 
 
-def error_body(
-    code: str, message: str, field: str | None, status: int = 0
-) -> tuple[int, dict[str, Any]]:
-    """The seed 004 status and body of a canonical error code (a 405 stays a 405)."""
-    if status == 405:
-        return 405, {"error": {"code": "METHOD_NOT_ALLOWED", "message": message}}
-    status, name = CODES.get(code, (500, "INTERNAL"))
-    err: dict[str, Any] = {"code": name, "message": message}
+def error_body(code: ErrorCode, message: str, field: str | None) -> tuple[int, dict[str, Any]]:
+    """The seed 004 status and body of a canonical error code."""
+    status, name = CODES[code]
+    err: dict[str, Any] = {"code": name.value, "message": message}
     if field is not None:
         err["field"] = field
     return status, {"error": err}

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from protocol.enums import RESOLUTIONS
+from protocol.errors import ErrorCode
 from protocol.requests import ExecutionSpec
 
 # The seven metrics of seed 001's response, in its order.
@@ -174,9 +175,10 @@ def trade_count(all_metrics: dict[str, Any] | None) -> int | None:
     return int(all_metrics["trade_count"])
 
 
-def error_body(code: str, message: str, field: str | None, details: Any) -> dict[str, Any]:
-    """The v1 error shape: `{"success": false, "detail", "error": {code, message, field?}}`."""
-    err: dict[str, Any] = {"code": code, "message": message}
+def error_body(code: ErrorCode, message: str, field: str | None, details: Any) -> dict[str, Any]:
+    """The v1 error shape: `{"success": false, "detail", "error": {code, message, field?}}`;
+    seed 001 has no codes of its own, so they are the canonical ones."""
+    err: dict[str, Any] = {"code": code.value, "message": message}
     if field is not None:
         err["field"] = field
     if details:

@@ -6,21 +6,18 @@ from typing import Any
 
 import asyncpg
 
+from protocol.events import EventData, wire_data
+from protocol.times import iso
+
+__all__ = ["CANCEL_CHANNEL", "EVENTS_CHANNEL", "append", "count", "fetch_after", "iso"]
+
 EVENTS_CHANNEL = "barstream_events"
 CANCEL_CHANNEL = "barstream_cancel"
 
 
-def iso(ts: datetime | None) -> str | None:
-    """ISO 8601 UTC with milliseconds and a Z, or None."""
-    if ts is None:
-        return None
-    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-async def append(
-    conn: asyncpg.Connection, run_id: uuid.UUID, items: list[tuple[str, dict[str, Any]]]
-) -> int:
-    """Append events inside the caller's transaction; return the id of the last one.
+async def append(conn: asyncpg.Connection, run_id: uuid.UUID, items: list[EventData]) -> int:
+    """Append events (their data; each one's type is its data's) inside the caller's
+    transaction; return the id of the last one.
 
     The UPDATE takes the run's row lock, so ids are gap-free and in commit order; the NOTIFY
     is delivered by PostgreSQL only when the transaction commits.
@@ -34,9 +31,12 @@ async def append(
     )
     first = last - len(items) + 1
     now = datetime.now(UTC)
+    rows = [
+        (run_id, first + i, d.type.value, now, data)
+        for i, (d, data) in enumerate(zip(items, wire_data(items), strict=True))
+    ]
     await conn.executemany(
-        "INSERT INTO events (run_id, id, type, ts, data) VALUES ($1, $2, $3, $4, $5)",
-        [(run_id, first + i, kind, now, data) for i, (kind, data) in enumerate(items)],
+        "INSERT INTO events (run_id, id, type, ts, data) VALUES ($1, $2, $3, $4, $5)", rows
     )
     await conn.execute("SELECT pg_notify($1, $2)", EVENTS_CHANNEL, f"{run_id}:{last}")
     return last

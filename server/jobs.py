@@ -14,6 +14,9 @@ from typing import Any
 import asyncpg
 
 from protocol.enums import RunState
+from protocol.errors import ErrorCode
+from protocol.events import LogData, StateData
+from protocol.results import RunError
 from server import events, runs, shards
 from server.hub import WORK_CHANNEL
 from server.outage import DB_ERRORS
@@ -251,21 +254,20 @@ class Dispatcher:
             await runs.finish(conn, row["id"], RunState.CANCELLED, previous=previous)
             return None
         if row["prev_state"] == RunState.QUEUED:
-            await events.append(
-                conn, row["id"], [("state", {"state": "running", "previous_state": "queued"})]
-            )
+            started = StateData(state=RunState.RUNNING, previous_state=RunState.QUEUED)
+            await events.append(conn, row["id"], [started])
             return claimed
         if row["attempts"] > self.settings.max_attempts:
-            err = {
-                "code": "worker_lost",
-                "message": f"the run was interrupted {row['attempts'] - 1} times",
-            }
+            err = RunError(
+                code=ErrorCode.WORKER_LOST,
+                message=f"the run was interrupted {row['attempts'] - 1} times",
+            )
             await runs.finish(
                 conn, row["id"], RunState.FAILED, previous=RunState.RUNNING, error=err
             )
             return None
         msg = _restart_message(row["attempts"], self.settings.max_attempts, row)
-        await events.append(conn, row["id"], [("log", {"message": msg, "level": "warning"})])
+        await events.append(conn, row["id"], [LogData(message=msg, level="warning")])
         return claimed
 
     def _runner(self, claimed: dict[str, Any], cancel: asyncio.Event, pooled: bool) -> Runner:
@@ -305,7 +307,8 @@ class Dispatcher:
         except Exception:
             log.exception("run %s failed in the server", run_id)
             with contextlib.suppress(Exception):
-                await runner.fail("internal_error", "the server failed while running this backtest")
+                message = "the server failed while running this backtest"
+                await runner.fail(ErrorCode.INTERNAL_ERROR, message)
         finally:
             self._cancels.pop(run_id, None)
             self._runners.pop(run_id, None)

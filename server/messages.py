@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from protocol.errors import ErrorCode
+
 
 @dataclass(frozen=True)
 class Job:
@@ -63,7 +65,7 @@ class Done:
 class Failed:
     """The job failed: the client-facing code and message, and a traceback for the server log."""
 
-    code: str
+    code: ErrorCode
     message: str
     trace: str
 

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 
 import protocol
+from protocol.errors import ErrorBody
 from protocol.events import EVENT_ADAPTER
 from protocol.requests import BacktestCreate
 from protocol.results import Results, RunStatus
@@ -25,31 +26,16 @@ from server.openapi_common import (
 
 REF = "#/components/schemas/{model}"
 SCORE_SCHEMA = Path(protocol.__file__).with_name("score_strategy.schema.json")
-ERROR = {
-    "type": "object",
-    "required": ["error"],
-    "properties": {
-        "error": {
-            "type": "object",
-            "required": ["code", "message"],
-            "properties": {
-                "code": {"type": "string"},
-                "message": {"type": "string"},
-                "field": {"type": "string", "description": "the offending field's path"},
-                "details": {"type": "array", "items": {"type": "object"}},
-            },
-        }
-    },
-}
 
 
 def _schemas() -> dict[str, Any]:
-    out: dict[str, Any] = {"Error": ERROR}
-    models: tuple[type[BaseModel], ...] = (BacktestCreate, RunStatus, Results)
+    out: dict[str, Any] = {}
+    models: tuple[type[BaseModel], ...] = (ErrorBody, BacktestCreate, RunStatus, Results)
     for model in models:
         schema = model.model_json_schema(ref_template=REF)
         out.update(schema.pop("$defs", {}))
         out[model.__name__] = schema
+    out["Error"] = out.pop("ErrorBody")
     event = EVENT_ADAPTER.json_schema(ref_template=REF)
     out.update(event.pop("$defs", {}))
     out["Event"] = event

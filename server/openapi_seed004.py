@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from protocol.seed004 import STATUS, Job, JobBody
+from protocol.seed004 import STATUS, Code, Job, JobBody
 from server.openapi_common import CURSOR, RETRY_AFTER, body, limit
 
 REF = "#/components/schemas/{model}"
@@ -19,9 +19,7 @@ def schemas() -> dict[str, Any]:
     out["JobError"] = {
         "type": "object", "required": ["error"],
         "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
-            "code": {"enum": ["INVALID_PARAMETER", "UNAUTHENTICATED", "INSUFFICIENT_CREDITS", "NOT_FOUND",
-                              "METHOD_NOT_ALLOWED", "INVALID_STATE", "PAYLOAD_TOO_LARGE",
-                              "UNSUPPORTED_MEDIA_TYPE", "RATE_LIMITED", "INTERNAL", "UNAVAILABLE"]},
+            "code": {"enum": [c.value for c in Code]},
             "message": {"type": "string"}, "field": {"type": "string"}}}},
     }  # fmt: skip
     return out

@@ -24,14 +24,14 @@ class JSON(Response):
 def render(path: str, err: ApiError) -> Response:
     """An error in the shape of the surface the request to `path` was made to."""
     if path.startswith("/api/v1/"):
-        body = v1.error_body(str(err.code), err.message, err.field, err.details)
+        body = v1.error_body(ErrorCode(err.code), err.message, err.field, err.details)
         return JSON(body, status_code=err.status, headers=err.headers)
     if path.startswith(seed003.PREFIX):
-        code, status = seed003.to_seed003(str(err.code), err.status)
+        code, status = seed003.to_seed003(err.code, err.status)
         body = seed003.error_body(code, err.message, err.field, err.details)
         return JSON(body, status_code=status, headers=err.headers)
     if path.startswith("/v1/"):
-        status, body = seed004.error_body(str(err.code), err.message, err.field, err.status)
+        status, body = seed004.error_body(ErrorCode(err.code), err.message, err.field)
         return JSON(body, status_code=status, headers=err.headers)
     return JSON(err.body(), status_code=err.status, headers=err.headers)
 

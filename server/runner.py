@@ -14,6 +14,9 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from protocol.enums import RunState
+from protocol.errors import ErrorCode
+from protocol.events import EventData, LogData, MetricData, ProgressData
+from protocol.results import RunError
 from server import events, runs
 from server.messages import Cancelled, Done, Failed, FromWorker, Log, Progress
 from server.outage import DB_ERRORS
@@ -31,7 +34,7 @@ _PHASE_SPAN = {
     "simulate": (0.05, 0.95),
     "metrics": (0.95, 0.99),
 }
-Items = list[tuple[str, dict[str, Any]]]
+Items = list[EventData]
 
 
 class LeaseLost(Exception):
@@ -119,7 +122,7 @@ class Runner:
                 await self._progress(phase, done, total, metrics)
                 return False
             case Log(level, message):
-                await self._append([("log", {"message": message, "level": level})])
+                await self._append([LogData(message=message, level=level)])
                 return False
             case Done(body):
                 await self._complete(body)
@@ -143,15 +146,13 @@ class Runner:
         # At most every 1% or 100 ms, whichever is rarer; and never backwards.
         if value < self.reported + 0.01 or now - self.last_emit < 0.1:
             return
-        data: dict[str, Any] = {"progress": value, "phase": phase}
+        data = ProgressData(progress=value, phase=phase)
         if phase == "simulate" and self.sim_started is not None and 0 < frac < 1:
-            data["eta_seconds"] = round((now - self.sim_started) / frac * (1 - frac), 2)
-        items: Items = [("progress", data)]
+            eta = round((now - self.sim_started) / frac * (1 - frac), 2)
+            data = ProgressData(progress=value, phase=phase, eta_seconds=eta)
+        items: Items = [data]
         if metrics and now - self.last_metric_emit >= 0.5:
-            items += [
-                ("metric", {"name": k, "value": v, "running": True})
-                for k, v in sorted(metrics.items())
-            ]
+            items += [MetricData(name=k, value=v, running=True) for k, v in sorted(metrics.items())]
             self.last_metric_emit = now
         self.reported, self.last_emit = value, now
         await self._append(items, progress=value)
@@ -173,22 +174,22 @@ class Runner:
 
     async def _complete(self, body: dict[str, Any]) -> None:
         metrics = body["metrics"]
-        finals: Items = [("metric", {"name": k, "value": metrics[k]}) for k in sorted(metrics)]
-        finals.append(("progress", {"progress": 1.0, "phase": "done", "eta_seconds": 0.0}))
+        finals: Items = [MetricData(name=k, value=metrics[k]) for k in sorted(metrics)]
+        finals.append(ProgressData(progress=1.0, phase="done", eta_seconds=0.0))
         await self._finish(RunState.COMPLETED, None, finals, body)
 
-    async def fail(self, code: str, message: str) -> None:
+    async def fail(self, code: ErrorCode, message: str) -> None:
         """End the run as failed with `code` and `message`."""
-        await self._finish(RunState.FAILED, {"code": code, "message": message}, [])
+        await self._finish(RunState.FAILED, RunError(code=code, message=message), [])
 
     async def _timeout(self) -> None:
         limit = self.d.settings.max_run_seconds
-        await self.fail("timeout", f"the run exceeded the maximum run time of {limit:g} s")
+        await self.fail(ErrorCode.TIMEOUT, f"the run exceeded the maximum run time of {limit:g} s")
 
     async def _finish(
         self,
         state: RunState,
-        error: dict[str, str] | None,
+        error: RunError | None,
         extra: Items,
         body: dict[str, Any] | None = None,
     ) -> None:
@@ -221,7 +222,7 @@ class Runner:
                 self.token,
             )
             if held:
-                log_event = ("log", {"message": self.stop_message, "level": "warning"})
+                log_event = LogData(message=self.stop_message, level="warning")
                 await events.append(conn, self.run_id, [log_event])
 
     async def _release(self) -> None:

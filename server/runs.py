@@ -12,8 +12,10 @@ from typing import Any
 import asyncpg
 
 from protocol.enums import RunState
+from protocol.events import EventData, StateData, wire_data
+from protocol.results import RunError, RunStatus
 from server import events, paging
-from server.events import CANCEL_CHANNEL, iso
+from server.events import CANCEL_CHANNEL
 from server.outage import DB_ERRORS
 
 _COLUMNS = (
@@ -26,18 +28,18 @@ Row = Mapping[str, Any]  # a runs row with the columns of _COLUMNS
 
 def status(row: Row) -> dict[str, Any]:
     """Return the wire form of a run status object."""
-    return {
-        "run_id": str(row["id"]),
-        "state": row["state"],
-        "progress": row["progress"],
-        "created_at": iso(row["created_at"]),
-        "started_at": iso(row["started_at"]),
-        "finished_at": iso(row["finished_at"]),
-        "error": row["error"],
-        "config": row["config"],
-        "archived": row["archived"],
-        "archived_at": iso(row["archived_at"]),
-    }
+    return RunStatus(
+        run_id=str(row["id"]),
+        state=row["state"],
+        progress=row["progress"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        error=row["error"],
+        config=row["config"],
+        archived=row["archived"],
+        archived_at=row["archived_at"],
+    ).model_dump()
 
 
 class TooManyActive(Exception):
@@ -57,7 +59,7 @@ _CREATE = (
     "SELECT ord, outcome, detail, run_created_at, run_config"
     " FROM barstream_create_runs($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
 )
-_FIRST_EVENT = {"state": "queued", "previous_state": None}
+(_FIRST_EVENT,) = wire_data([StateData(state=RunState.QUEUED, previous_state=None)])
 
 
 @dataclass(frozen=True)
@@ -324,8 +326,8 @@ async def finish(
     state: RunState,
     *,
     previous: RunState,
-    error: dict[str, str] | None = None,
-    extra: list[tuple[str, dict[str, Any]]] = (),  # type: ignore[assignment]
+    error: RunError | None = None,
+    extra: list[EventData] = (),  # type: ignore[assignment]
 ) -> None:
     """Move a run to a terminal state, appending `extra` events and then the state event."""
     await conn.execute(
@@ -334,9 +336,9 @@ async def finish(
         " WHERE id = $1",
         run_id,
         state.value,
-        error,
+        None if error is None else error.model_dump(mode="json"),
     )
-    data: dict[str, Any] = {"state": state.value, "previous_state": previous.value}
+    data = StateData(state=state, previous_state=previous)
     if error is not None:
-        data["error"] = error
-    await events.append(conn, run_id, [*extra, ("state", data)])
+        data = StateData(state=state, previous_state=previous, error=error)
+    await events.append(conn, run_id, [*extra, data])

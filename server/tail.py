@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import asyncpg
 import orjson
 
-from protocol.enums import TERMINAL_STATES, RunState
+from protocol.enums import TERMINAL_STATES, EventType, RunState
 from server import events
 from server.hub import Hub
 
@@ -38,7 +38,7 @@ class Frame:
 
 def encode(ev: dict[str, Any]) -> Frame:
     """The wire form of an event from `events.fetch_after`."""
-    terminal = ev["type"] == "state" and ev["data"]["state"] in TERMINAL_STATES
+    terminal = ev["type"] == EventType.STATE and ev["data"]["state"] in TERMINAL_STATES
     data = orjson.dumps(ev)
     n = len(data)
     if n < 126:
