@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from engine.data.periods import DAY_NS
-from engine.fees import FEE_MODELS, check_tiers, check_venue, fee_table
+from engine.fees import FEE_MODELS, check_tiers, check_venue, fee_table, venues
 from engine.nb.records import (
     K_CD_LONG_BARS,
     K_CD_LONG_LIMIT,
@@ -83,6 +83,8 @@ FEE_TIER = {
                        unit="bps"),
 }  # fmt: skip
 
+VENUE_NAMES = ", ".join(f"`{name}`" for name in sorted(venues()))
+
 
 def setting(kind: Kind, default: Any, description: str, *bounds: float | None, **more: Any) -> Any:
     """Declare one execution setting: a dataclass field whose metadata holds its Param."""
@@ -105,12 +107,16 @@ class Execution:
     """
 
     fee_model: str = setting(
-        "string", "fixed_bps", "how fills pay fees (see Fees)", choices=FEE_MODELS
+        "string",
+        "fixed_bps",
+        "how fills pay fees (the rules under Fees)",
+        choices=FEE_MODELS,
     )
     fee_bps: float = setting(
         "number",
         0.0,
-        "with fixed_bps: fee per fill, of its notional",
+        "with `fixed_bps`: fee per fill in basis points of its notional, paid "
+        "from cash, reported as `commission`",
         0,
         10_000,
         exclusive_maximum=True,
@@ -119,7 +125,7 @@ class Execution:
     slippage_bps: float = setting(
         "number",
         0.0,
-        "every fill price moves this much against the trader",
+        "every fill price moves this much against the trader, stop and target fills included",
         0,
         10_000,
         exclusive_maximum=True,
@@ -128,13 +134,16 @@ class Execution:
     fill: str = setting(
         "string",
         "next_open",
-        "next_open: at the next bar's open; close: at the deciding bar's close",
+        "`next_open`: an order decided on a bar's close fills at the "
+        "next bar's open; `close`: at that close",
         choices=("next_open", "close"),
     )
     sizing: str = setting(
         "string",
         "risk",
-        "how an entry's units are sized",
+        "`risk` (seed 001): units = `max_risk_per_trade` x equity / stop "
+        "distance; `fraction`: `size` x equity / (price x (1 + fee)), so 1.0 is all in "
+        "(backtesting.py's rule); `units`: `size` units; `amount`: `size` / price",
         choices=("risk", "fraction", "units", "amount"),
     )
     size: float = setting(
@@ -146,26 +155,53 @@ class Execution:
         exclusive_minimum=True,
     )
     lot_size: float = setting(
-        "number", 0.0, "units are floored to a multiple (0 = fractional)", 0, 1e6, unit="units"
+        "number",
+        0.0,
+        "units are floored to a multiple (1 = whole shares, 1e-8 crypto; 0 = fractional)",
+        0,
+        1e6,
+        unit="units",
     )
     min_balance_threshold: float = setting(
-        "number", 0.1, "no entry while equity is below this fraction of the initial balance", 0, 1
+        "number",
+        0.1,
+        "no new entry while equity is below this fraction of the initial balance",
+        0,
+        1,
     )
     min_trade_amount: float = setting(
-        "number", 25.0, "an entry of smaller notional is skipped", 0, 1e12, unit="quote"
+        "number",
+        25.0,
+        "an entry whose notional would be smaller is skipped",
+        0,
+        1e12,
+        unit="quote currency",
     )
-    max_open_positions: int = setting("integer", 5, "concurrent positions", 1, 1000)
+    max_open_positions: int = setting(
+        "integer",
+        5,
+        "concurrent positions; each repeated entry signal adds one (pyramiding), "
+        "each with its own stops",
+        1,
+        1000,
+    )
     max_trades_per_day: int = setting("integer", 50, "entries filled per UTC day", 1, 100_000)
     max_risk_per_trade: float = setting(
         "number",
         0.01,
-        "fraction of equity risked per trade (risk sizing)",
+        "fraction of equity risked per trade in `risk` sizing",
         0,
         1,
         exclusive_minimum=True,
     )
     max_units_per_trade: float = setting(
-        "number", 100.0, "cap on units per entry", 0, 1e15, exclusive_minimum=True, unit="units"
+        "number",
+        100.0,
+        "cap on units per entry",
+        0,
+        1e15,
+        exclusive_minimum=True,
+        unit="units",
     )
     max_trade_amount: float = setting(
         "number",
@@ -174,7 +210,7 @@ class Execution:
         0,
         1e15,
         exclusive_minimum=True,
-        unit="quote",
+        unit="quote currency",
     )
     volatility_window: int = setting(
         "integer",
@@ -187,7 +223,7 @@ class Execution:
     target_volatility: float = setting(
         "number",
         0.02,
-        "with adjustment on: units x min(1, target / realised)",
+        "with adjustment on, units x min(1, target / realised volatility)",
         0,
         10,
         exclusive_minimum=True,
@@ -195,30 +231,41 @@ class Execution:
     volatility_mode: str = setting(
         "string",
         "stddev",
-        "realised volatility: stddev of returns or atr / close",
+        "realised volatility: `stddev` of close-to-close returns, or `atr` / close",
         choices=("stddev", "atr"),
     )
-    enable_volatility_adjustment: bool = setting("boolean", False, "switch the adjustment on")
+    enable_volatility_adjustment: bool = setting(
+        "boolean", False, "switch the volatility adjustment on"
+    )
     atr_period: int = setting(
-        "integer", 14, "ATR window for stops and risk sizing", 1, 10_000, unit="bars"
+        "integer", 14, "ATR (Wilder) window for stops and risk sizing", 1, 10_000, unit="bars"
     )
     atr_multiplier: float = setting(
-        "number", 2.0, "seed 001's stop: entry - multiplier x ATR (0 = none)", 0, 100
+        "number", 2.0, "seed 001's stop: entry - multiplier x ATR (0 = no default stop)", 0, 100
     )
     max_hold_bars: int | None = setting(
-        "integer", None, "exit after this many bars held", 1, MAX_BARS, nullable=True, unit="bars"
+        "integer",
+        None,
+        "exit after this many bars held",
+        1,
+        MAX_BARS,
+        nullable=True,
+        unit="bars",
     )
     cooldown_config: dict | None = setting(  # noqa: RUF009 (None; the dict is metadata)
         "object",
         None,
-        'per interval ("1h": {...}), two loss tiers',
+        'per interval (`"1h": {...}`), two loss tiers: when '
+        "`short_loss_limit` losing trades closed within the last `short_window_bars`, entries "
+        "pause for `short_window_bars`; the long tier likewise",
         nullable=True,
         fields=COOLDOWN_TIER,
     )
     cooldown_bars: int | None = setting(
         "integer",
         None,
-        "deprecated: bars entries pause (null = 24)",
+        "deprecated: used when `cooldown_config` has no entry for the run's "
+        "interval; each tier pauses entries for this many bars (null = 24)",
         0,
         MAX_BARS,
         nullable=True,
@@ -227,7 +274,8 @@ class Execution:
     daily_momentum_limit: int | None = setting(
         "integer",
         None,
-        "deprecated: losses within a day that pause (null = 3, 0 = off)",
+        "deprecated: the short tier counts this many losses within a day's "
+        "bars (null = 3, 0 = off)",
         0,
         10_000,
         nullable=True,
@@ -235,7 +283,8 @@ class Execution:
     weekly_momentum_limit: int | None = setting(
         "integer",
         None,
-        "deprecated: losses within a week that pause (null = 3, 0 = off)",
+        "deprecated: the long tier counts this many losses within a week's "
+        "bars (null = 3, 0 = off)",
         0,
         10_000,
         nullable=True,
@@ -244,22 +293,36 @@ class Execution:
     fee_tiers: list[dict] | None = setting(  # noqa: RUF009 (None; the dict is metadata)
         "array",
         None,
-        "with tiered_maker_taker: tiers starting at 0, ascending",
+        'with `tiered_maker_taker`: `[{"min_volume_30d", "maker_bps", '
+        '"taker_bps"}, ...]`, starting at 0 and ascending; null = the default table',
         1,
         50,
         nullable=True,
         fields=FEE_TIER,
     )
     venue: str | None = setting(
-        "string", None, "with match_exchange: a venue of engine/venues.json", 1, 64, nullable=True
+        "string",
+        None,
+        f"with `match_exchange`: a venue of `engine/venues.json` ({VENUE_NAMES}); unknown is "
+        "refused naming `venue`",
+        1,
+        64,
+        nullable=True,
     )
     leverage: float = setting(
-        "number", 1.0, "a position needs notional / leverage of margin", 1, 125
+        "number",
+        1.0,
+        "a position needs notional / leverage of margin; buying power = cash x "
+        "leverage; no interest",
+        1,
+        125,
     )
     maintenance_margin_rate: float | None = setting(
         "number",
         None,
-        "liquidation threshold, a fraction of notional, below 1 / leverage (null = 0.5 / leverage)",
+        "liquidation threshold as a fraction of a position's notional; null = "
+        "0.5 / `leverage` when `leverage` > 1, no liquidation at 1; must be below 1 / "
+        "`leverage`",
         0,
         1,
         exclusive_maximum=True,

@@ -21,7 +21,9 @@ from typing import Any, Literal
 
 from engine.errors import PathError
 
-__all__ = ["MAX_BARS", "REQUIRED", "Kind", "Param", "ParamError", "check_all", "schema_of"]
+__all__ = [
+    "MAX_BARS", "REQUIRED", "Kind", "Param", "ParamError", "check_all", "number_text", "schema_of",
+]  # fmt: skip
 
 Kind = Literal["integer", "number", "string", "boolean", "object", "array"]
 TYPES: dict[str, type] = {
@@ -113,26 +115,18 @@ class Param:
         return " and ".join(s for s in (lower, upper) if s)
 
     def range_text(self) -> str:
-        """Return the accepted values for a table: "0 ≤ x < 10000", "one of a, b", "true/false"."""
+        """Return the accepted values for a table: "0 ≤ x < 10000", "`a`, `b`", "true / false"."""
         if self.choices:
             return ", ".join(f"`{c}`" for c in self.choices)
         if self.kind == "boolean":
             return "true / false"
-        if self.kind in ("object", "array") or (self.minimum is None and self.maximum is None):
+        if self.kind == "object" or (self.minimum is None and self.maximum is None):
             return ""
         x = {"string": "length", "array": "items"}.get(self.kind, "x")
-        lo = (
-            ""
-            if self.minimum is None
-            else f"{self.minimum:g} {'<' if self.exclusive_minimum else '≤'} "
-        )
-        hi = (
-            ""
-            if self.maximum is None
-            else f" {'<' if self.exclusive_maximum else '≤'} {self.maximum:g}"
-        )
-        text = f"{lo}{x}{hi}"
-        return ("integer " if self.kind == "integer" else "") + text
+        lo, hi = self.minimum, self.maximum
+        low = "" if lo is None else f"{number_text(lo)} {'<' if self.exclusive_minimum else '≤'} "
+        high = "" if hi is None else f" {'<' if self.exclusive_maximum else '≤'} {number_text(hi)}"
+        return ("integer " if self.kind == "integer" else "") + f"{low}{x}{high}"
 
     def schema(self) -> dict[str, Any]:
         """Return this param's JSON Schema."""
@@ -215,6 +209,17 @@ class Param:
         if not self.in_bounds(len(value)):
             raise ParamError(path, f"must have {self.bounds_text()} items")
         return [check_all(self.fields, v, f"{path}[{i}]") for i, v in enumerate(value)]
+
+
+def number_text(x: float) -> str:
+    """Return a bound as people write it: 10000, 0.99, 1e12 (a power of ten from a million)."""
+    if float(x).is_integer():
+        n = int(x)
+        digits = str(abs(n))
+        if abs(n) >= 10**6 and digits.rstrip("0") == "1":
+            return f"{'-' if n < 0 else ''}1e{len(digits) - 1}"
+        return str(n)
+    return f"{x:g}"
 
 
 def check_all(params: dict[str, Param], raw: Any, path: str = "") -> dict[str, Any]:

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from engine.execution import EXECUTION_PARAMS  # noqa: E402
-from engine.params import Param  # noqa: E402
+from engine.params import Param, number_text  # noqa: E402
 from engine.strategy.catalog import SIGNALS  # noqa: E402
 from engine.strategy.indicators import INDICATORS  # noqa: E402
 from engine.strategy.score_schema import score_schema  # noqa: E402
@@ -57,25 +57,29 @@ def _value(x: object) -> str:
         return str(x).lower()
     if isinstance(x, str):
         return f"`{x}`"
-    return f"{x:g}" if isinstance(x, float) else str(x)
+    return number_text(x) if isinstance(x, int | float) else str(x)
 
 
 def _param_cell(name: str, p: Param) -> str:
-    """Return `name` default (range)."""
+    """Return `name` default (accepted values)."""
     return f"`{name}` {_value(p.default)} ({p.range_text()})"
+
+
+def _accepts(p: Param) -> str:
+    """Return what a setting accepts, for a table cell."""
+    if p.fields:
+        inner = ", ".join(f"`{k}` {f.range_text()}" for k, f in p.fields.items())
+        text = f"{p.range_text()} of {{{inner}}}" if p.kind == "array" else f"{{{inner}}}"
+    else:
+        text = p.range_text() + (f" ({p.unit})" if p.unit else "")
+    return text + (", or null" if p.nullable else "")
 
 
 def execution_table() -> str:
     """Return the execution settings table."""
     rows = ["| setting | default | accepts | meaning |", "|---|---|---|---|"]
     for name, p in EXECUTION_PARAMS.items():
-        accepts = p.range_text() + (f" {p.unit}" if p.unit and p.range_text() else "")
-        accepts += ", or null" if p.nullable and accepts else ("null or" if p.nullable else "")
-        if p.fields:
-            accepts = "null or " + ", ".join(
-                f"`{k}` {f.range_text()}" for k, f in p.fields.items()
-            )
-        rows.append(f"| `{name}` | {_value(p.default)} | {accepts.strip()} | {p.description} |")
+        rows.append(f"| `{name}` | {_value(p.default)} | {_accepts(p)} | {p.description} |")
     return "\n".join(rows) + "\n"
 
 
