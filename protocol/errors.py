@@ -96,7 +96,6 @@ class ApiError(Exception):
 
     def body(self) -> dict[str, Any]:
         """Return the wire form: `{"error": {"code", "message", "field"?, "details"?}}`."""
-        detail = ErrorDetail(
-            code=self.code, message=self.message, field=self.field, details=self.details or None
-        )
+        code, details = ErrorCode(self.code), self.details or None
+        detail = ErrorDetail(code=code, message=self.message, field=self.field, details=details)
         return ErrorBody(error=detail).model_dump(mode="json", exclude_none=True)
