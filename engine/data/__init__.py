@@ -1,0 +1,43 @@
+"""Bars: the store (memory-mapped per symbol and resolution), import, export, fetch, demo data.
+
+Loaded on first use (PEP 562), so naming the package does not import numpy's heavier users.
+"""
+
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "Bars": "engine.data.bars",
+    "BASE_RESOLUTIONS": "engine.data.bars",
+    "MINUTE_NS": "engine.data.bars",
+    "RESOLUTIONS": "engine.data.bars",
+    "BarStore": "engine.data.store",
+    "CALENDARS": "engine.data.catalog",
+    "FORMATS": "engine.data.importer",
+    "ImportFailed": "engine.data.importer",
+    "import_csv": "engine.data.importer",
+    "write_csv": "engine.data.importer",
+    "fetch": "engine.data.fetch",
+    "DEMO_SYMBOLS": "engine.data.demo",
+    "DemoUpdate": "engine.data.demo",
+    "demo_end_ns": "engine.data.demo",
+    "generate_bars": "engine.data.demo",
+    "update_demo_data": "engine.data.demo",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    """Import an exported name's module on first use."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """The public names."""
+    return __all__

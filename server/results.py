@@ -1,0 +1,89 @@
+"""A finished run's results body: the engine's RunResult as the JSON the results table stores."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from engine import RunResult
+from protocol.results import COUNT_METRICS
+
+_NS = 1_000_000_000
+
+SWEEP_METRICS = (
+    "total_return",
+    "irr_annualized",
+    "sharpe_ratio",
+    "sortino_ratio",
+    "max_drawdown",
+    "win_rate",
+    "profit_factor",
+    "expectancy",
+    "trade_count",
+)
+
+
+def results_body(result: RunResult) -> dict[str, Any]:
+    """The JSON-ready results body (timestamps as ISO 8601, counts as integers)."""
+    body = _wire(result.output)
+    body["annualization"] = result.annualisation.wire()
+    if result.score is not None:
+        body["score"] = result.score
+    if result.sweep is not None:
+        rows, rank_by = result.sweep.rows, result.sweep.rank_by
+        best = rows[0]
+        body["sweep"] = {
+            "rank_by": rank_by,
+            "variant_count": len(rows),
+            "best": {"variant": best["number"], "params": best["params"]},
+            "variants": _sweep_rows(rows, rank_by),
+        }
+    return body
+
+
+def _iso_ns(ns: int) -> str:
+    return (
+        datetime.fromtimestamp(ns / _NS, UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
+
+
+def _wire(output: Any) -> dict[str, Any]:
+    """Turn an engine output into the JSON-ready results body (timestamps as ISO 8601)."""
+
+    def conv(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> list[dict[str, Any]]:
+        out = []
+        for row in rows:
+            row = dict(row)
+            for k in keys:
+                if row.get(k) is not None:
+                    row[k] = _iso_ns(int(row[k]))
+            out.append(row)
+        return out
+
+    return {
+        "metrics": _counts_as_ints(output.metrics),
+        "equity": conv(output.equity, ("timestamp",)),
+        "trades": conv(output.trades, ("timestamp",)),
+        "round_trips": conv(output.round_trips, ("entry_time", "exit_time")),
+        "open_positions": conv(getattr(output, "open_positions", []), ("entry_time",)),
+        "exposure": conv(output.exposure, ("timestamp",)),
+        "bars": output.bars,
+        "period": {k: _iso_ns(int(v)) for k, v in getattr(output, "period", {}).items()},
+        "returns_by_month": getattr(output, "returns_by_month", []),
+        "returns_by_year": getattr(output, "returns_by_year", []),
+    }
+
+
+def _counts_as_ints(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Counts are integers on the wire (DESIGN §7); the engine keeps every metric a float."""
+    return {k: int(v) if k in COUNT_METRICS and v is not None else v for k, v in metrics.items()}
+
+
+def _sweep_rows(rows: list[dict], rank_by: str) -> list[dict]:
+    """The ranking as sent: rank, variant number, its grid values and the key metrics."""
+    keep = (*SWEEP_METRICS, rank_by) if rank_by not in SWEEP_METRICS else SWEEP_METRICS
+    return [
+        {"rank": r["rank"], "variant": r["number"], "params": r["params"],
+         "metrics": {k: r["metrics"].get(k) for k in keep}}
+        for r in rows
+    ]  # fmt: skip
