@@ -10,6 +10,7 @@ from typing import Any
 
 from engine import Cancelled as EngineCancelled
 from engine import LogLine
+from protocol.errors import ErrorCode
 from server.messages import (
     Cancel,
     Cancelled,
@@ -61,14 +62,15 @@ def _run(conn: Connection, job: dict[str, Any]) -> None:
     conn.send(Done(results_body(result)))
 
 
-def _failure(exc: Exception) -> tuple[str, str]:
+def _failure(exc: Exception) -> tuple[ErrorCode, str]:
     """The code and client-facing message of a failed job; details stay in the server log."""
     from engine import PathError, TemplateError
 
     if isinstance(exc, PathError):  # the request was checked before queuing; say what broke
-        code = "invalid_template" if isinstance(exc, TemplateError) else "invalid_strategy"
-        return code, str(exc)
-    return "engine_error", f"the engine failed ({type(exc).__name__}); the server log has details"
+        template = isinstance(exc, TemplateError)
+        return ErrorCode.INVALID_TEMPLATE if template else ErrorCode.INVALID_STRATEGY, str(exc)
+    message = f"the engine failed ({type(exc).__name__}); the server log has details"
+    return ErrorCode.ENGINE_ERROR, message
 
 
 def main(conn: Connection) -> None:
