@@ -6,7 +6,6 @@ import asyncio
 import json
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -269,10 +268,6 @@ class _ProgressBar:
         sys.stderr.flush()
 
 
-def _iso(ns: int) -> str:
-    return datetime.fromtimestamp(ns / 1e9, UTC).isoformat().replace("+00:00", "Z")
-
-
 def _fail(message: str) -> int:
     print(f"barstream: error: {message}", file=sys.stderr)
     return 1
@@ -303,22 +298,26 @@ def data_import(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return _fail(f"{exc}; nothing was changed")
     i = report.info
+    from engine.data import iso
+
     print(
         f"{report.symbol}: {report.rows} rows read ({report.format}, {report.resolution}), "
-        f"{report.added} new bars; stored {i.bar_count} bars from {_iso(i.first_ts)} to "
-        f"{_iso(i.last_ts)}, {i.gaps} gaps, calendar {i.calendar}"
+        f"{report.added} new bars; stored {i.bar_count} bars from {iso(i.first_ts)} to "
+        f"{iso(i.last_ts)}, {i.gaps} gaps, calendar {i.calendar}"
     )
     return 0
 
 
 def _symbol_row(i: Any) -> dict[str, Any]:
+    from engine.data import iso
+
     return {
         "symbol": i.name,
         "aliases": i.aliases,
         "base_resolution": i.base_resolution,
         "resolutions": i.resolutions,
-        "first_bar": _iso(i.first_ts),
-        "last_bar": _iso(i.last_ts),
+        "first_bar": iso(i.first_ts),
+        "last_bar": iso(i.last_ts),
         "bar_count": i.bar_count,
         "gaps": i.gaps,
         "calendar": i.calendar,
@@ -367,11 +366,9 @@ def data_list(args: argparse.Namespace) -> int:
 
 def _ns(value: str | None, default: int) -> int:
     """Nanoseconds of an ISO 8601 date or time (naive means UTC)."""
-    if value is None:
-        return default
-    dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    dt = dt if dt.tzinfo else dt.replace(tzinfo=UTC)
-    return int(dt.timestamp()) * 1_000_000_000 + dt.microsecond * 1000
+    from engine.data import parse_iso
+
+    return default if value is None else parse_iso(value)
 
 
 def data_export(args: argparse.Namespace) -> int:

@@ -11,6 +11,8 @@ _EXPORTS = {
     "BASE_RESOLUTIONS": "engine.data.bars",
     "MINUTE_NS": "engine.data.bars",
     "RESOLUTIONS": "engine.data.bars",
+    "iso": "engine.data.bars",
+    "parse_iso": "engine.data.bars",
     "BarStore": "engine.data.store",
     "CALENDARS": "engine.data.catalog",
     "FORMATS": "engine.data.importer",

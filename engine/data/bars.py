@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -94,10 +95,25 @@ def on_grid(ts: np.ndarray, step: int) -> np.ndarray:
     return ts % step == 0
 
 
+def iso_strings(ts: np.ndarray) -> list[str]:
+    """ISO 8601 UTC of ns timestamps: to the second when all are whole seconds, else to the ns."""
+    ts = np.asarray(ts, dtype=np.int64)
+    unit = "s" if not np.any(ts % SECOND_NS) else "ns"
+    return np.datetime_as_string(ts.astype("datetime64[ns]"), unit=unit, timezone="UTC").tolist()
+
+
 def iso(ns: int) -> str:
-    """ISO 8601 UTC of an ns timestamp, to the second when it is whole seconds, else to the ns."""
-    unit = "s" if int(ns) % SECOND_NS == 0 else "ns"
-    return str(np.datetime_as_string(np.datetime64(int(ns), "ns"), unit=unit, timezone="UTC"))
+    """ISO 8601 UTC of one ns timestamp, as iso_strings writes it."""
+    return iso_strings(np.array([int(ns)]))[0]
+
+
+def parse_iso(text: str) -> int:
+    """The ns of an ISO 8601 date or time ("Z" or an offset; naive means UTC), exactly."""
+    dt = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    delta = dt - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * SECOND_NS + delta.microseconds * 1000
 
 
 def _rules(bars: Bars, step: int) -> list[tuple[np.ndarray, object]]:

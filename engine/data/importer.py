@@ -16,7 +16,6 @@ import io
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -30,6 +29,8 @@ from engine.data.bars import (
     Bars,
     check_bars,
     guess_calendar,
+    iso_strings,
+    parse_iso,
 )
 from engine.data.periods import floor_periods
 from engine.data.store import BarStore, SymbolInfo, merge_bars
@@ -179,15 +180,6 @@ def _epoch(values: list[str], rows: list[int]) -> np.ndarray | None:
     return np.round(nums * scale).astype(np.int64)
 
 
-def _iso_one(value: str) -> int:
-    """Parse one ISO 8601 timestamp (naive means UTC) to ns."""
-    dt = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    delta = dt - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 10**9 + delta.microseconds * 1000
-
-
 def _timestamps(values: list[str], rows: list[int]) -> np.ndarray:
     """Parse a timestamp column (epoch numbers or ISO 8601) to int64 ns UTC."""
     ns = _epoch(values, rows)
@@ -202,7 +194,7 @@ def _timestamps(values: list[str], rows: list[int]) -> np.ndarray:
     out = np.empty(len(values), dtype=np.int64)
     for i, (v, r) in enumerate(zip(values, rows, strict=True)):
         try:
-            out[i] = _iso_one(v.strip())
+            out[i] = parse_iso(v.strip())
         except ValueError:
             raise ImportFailed(
                 f"timestamp {v!r} is neither ISO 8601 nor an epoch number", row=r
@@ -397,15 +389,9 @@ def import_csv(
     return ImportReport(name, res, parsed.format, len(parsed.rows), added, info)
 
 
-def _iso_column(ts: np.ndarray) -> list[str]:
-    """ISO 8601 UTC strings, to the second when every timestamp allows, else to the ns."""
-    unit = "s" if not np.any(ts % 10**9) else "ns"
-    return np.datetime_as_string(ts.astype("datetime64[ns]"), unit=unit, timezone="UTC").tolist()
-
-
 def write_csv(bars: Bars, out: TextIO, *, tick: bool = False) -> int:
     """Write bars in the generic import format (tick: timestamp, price, volume); return rows."""
-    ts = _iso_column(np.asarray(bars.ts, dtype=np.int64))
+    ts = iso_strings(bars.ts)
     if tick:
         out.write("timestamp,price,volume\n")
         cols = [np.asarray(bars.close).tolist(), np.asarray(bars.volume).tolist()]
