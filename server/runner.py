@@ -20,6 +20,7 @@ from protocol.results import RunError
 from server import events, runs
 from server.messages import Cancelled, Done, Failed, FromWorker, Log, Progress
 from server.outage import DB_ERRORS
+from server.stored_results import write as write_results
 from server.translate import job_from_config
 from server.workers import WorkerLost
 
@@ -201,9 +202,7 @@ class Runner:
             if owner != self.token:
                 raise LeaseLost(str(self.run_id))
             if body is not None:
-                await conn.execute(
-                    "INSERT INTO results (run_id, body) VALUES ($1, $2)", self.run_id, body
-                )
+                await write_results(conn, self.run_id, body)
             await self._on_finish(conn, state)
             await runs.finish(
                 conn, self.run_id, state, previous=RunState.RUNNING, error=error, extra=extra

@@ -25,6 +25,7 @@ from protocol.enums import RunState
 from server import events
 from server.events import CANCEL_CHANNEL
 from server.hub import WORK_CHANNEL
+from server.json_rows import Rows
 from server.runner import Items, LeaseLost, Runner
 
 if TYPE_CHECKING:
@@ -95,6 +96,12 @@ def merge(bodies: list[dict[str, Any]], rank_by: str) -> dict[str, Any]:
     return {**source, "sweep": sweep}
 
 
+def wire_body(body: dict[str, Any]) -> dict[str, Any]:
+    """A shard's body as its jsonb column keeps it: serialised listings as text and offsets
+    (the merged body is stored from them as they are, without parsing a row)."""
+    return {k: v.to_wire() if isinstance(v, Rows) else v for k, v in body.items()}
+
+
 class ShardRunner(Runner):
     """One claimed shard: its slice of the sweep in a worker; writes only to its shard row."""
 
@@ -140,7 +147,7 @@ class ShardRunner(Runner):
             self.token,
             state.value,
             error,
-            body,
+            None if body is None else wire_body(body),
         )
         if not ended:
             raise LeaseLost(str(self.run_id))

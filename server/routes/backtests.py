@@ -1,5 +1,7 @@
 """The canonical v2 runs API: create, list, get, results, cancel."""
 
+from collections.abc import Awaitable, Callable
+
 import asyncpg
 import orjson
 from starlette.requests import Request
@@ -8,7 +10,7 @@ from starlette.routing import Route
 
 from protocol.enums import RunState
 from protocol.errors import ApiError, ErrorCode, insufficient_credits
-from server import offload, paging, runs, strategies
+from server import listings, offload, paging, runs, stored_results, strategies
 from server.auth import require_user
 from server.events import iso
 from server.responses import JSON
@@ -87,23 +89,65 @@ async def get_run(request: Request) -> Response:
     return JSON(runs.status(await _owned_run(request)))
 
 
-async def results(request: Request) -> Response:
-    """Metrics, equity, trades, exposure and logs of a completed run; 409 before."""
+async def _completed(request: Request) -> asyncpg.Record:
+    """The caller's completed run named in the path; 409 before it completes."""
     row = await _owned_run(request)
-    run_id, pool = str(row["id"]), request.app.state.pool
     if row["state"] != RunState.COMPLETED:
         raise ApiError(
             409,
             ErrorCode.RUN_NOT_FINISHED,
-            f"backtest {run_id} is {row['state']}; results exist only once it is completed",
+            f"backtest {row['id']} is {row['state']}; results exist only once it is completed",
             field="run_id",
         )
-    body = await pool.fetchval("SELECT body::text FROM results WHERE run_id = $1", row["id"])
+    return row
+
+
+async def results(request: Request) -> Response:
+    """Metrics, equity, exposure and logs of a completed run, with the first page (`limit`,
+    default 500) of its round trips and fills and, in `paging`, each listing's total and the
+    link to its next page; 409 before."""
+    row = await _completed(request)
+    run_id, pool = row["id"], request.app.state.pool
+    size = listings.limit(request, default=stored_results.PAGE_ROWS)
+    head = await stored_results.head_text(pool, run_id)
+    totals = await stored_results.totals(pool, run_id)
     logs = await pool.fetch(
-        "SELECT ts, data FROM events WHERE run_id = $1 AND type = 'log' ORDER BY id", row["id"]
+        "SELECT ts, data FROM events WHERE run_id = $1 AND type = 'log' ORDER BY id", run_id
     )
-    head = {"run_id": run_id, "logs": [{"timestamp": iso(r["ts"]), **r["data"]} for r in logs]}
-    return Response(orjson.dumps({**head, **orjson.loads(body)}), media_type="application/json")
+    first = {
+        "run_id": orjson.dumps(str(run_id)),
+        "logs": orjson.dumps([{"timestamp": iso(r["ts"]), **r["data"]} for r in logs]),
+    }
+    pages = {}
+    for kind in stored_results.LISTINGS:
+        first[kind] = await stored_results.page(pool, run_id, kind, 0, size)
+        cursor = listings.next_cursor(0, size, totals[kind])
+        path = f"/api/v2/backtests/{run_id}/{kind}"
+        pages[kind] = {"total": totals[kind], "count": min(size, totals[kind]),
+                       "next": listings.next_link(request, path, cursor, size)}  # fmt: skip
+    first["paging"] = orjson.dumps(pages)
+    body = stored_results.splice(first, head or "{}")
+    return Response(body, media_type="application/json")
+
+
+def _listing(kind: str, what: str) -> Callable[[Request], Awaitable[Response]]:
+    async def listing(request: Request) -> Response:
+        row = await _completed(request)
+        pool = request.app.state.pool
+        start = listings.offset(request)
+        size = listings.limit(request, default=stored_results.PAGE_ROWS)
+        total = (await stored_results.totals(pool, row["id"]))[kind]
+        body = await stored_results.page(pool, row["id"], kind, start, size)
+        headers = paging.headers(request, total, listings.next_cursor(start, size, total))
+        return Response(body, media_type="application/json", headers=headers)
+
+    listing.__name__ = f"list_{kind}"
+    listing.__doc__ = (
+        f"A completed run's {what}, in order: an array of at most `limit` (1-1000, default"
+        ' 500), paged by `Link: <…>; rel="next"` (absent on the last page) with the total in'
+        " `X-Total-Count`; 409 before it completes."
+    )
+    return listing
 
 
 async def cancel(request: Request) -> Response:
@@ -146,6 +190,12 @@ routes = [
     Route("/api/v2/backtests", list_runs, methods=["GET"]),
     Route("/api/v2/backtests/{run_id}", get_run, methods=["GET"]),
     Route("/api/v2/backtests/{run_id}/results", results, methods=["GET"]),
+    Route(
+        "/api/v2/backtests/{run_id}/round_trips",
+        _listing("round_trips", "closed round trips"),
+        methods=["GET"],
+    ),
+    Route("/api/v2/backtests/{run_id}/trades", _listing("trades", "fills"), methods=["GET"]),
     Route("/api/v2/backtests/{run_id}/cancel", cancel, methods=["POST"]),
     Route("/api/v2/backtests/{run_id}/archive", archive, methods=["POST"]),
     Route("/api/v2/backtests/{run_id}/unarchive", unarchive, methods=["POST"]),

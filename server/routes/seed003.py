@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from protocol.seed003 import Code
-from server import credits, offload, paging, runs
+from server import credits, offload, paging, runs, stored_results
 from server import seed003 as dialect
 from server.auth import User, key_from, require_user
 from server.events import iso
@@ -94,12 +94,15 @@ async def fetch(request: Request) -> Response:
     results = None
     if row["state"] == "completed":
         text = await pool.fetchval(
-            "SELECT jsonb_build_object('score', body->'score', 'round_trips',"
-            " CASE WHEN $2 THEN body->'round_trips' END)::text FROM results WHERE run_id = $1",
+            "SELECT jsonb_build_object('score', body->'score')::text FROM results"
+            " WHERE run_id = $1",
             row["id"],
-            include,
         )
         results = orjson.loads(text) if text else None
+        if results is not None and include and results.get("score"):
+            # seed 003 lists every trade in full: its records join the stored round trips
+            trips = await stored_results.whole(pool, row["id"], "round_trips")
+            results["round_trips"] = orjson.loads(trips)
     return JSON(dialect.view(row, lines, results, include))
 
 

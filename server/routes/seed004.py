@@ -17,7 +17,7 @@ from starlette.routing import Route
 from protocol import seed004
 from protocol.enums import TERMINAL_STATES, RunState
 from protocol.errors import ApiError, ErrorCode, insufficient_credits
-from server import offload, paging, runs
+from server import offload, paging, runs, stored_results
 from server import seed004 as translate
 from server.auth import User
 from server.events import iso
@@ -46,15 +46,17 @@ def _renamed(err: ApiError) -> ApiError:
     return ApiError(err.status, err.code, message, field=field, headers=err.headers)
 
 
-def _result(body: dict[str, Any] | None) -> dict[str, Any] | None:
+def _result(metrics: dict[str, Any] | None) -> dict[str, Any] | None:
     """What a done job's object carries: every metric (the full result is at …/result)."""
-    return None if body is None else {"metrics": body["metrics"]}
+    return None if metrics is None else {"metrics": metrics}
 
 
 async def _wire(pool: asyncpg.Pool, row: asyncpg.Record) -> dict[str, Any]:
     body = None
     if row["state"] == RunState.COMPLETED:
-        body = await pool.fetchval("SELECT body FROM results WHERE run_id = $1", row["id"])
+        body = await pool.fetchval(
+            "SELECT body->'metrics' FROM results WHERE run_id = $1", row["id"]
+        )
     config = row["config"]
     echo = orjson.loads(config["job_echo"]) if "job_echo" in config else config.get("job", {})
     return seed004.job(
@@ -131,10 +133,10 @@ async def result(request: Request) -> Response:
         status = seed004.STATUS[row["state"]]
         raise ApiError(409, ErrorCode.INVALID_STATE,
                        f"job {row['short_id']} is {status}; its result exists once it is done")  # fmt: skip
-    body = await request.app.state.pool.fetchval(
-        "SELECT body FROM results WHERE run_id = $1", row["id"]
-    )
-    return JSON({"id": row["short_id"], "status": "done", "run_id": str(row["id"]), **body})
+    body = await stored_results.full(request.app.state.pool, row["id"])
+    first = {"id": orjson.dumps(row["short_id"]), "status": b'"done"',
+             "run_id": orjson.dumps(str(row["id"]))}  # fmt: skip
+    return Response(stored_results.splice(first, body or b"{}"), media_type="application/json")
 
 
 _STATUS_TO_STATE = {v: k for k, v in seed004.STATUS.items()}

@@ -7,7 +7,6 @@ they finish and stay in the history.
 """
 
 import asyncio
-import base64
 import logging
 import time
 import uuid
@@ -16,6 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 import asyncpg
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -23,7 +23,7 @@ from starlette.routing import Route
 from protocol import v1
 from protocol.enums import RESOLUTIONS, RunState
 from protocol.errors import ApiError, ErrorCode, insufficient_credits
-from server import offload, paging, runs, strategies
+from server import listings, offload, paging, runs, stored_results, strategies
 from server import v1 as translate
 from server.auth import require_user
 from server.events import iso
@@ -59,7 +59,13 @@ async def _row(request: Request) -> asyncpg.Record:
 
 
 async def _results(pool: asyncpg.Pool, run_id: uuid.UUID) -> dict[str, Any] | None:
-    return await pool.fetchval("SELECT body FROM results WHERE run_id = $1", run_id)
+    """A completed run's metrics and open positions (its trades are read by page)."""
+    row = await pool.fetchrow(
+        "SELECT body->'metrics' AS metrics, body->'open_positions' AS open_positions"
+        " FROM results WHERE run_id = $1",
+        run_id,
+    )
+    return None if row is None else dict(row)
 
 
 def _seconds(row: asyncpg.Record) -> float | None:
@@ -94,11 +100,13 @@ def _summary(row: asyncpg.Record, metrics: dict[str, Any] | None) -> dict[str, A
 
 
 async def _full(pool: asyncpg.Pool, row: asyncpg.Record) -> dict[str, Any]:
-    """A run as seed 001 returns it: summary, full trade history, resolved config."""
+    """A run as seed 001 returns it: summary, full trade history (its stored rows joined as they
+    are), resolved config."""
     body = await _results(pool, row["id"]) if row["state"] == RunState.COMPLETED else None
     out = _summary(row, body["metrics"] if body else None)
-    out["trades"] = body["round_trips"] if body else []
-    out["open_positions"] = body.get("open_positions", []) if body else []
+    trades = await stored_results.whole(pool, row["id"], "round_trips") if body else b"[]"
+    out["trades"] = orjson.Fragment(trades)
+    out["open_positions"] = (body["open_positions"] or []) if body else []
     out["config"] = row["config"]
     return out
 
@@ -107,21 +115,6 @@ async def get_backtest(request: Request) -> Response:
     """A stored run with its full trade history (any surface's run, any state)."""
     row = await _row(request)
     return JSON(await _full(request.app.state.pool, row))
-
-
-def _offset(request: Request) -> int:
-    raw = request.query_params.get("cursor")
-    if not raw:
-        return 0
-    try:
-        value = int(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode())
-        if value < 0:
-            raise ValueError(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(
-            422, ErrorCode.VALIDATION_ERROR, "cursor is not valid", field="cursor"
-        ) from exc
-    return value
 
 
 async def trades(request: Request) -> Response:
@@ -133,16 +126,14 @@ async def trades(request: Request) -> Response:
             f"backtest {row['id']} is {row['state']}; trades exist once it is completed",
             field="backtest_id",
         )  # fmt: skip
-    body = await _results(request.app.state.pool, row["id"]) or {}
-    every = body.get("round_trips", [])
-    start, size = _offset(request), paging.limit(request, default=100, most=1000)
-    page = every[start : start + size]
-    nxt = None
-    if start + size < len(every):
-        nxt = base64.urlsafe_b64encode(str(start + size).encode()).decode().rstrip("=")
-    headers = paging.headers(request, len(every), nxt)
-    out = {"success": True, "backtest_id": str(row["id"]), "trades": page,
-           "total": len(every), "next_cursor": nxt}  # fmt: skip
+    pool = request.app.state.pool
+    start, size = listings.offset(request), listings.limit(request, default=100)
+    total = (await stored_results.totals(pool, row["id"]))["round_trips"]
+    page = await stored_results.page(pool, row["id"], "round_trips", start, size)
+    nxt = listings.next_cursor(start, size, total)
+    headers = paging.headers(request, total, nxt)
+    out = {"success": True, "backtest_id": str(row["id"]), "trades": orjson.Fragment(page),
+           "total": total, "next_cursor": nxt}  # fmt: skip
     return JSON(out, headers=headers)
 
 

@@ -23,7 +23,31 @@ async def completed_run(
     assert r.status_code == 201, r.text
     done = await wait_state(client, r.json()["run_id"], {"completed", "failed", "cancelled"})
     assert done["state"] == "completed", done
-    return r.json(), (await client.get(f"/api/v2/backtests/{done['run_id']}/results")).json()
+    return r.json(), await full_results(client, done["run_id"])
+
+
+async def full_results(client: httpx.AsyncClient, run_id: str) -> dict[str, Any]:
+    """A run's results with every round trip and fill: the first page, then each `next`."""
+    r = await client.get(f"/api/v2/backtests/{run_id}/results")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    for kind, listing in body["paging"].items():
+        url = listing["next"]
+        while url is not None:
+            page = await client.get(url)
+            assert page.status_code == 200, page.text
+            body[kind] += page.json()
+            url = _next_link(page.headers.get("link"))
+        assert len(body[kind]) == listing["total"]
+    return body
+
+
+def _next_link(header: str | None) -> str | None:
+    """The URL of a `Link: <…>; rel="next"` header, or None."""
+    if not header:
+        return None
+    url, _, rel = header.partition(";")
+    return url.strip()[1:-1] if 'rel="next"' in rel else None
 
 
 async def completed_results(client: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, Any]:

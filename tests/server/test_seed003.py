@@ -20,7 +20,7 @@ import pytest
 from engine.data.store import BarStore
 from protocol.errors import ApiError, ErrorCode
 from server.responses import render
-from tests.server.api_helpers import wait_state
+from tests.server.api_helpers import full_results, wait_state
 from tests.server.harness import ServerProcess, backtest, serving
 from tests.server.streaming import read_stream
 
@@ -87,7 +87,7 @@ async def completed(srv: ServerProcess, key: str, body: dict[str, Any]) -> tuple
     async with srv.client(key) as v2:
         done = await wait_state(v2, r.json()["id"], {"completed", "failed", "cancelled"})
         assert done["state"] == "completed", done
-        results = (await v2.get(f"/api/v2/backtests/{done['run_id']}/results")).json()
+        results = await full_results(v2, done["run_id"])
     return r.json(), results
 
 
