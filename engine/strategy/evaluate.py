@@ -5,6 +5,8 @@ A score rule's side enters where the scores of its true conditions sum to at lea
 (and, if that side also has entry conditions, where they all hold too).
 A condition on a coarser timeframe is computed on coarser bars and seen by a base bar only once
 the coarser bar has closed (engine.strategy.timeframe). Identical conditions are computed once.
+Strategies of the common shapes (crosses, level filters and simple comparisons on the run's own
+bars, and-ed in entries) take one fused pass instead (engine.strategy.fuse); same masks.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from engine.data.store import RESOLUTIONS, Bars, resample
 from engine.nb.signals import all_of_nb, any_of_nb
 from engine.strategy.catalog import SIGNALS
 from engine.strategy.form import Condition, ScoreRule, Strategy
+from engine.strategy.fuse import fused_masks, plan
 from engine.strategy.indicators import shared_indicators
 from engine.strategy.timeframe import check_timeframe, last_closed, on_timeframe
 
@@ -123,11 +126,20 @@ def _entry(strategy: Strategy, side: str, bars: Bars, interval: str, cache: dict
     return scored & mask if conds else scored
 
 
-def evaluate(strategy: Strategy, bars: Bars, interval: str | None = None) -> Masks:
-    """Return the entry and exit masks of both sides for `bars`."""
+def evaluate(
+    strategy: Strategy, bars: Bars, interval: str | None = None, *, fused: bool = True
+) -> Masks:
+    """Return the entry and exit masks of both sides for `bars`.
+
+    A strategy of the common shapes (engine.strategy.fuse) is computed in one fused pass;
+    ``fused=False`` forces the general path (tests compare the two).
+    """
     interval = interval or interval_of(bars)
     cache: dict = {}
     with shared_indicators():
+        fusion = plan(strategy, interval) if fused else None
+        if fusion is not None:
+            return Masks(*fused_masks(fusion, bars))
         return Masks(
             _entry(strategy, "long", bars, interval, cache),
             _combine(strategy.long_exit, bars, interval, cache, False),

@@ -1,0 +1,274 @@
+"""Recognise the common rule shapes and compute their masks in one fused pass.
+
+A strategy qualifies when it has no score rule and every condition is on the run's own bars
+(no coarser timeframe) and is one term: a catalog signal that compares or crosses two series
+(SMA/EMA crossovers, close against an average, an indicator against a level or another
+indicator), or a condition expression made of such comparisons (``<``, ``<=``, ``>``, ``>=``),
+``cross_above``/``cross_below`` over bar fields, numbers and indicator calls, and-ed together
+in an entry rule. SMAs and EMAs of the close are computed inside the pass; any other series
+(at most three besides the close) is computed first, through the shared indicator cache.
+Everything else takes evaluate()'s general path; tests hold the two equal, mask for mask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.data.store import Bars
+from engine.nb.fused import (
+    INPUTS,
+    LEVEL,
+    MA_EMA,
+    MA_SMA,
+    MAX_MAS,
+    OP_CROSS_DOWN,
+    OP_CROSS_UP,
+    OP_GE,
+    OP_GT,
+    OP_LE,
+    OP_LT,
+    fused_masks_nb,
+)
+from engine.nb.indicators import first_valid_nb
+from engine.strategy.expr import And, Call, Compare, ExprError, Field, Node, Num, parse
+from engine.strategy.form import Condition, Strategy
+from engine.strategy.indicators import INDICATORS, bind_params, col, computed
+
+__all__ = ["FusedPlan", "fused_masks", "plan", "shared_averages"]
+
+# A series: ("field", name), ("ma", kind, window) or ("ind", name, sorted params); or a level.
+Series = tuple
+Term = tuple[int, Series, Series | float]  # (op, a, b)
+
+_CMP = {">": OP_GT, "<": OP_LT, ">=": OP_GE, "<=": OP_LE}
+_FLIP = {OP_GT: OP_LT, OP_LT: OP_GT, OP_GE: OP_LE, OP_LE: OP_GE}
+_MAS = {"sma": MA_SMA, "ema": MA_EMA}
+CLOSE: Series = ("field", "close")
+
+
+def _ind(name: str, p: dict, **rename: str) -> Series:
+    """The series of registry indicator `name` with its params taken from p (as catalog.ind)."""
+    values = {k: p[rename.get(k, k)] for k, _ in INDICATORS[name].params}
+    if name in _MAS:
+        return ("ma", _MAS[name], int(values["window"]))
+    return ("ind", name, tuple(sorted(values.items())))
+
+
+def _level(p: dict) -> float:
+    return float(p["threshold"])
+
+
+# Catalog signal -> its one term, from the signal's params (mirrors engine.strategy.catalog).
+SIGNAL_TERMS = {
+    "sma_cross_up": lambda p: (OP_CROSS_UP, _ind("sma", p, window="window_fast"),
+                               _ind("sma", p, window="window_slow")),
+    "sma_cross_down": lambda p: (OP_CROSS_DOWN, _ind("sma", p, window="window_fast"),
+                                 _ind("sma", p, window="window_slow")),
+    "ema_cross_up": lambda p: (OP_CROSS_UP, _ind("ema", p, window="window_fast"),
+                               _ind("ema", p, window="window_slow")),
+    "ema_cross_down": lambda p: (OP_CROSS_DOWN, _ind("ema", p, window="window_fast"),
+                                 _ind("ema", p, window="window_slow")),
+    "is_above_sma": lambda p: (OP_GT, CLOSE, _ind("sma", p)),
+    "is_below_sma": lambda p: (OP_GT, _ind("sma", p), CLOSE),
+    "is_above_ema": lambda p: (OP_GT, CLOSE, _ind("ema", p)),
+    "is_below_ema": lambda p: (OP_GT, _ind("ema", p), CLOSE),
+    "macd_bullish_cross": lambda p: (OP_CROSS_UP, _ind("macd", p), _ind("macd_signal", p)),
+    "macd_bearish_cross": lambda p: (OP_CROSS_DOWN, _ind("macd", p), _ind("macd_signal", p)),
+    "macd_above_signal": lambda p: (OP_GT, _ind("macd", p), _ind("macd_signal", p)),
+    "rsi_oversold": lambda p: (OP_LT, _ind("rsi", p), _level(p)),
+    "rsi_overbought": lambda p: (OP_GT, _ind("rsi", p), _level(p)),
+    "rsi_cross_up": lambda p: (OP_CROSS_UP, _ind("rsi", p), _level(p)),
+    "rsi_cross_down": lambda p: (OP_CROSS_DOWN, _ind("rsi", p), _level(p)),
+    "adx_trending": lambda p: (OP_GT, _ind("adx", p), _level(p)),
+    "di_bullish_cross": lambda p: (OP_CROSS_UP, _ind("plus_di", p), _ind("minus_di", p)),
+    "di_bearish_cross": lambda p: (OP_CROSS_DOWN, _ind("plus_di", p), _ind("minus_di", p)),
+    "bollinger_lower_break": lambda p: (OP_CROSS_DOWN, CLOSE, _ind("bb_lower", p)),
+    "bollinger_upper_break": lambda p: (OP_CROSS_UP, CLOSE, _ind("bb_upper", p)),
+    "bollinger_lower_reenter": lambda p: (OP_CROSS_UP, CLOSE, _ind("bb_lower", p)),
+    "stoch_oversold": lambda p: (OP_LT, _ind("stoch_k", p), _level(p)),
+    "stoch_overbought": lambda p: (OP_GT, _ind("stoch_k", p), _level(p)),
+    "stoch_bullish_cross": lambda p: (OP_CROSS_UP, _ind("stoch_k", p), _ind("stoch_d", p)),
+    "stoch_bearish_cross": lambda p: (OP_CROSS_DOWN, _ind("stoch_k", p), _ind("stoch_d", p)),
+    "roc_positive": lambda p: (OP_GT, _ind("roc", p), _level(p)),
+    "cci_oversold": lambda p: (OP_LT, _ind("cci", p), _level(p)),
+    "cci_overbought": lambda p: (OP_GT, _ind("cci", p), _level(p)),
+    "price_above_vwap": lambda p: (OP_GT, CLOSE, _ind("vwap", p)),
+    "price_below_vwap": lambda p: (OP_GT, _ind("vwap", p), CLOSE),
+    "volatility_high": lambda p: (OP_GT, _ind("stddev", p), _level(p)),
+    "volatility_low": lambda p: (OP_LT, _ind("stddev", p), _level(p)),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class FusedPlan:
+    """A strategy's masks as terms over series: groups hold term indices per mask."""
+
+    inputs: tuple[Series, ...]  # series read from arrays, the close first
+    mas: tuple[tuple[int, int], ...]  # (kind, window) of each inline moving average
+    terms: tuple[tuple[int, int, int, float], ...]  # (op, series a, series b or LEVEL, level)
+    groups: tuple[tuple[int, ...], ...]  # long entry, long exit, short entry, short exit
+
+
+def _operand(node: Node) -> Series | float | None:
+    """An expression operand as a series or a level; None if it is not one of the simple kinds."""
+    if isinstance(node, Num):
+        return float(node.value)
+    if isinstance(node, Field):
+        return ("field", node.name)
+    if isinstance(node, Call) and node.name in INDICATORS:
+        if not all(isinstance(a, Num) for a in node.args):
+            return None  # a series argument (sma(volume, 20)): the general path
+        args = tuple(a.value for a in node.args if isinstance(a, Num))
+        try:
+            values = bind_params(INDICATORS[node.name], args, dict(node.kwargs))
+        except ValueError:
+            return None
+        return _ind(node.name, values)
+    return None
+
+
+def _expr_term(node: Node) -> Term | None:
+    """One comparison or cross of an expression as a term, a level only on the right."""
+    if isinstance(node, Compare) and node.op in _CMP:
+        op, a, b = _CMP[node.op], _operand(node.left), _operand(node.right)
+    elif isinstance(node, Call) and node.name in ("cross_above", "cross_below"):
+        if len(node.args) != 2 or node.kwargs:
+            return None
+        op = OP_CROSS_UP if node.name == "cross_above" else OP_CROSS_DOWN
+        a, b = _operand(node.args[0]), _operand(node.args[1])
+    else:
+        return None
+    if a is None or b is None or (isinstance(a, float) and isinstance(b, float)):
+        return None
+    if isinstance(a, float):  # c < x is x > c; cross_above(c, x) is cross_below(x, c)
+        op = {OP_CROSS_UP: OP_CROSS_DOWN, OP_CROSS_DOWN: OP_CROSS_UP}.get(op, _FLIP.get(op, op))
+        a, b = b, a
+    return (op, a, b)
+
+
+def _terms(cond: Condition, interval: str | None, all_of: bool) -> list[Term] | None:
+    """The condition's terms (an entry's and-ed expression gives several), or None."""
+    if cond.timeframe is not None and cond.timeframe != interval:
+        return None  # a coarser timeframe: seen only once its bar has closed
+    if cond.kind == "signal":
+        make = SIGNAL_TERMS.get(cond.name)
+        return None if make is None else [make(cond.param_dict)]
+    try:
+        node = parse(cond.name)
+    except ExprError:  # the general path reports it
+        return None
+    items = node.items if isinstance(node, And) and all_of else (node,)
+    terms = [_expr_term(item) for item in items]
+    return None if any(t is None for t in terms) else terms  # type: ignore[return-value]
+
+
+def plan(strategy: Strategy, interval: str | None) -> FusedPlan | None:
+    """Return the fused plan of a strategy of the common shapes, or None for the general path."""
+    if strategy.score is not None:
+        return None
+    rules = (strategy.long_entry, strategy.long_exit, strategy.short_entry, strategy.short_exit)
+    inputs: list[Series] = [CLOSE]
+    mas: list[tuple[int, int]] = []
+    terms: list[tuple[int, int, int, float]] = []
+    groups: list[tuple[int, ...]] = []
+    for g, conds in enumerate(rules):
+        start = len(terms)
+        for cond in conds:
+            found = _terms(cond, interval, all_of=g % 2 == 0)
+            if found is None:
+                return None
+            for op, a, b in found:
+                ia = _slot(a, inputs, mas)
+                ib = LEVEL if isinstance(b, float) else _slot(b, inputs, mas)
+                terms.append((op, ia, ib, b if isinstance(b, float) else 0.0))
+        groups.append(tuple(range(start, len(terms))))
+    if len(inputs) > INPUTS or len(mas) > MAX_MAS:
+        return None
+    return FusedPlan(tuple(inputs), tuple(mas), tuple(terms), tuple(groups))
+
+
+def _slot(series: Series, inputs: list[Series], mas: list[tuple[int, int]]) -> int:
+    """The kernel's index of a series, added to the inputs or the moving averages if new."""
+    if series[0] == "ma":
+        key = (series[1], series[2])
+        if key not in mas:
+            mas.append(key)
+        return INPUTS + mas.index(key)
+    if series not in inputs:
+        inputs.append(series)
+    return inputs.index(series)
+
+
+def _array(series: Series, bars: Bars) -> np.ndarray:
+    """Compute an input series over the bars (indicators through the shared cache)."""
+    if series[0] == "field":
+        return col(bars, series[1])
+    spec = INDICATORS[series[1]]
+    return np.ascontiguousarray(computed(spec, bars, dict(series[2])), dtype=np.float64)
+
+
+def _readonly(x: np.ndarray) -> np.ndarray:
+    """A read-only view: every series reaches the kernel as one type, whatever its source."""
+    view = x.view()
+    view.flags.writeable = False
+    return view
+
+
+_MA_NAMES = {MA_SMA: "sma", MA_EMA: "ema"}
+_SHARED_AVERAGES = 0  # > 0 inside shared_averages(): averages come from the indicator cache
+
+
+@contextmanager
+def shared_averages() -> Iterator[None]:
+    """Within the block, moving averages are read from the shared indicator cache.
+
+    A sweep opens one (with engine.strategy.indicators.shared_indicators): its variants then
+    share each distinct average, computed once, instead of each computing its own in the pass.
+    The values are the same either way (the pass repeats sma_nb's and ema_nb's arithmetic).
+    """
+    global _SHARED_AVERAGES
+    _SHARED_AVERAGES += 1
+    try:
+        yield
+    finally:
+        _SHARED_AVERAGES -= 1
+
+
+def fused_masks(p: FusedPlan, bars: Bars) -> np.ndarray:
+    """Return the (4, n) masks of a plan over the bars in one pass."""
+    arrays = [_array(s, bars) for s in p.inputs]
+    close = arrays[0]
+    n = close.shape[0]
+    spare = np.empty(0)
+    inline = 0 if _SHARED_AVERAGES else len(p.mas)
+    if inline:
+        averages = [np.empty(n) for _ in p.mas]
+    else:
+        averages = [_array(("ind", _MA_NAMES[k], (("window", w),)), bars) for k, w in p.mas]
+    series = [*arrays, *[spare] * (INPUTS - len(arrays)), *averages]
+    series += [spare] * (INPUTS + MAX_MAS - len(series))
+    targets = tuple(averages if inline else ()) + (spare,) * (
+        MAX_MAS - (len(p.mas) if inline else 0)
+    )
+    lo = np.zeros(5, dtype=np.int64)
+    for g, group in enumerate(p.groups):
+        lo[g + 1] = lo[g] + len(group)
+    ops, a, b, level = (np.array(col_, dtype=dt) for col_, dt in zip(
+        zip(*p.terms, strict=True) if p.terms else ((), (), (), ()),
+        (np.int64, np.int64, np.int64, np.float64), strict=True,
+    ))  # fmt: skip
+    kind = np.zeros(MAX_MAS, dtype=np.int64)
+    window = np.ones(MAX_MAS, dtype=np.int64)
+    for m, (k, w) in enumerate(p.mas):
+        kind[m], window[m] = k, w
+    first = int(first_valid_nb(close)) if inline else 0
+    out = np.zeros((4, n), dtype=np.bool_)
+    fused_masks_nb(
+        out, tuple(map(_readonly, series)), inline, kind, window, first, ops, a, b, level, lo,
+        targets,
+    )  # fmt: skip
+    return out
