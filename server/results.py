@@ -5,6 +5,7 @@ from typing import Any
 
 from engine import RunResult
 from protocol.results import COUNT_METRICS
+from server.json_rows import encode
 
 _NS = 1_000_000_000
 
@@ -22,7 +23,9 @@ SWEEP_METRICS = (
 
 
 def results_body(result: RunResult) -> dict[str, Any]:
-    """The JSON-ready results body (timestamps as ISO 8601, counts as integers)."""
+    """The results body: metrics and summaries as JSON-ready values (counts as integers), the
+    listings (equity, fills as `trades`, round trips, open positions, exposure) as
+    server.json_rows.Rows, serialised once here and stored without re-encoding."""
     body = _wire(result.output)
     body["annualization"] = result.annualisation.wire()
     if result.score is not None:
@@ -48,29 +51,19 @@ def _iso_ns(ns: int) -> str:
 
 
 def _wire(output: Any) -> dict[str, Any]:
-    """Turn an engine output into the JSON-ready results body (timestamps as ISO 8601)."""
-
-    def conv(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> list[dict[str, Any]]:
-        out = []
-        for row in rows:
-            row = dict(row)
-            for k in keys:
-                if row.get(k) is not None:
-                    row[k] = _iso_ns(int(row[k]))
-            out.append(row)
-        return out
-
+    """An engine output as the body: its listings as JSON rows made from their columns
+    (server.json_rows, times ISO 8601), stored as they are (server.stored_results)."""
     return {
         "metrics": _counts_as_ints(output.metrics),
-        "equity": conv(output.equity, ("timestamp",)),
-        "trades": conv(output.trades, ("timestamp",)),
-        "round_trips": conv(output.round_trips, ("entry_time", "exit_time")),
-        "open_positions": conv(getattr(output, "open_positions", []), ("entry_time",)),
-        "exposure": conv(output.exposure, ("timestamp",)),
+        "equity": encode(output.equity),
+        "trades": encode(output.trades),
+        "round_trips": encode(output.round_trips),
+        "open_positions": encode(output.open_positions),
+        "exposure": encode(output.exposure),
         "bars": output.bars,
-        "period": {k: _iso_ns(int(v)) for k, v in getattr(output, "period", {}).items()},
-        "returns_by_month": getattr(output, "returns_by_month", []),
-        "returns_by_year": getattr(output, "returns_by_year", []),
+        "period": {k: _iso_ns(int(v)) for k, v in output.period.items()},
+        "returns_by_month": output.returns_by_month,
+        "returns_by_year": output.returns_by_year,
     }
 
 
