@@ -7,11 +7,9 @@ buy-and-hold comparison (return, alpha, beta), and returns by calendar month and
 
 from __future__ import annotations
 
-import weakref
-
 import numpy as np
 
-from engine.nb.metrics import beta_nb, episodes_nb
+from engine.nb.metrics import ascending_nb, beta_nb, episodes_nb
 from engine.stats_common import DAY_NS, JULIAN_YEAR_NS, finite
 
 CURVE_KEYS = (
@@ -67,25 +65,11 @@ def bench_stats(
         return out
     if r.size < 2 or bench.size != r.size + 1:
         return out
-    mean_r, mean_b, beta = beta_nb(r, bench_returns(bench))
+    mean_r, mean_b, beta = beta_nb(r, np.ascontiguousarray(bench))
     out["beta"] = finite(beta)
     if out["beta"] is not None:
         out["alpha"] = finite((mean_r - beta * mean_b) * ppy)
     return out
-
-
-_RETURNS: tuple = (None, None)  # a weakref to the last benchmark curve, its bar returns
-
-
-def bench_returns(bench: np.ndarray) -> np.ndarray:
-    """Return the benchmark's bar returns, reused while a sweep's variants pass the same curve."""
-    global _RETURNS
-    ref, returns = _RETURNS
-    if ref is not None and ref() is bench:
-        return returns
-    returns = bench[1:] / bench[:-1] - 1.0
-    _RETURNS = (weakref.ref(bench), returns)
-    return returns
 
 
 def returns_by(eq: np.ndarray, ts: np.ndarray, unit: str) -> list[dict]:
@@ -96,13 +80,30 @@ def returns_by(eq: np.ndarray, ts: np.ndarray, unit: str) -> list[dict]:
     """
     if eq.size == 0:
         return []
-    period = np.asarray(ts, dtype="datetime64[ns]").astype(f"datetime64[{unit}]")
-    ends = np.append(np.flatnonzero(period[1:] != period[:-1]), eq.size - 1)
+    ends, periods = period_ends(np.asarray(ts, dtype=np.int64), unit)
     before = np.concatenate([eq[:1], eq[ends[:-1]]])
     key = "month" if unit == "M" else "year"
-    labels = period[ends].astype(str).tolist()
+    labels = periods.astype(str).tolist()
     values = (eq[ends] / before - 1.0).tolist()
     return [{key: k, "return": finite(v)} for k, v in zip(labels, values, strict=True)]
+
+
+def period_ends(ts: np.ndarray, unit: str) -> tuple[np.ndarray, np.ndarray]:
+    """Return (index of the last bar of each run of bars in one calendar period, that period).
+
+    Ascending times (a run's clock) are cut at the starts of the periods between the first and
+    the last bar by binary search: a few hundred look-ups, not a calendar conversion per bar.
+    """
+    if not ascending_nb(ts):
+        period = ts.astype("datetime64[ns]").astype(f"datetime64[{unit}]")
+        ends = np.append(np.flatnonzero(period[1:] != period[:-1]), ts.size - 1)
+        return ends, period[ends]
+    first, last = (np.datetime64(int(t), "ns").astype(f"datetime64[{unit}]") for t in ts[[0, -1]])
+    periods = np.arange(first, last + 1)
+    starts = periods[1:].astype("datetime64[ns]").astype(np.int64)
+    cut = np.append(np.searchsorted(ts, starts, side="left"), ts.size)  # next period's first bar
+    held = cut > np.concatenate([[0], cut[:-1]])  # periods holding at least one bar
+    return cut[held] - 1, periods[held]
 
 
 def period_returns(eq: np.ndarray, ts: np.ndarray) -> dict[str, list[dict]]:

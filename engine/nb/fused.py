@@ -88,21 +88,20 @@ def moving_averages_nb(
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _truth_nb(op: int, a: np.ndarray, b: np.ndarray, level: float, on_level: bool, i: int) -> bool:
-    """One term at bar i >= 1 (a cross reads bar i - 1); NaN compares false."""
-    vb = level if on_level else b[i]
-    if op == OP_GT:
-        return a[i] > vb
-    if op == OP_LT:
-        return a[i] < vb
-    if op == OP_GE:
-        return a[i] >= vb
-    if op == OP_LE:
-        return a[i] <= vb
-    pb = level if on_level else b[i - 1]
-    if op == OP_CROSS_UP:
-        return (a[i - 1] <= pb) & (a[i] > vb)  # & not and: no branch on the data
-    return (a[i - 1] >= pb) & (a[i] < vb)
+def _merge_nb(old: bool, r: bool, set_: bool, and_: bool, or_: bool) -> bool:
+    """A term's truth set, and-ed or or-ed into a mask's value, without a branch."""
+    return (set_ & r) | (and_ & old & r) | (or_ & (old | r))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _compare_nb(op: int, va: float, vb: float) -> bool:
+    """va > vb, <, >= or <= by op, without a branch on the data; NaN compares false."""
+    return (
+        ((op == OP_GT) & (va > vb))
+        | ((op == OP_LT) & (va < vb))
+        | ((op == OP_GE) & (va >= vb))
+        | ((op == OP_LE) & (va <= vb))
+    )
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -115,17 +114,29 @@ def _into_nb(
     level: float,
     on_level: bool,
 ) -> None:
-    """Set (mode 0), and (1) or or (2) one term into a mask row."""
-    first = op < OP_CROSS_UP and _truth_nb(op, a, b, level, on_level, 0)
-    row[0] = first if mode == 0 else (row[0] & first if mode == 1 else row[0] | first)
-    for i in range(1, row.shape[0]):
-        r = _truth_nb(op, a, b, level, on_level, i)
-        if mode == 0:
-            row[i] = r
-        elif mode == 1:
-            row[i] &= r
-        else:
-            row[i] |= r
+    """Set (mode 0), and (1) or or (2) one term into a mask row, a tight loop per kind of term.
+
+    The loop-invariant choices (mode, level or series) are selects, and the data's
+    comparisons are combined with & and |, so the loops carry no branch on either.
+    """
+    set_, and_, or_ = mode == 0, mode == 1, mode == 2
+    n = row.shape[0]
+    if n == 0:
+        return
+    first = op < OP_CROSS_UP and _compare_nb(op, a[0], level if on_level else b[0])
+    row[0] = _merge_nb(row[0], first, set_, and_, or_)
+    if op == OP_CROSS_UP:
+        for i in range(1, n):
+            vb, pb = (level, level) if on_level else (b[i], b[i - 1])
+            row[i] = _merge_nb(row[i], (a[i - 1] <= pb) & (a[i] > vb), set_, and_, or_)
+    elif op == OP_CROSS_DOWN:
+        for i in range(1, n):
+            vb, pb = (level, level) if on_level else (b[i], b[i - 1])
+            row[i] = _merge_nb(row[i], (a[i - 1] >= pb) & (a[i] < vb), set_, and_, or_)
+    else:
+        for i in range(1, n):
+            vb = level if on_level else b[i]
+            row[i] = _merge_nb(row[i], _compare_nb(op, a[i], vb), set_, and_, or_)
 
 
 @njit(cache=True, nogil=True, _nrt=False)

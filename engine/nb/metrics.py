@@ -5,6 +5,15 @@ from numba import njit
 
 
 @njit(cache=True, nogil=True)
+def ascending_nb(ts: np.ndarray) -> bool:
+    """Return whether ts never decreases."""
+    for i in range(1, ts.shape[0]):  # noqa: SIM110 - an early return, no generator in numba
+        if ts[i] < ts[i - 1]:
+            return False
+    return True
+
+
+@njit(cache=True, nogil=True)
 def drawdown_nb(eq: np.ndarray) -> tuple[float, int]:
     """Return (max drawdown fraction, longest run of bars below the running peak)."""
     peak, worst, run, longest = -np.inf, 0.0, 0, 0
@@ -115,9 +124,10 @@ def episodes_nb(eq: np.ndarray, ts: np.ndarray) -> tuple[int, float, int, int, i
     return count, depth_sum, bars_sum, ns_max, ns_sum, peak
 
 
-@njit(cache=True, nogil=True, fastmath=True)
-def beta_nb(r: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
-    """Return (mean of r, mean of b, beta = cov(r, b) / var(b)) of two return series.
+@njit(cache=True, nogil=True, fastmath=True, error_model="numpy")  # x / 0: inf or NaN, as numpy
+def beta_nb(r: np.ndarray, bench: np.ndarray) -> tuple[float, float, float]:
+    """Return (mean of r, mean of b, beta = cov(r, b) / var(b)), b the bar returns of the
+    benchmark's values `bench` (one more than r), computed here rather than stored.
 
     One pass of sums, vectorised (fastmath: the sums' order may change, by a few ulps; returns
     are small and their means smaller, so the centring loses a few digits at most); beta is NaN
@@ -128,10 +138,11 @@ def beta_nb(r: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
         return np.nan, np.nan, np.nan
     sr, sb, srb, sbb = 0.0, 0.0, 0.0, 0.0
     for i in range(n):
+        b = bench[i + 1] / bench[i] - 1.0
         sr += r[i]
-        sb += b[i]
-        srb += r[i] * b[i]
-        sbb += b[i] * b[i]
+        sb += b
+        srb += r[i] * b
+        sbb += b * b
     mr, mb = sr / n, sb / n
     var = sbb - n * mb * mb
     beta = (srb - n * mr * mb) / var if var > 0.0 else np.nan

@@ -1,12 +1,13 @@
-"""Recognise the common rule shapes and compute their masks in one fused pass.
+"""Recognise the common rule shapes and compute their masks in one fused kernel call.
 
 A strategy qualifies when it has no score rule and every condition is on the run's own bars
 (no coarser timeframe) and is one term: a catalog signal that compares or crosses two series
 (SMA/EMA crossovers, close against an average, an indicator against a level or another
 indicator), or a condition expression made of such comparisons (``<``, ``<=``, ``>``, ``>=``),
 ``cross_above``/``cross_below`` over bar fields, numbers and indicator calls, and-ed together
-in an entry rule. SMAs and EMAs of the close are computed inside the pass; any other series
-(at most three besides the close) is computed first, through the shared indicator cache.
+in an entry rule. Up to four SMAs and EMAs of the close are computed in the kernel's one pass
+(inside shared_averages(), a sweep, they come from the shared indicator cache instead); any
+other series (at most three besides the close) is computed first, through that cache.
 Everything else takes evaluate()'s general path; tests hold the two equal, mask for mask.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -112,6 +114,19 @@ class FusedPlan:
     terms: tuple[tuple[int, int, int, float], ...]  # (op, series a, series b or LEVEL, level)
     groups: tuple[tuple[int, ...], ...]  # long entry, long exit, short entry, short exit
 
+    @cached_property
+    def kernel_args(self) -> tuple[np.ndarray, ...]:
+        """(ma_kind, ma_window, term_op, term_a, term_b, term_level, group_lo) for the kernel."""
+        kind = np.zeros(MAX_MAS, dtype=np.int64)
+        window = np.ones(MAX_MAS, dtype=np.int64)
+        for m, (k, w) in enumerate(self.mas):
+            kind[m], window[m] = k, w
+        columns = tuple(zip(*self.terms, strict=True)) if self.terms else ((), (), (), ())
+        types = (np.int64, np.int64, np.int64, np.float64)
+        op, a, b, level = (np.array(c, dtype=t) for c, t in zip(columns, types, strict=True))
+        lo = np.cumsum([0] + [len(g) for g in self.groups]).astype(np.int64)
+        return kind, window, op, a, b, level, lo
+
 
 def _operand(node: Node) -> Series | float | None:
     """An expression operand as a series or a level; None if it is not one of the simple kinds."""
@@ -166,6 +181,7 @@ def _terms(cond: Condition, interval: str | None, all_of: bool) -> list[Term] | 
     return None if any(t is None for t in terms) else terms  # type: ignore[return-value]
 
 
+@lru_cache(maxsize=1024)
 def plan(strategy: Strategy, interval: str | None) -> FusedPlan | None:
     """Return the fused plan of a strategy of the common shapes, or None for the general path."""
     if strategy.score is not None:
@@ -218,6 +234,9 @@ def _readonly(x: np.ndarray) -> np.ndarray:
     return view
 
 
+_SPARE_W = np.empty(0)  # an unused series or target slot
+_SPARE = _readonly(_SPARE_W)
+_NO_TARGETS = (_SPARE_W,) * MAX_MAS
 _MA_NAMES = {MA_SMA: "sma", MA_EMA: "ema"}
 _SHARED_AVERAGES = 0  # > 0 inside shared_averages(): averages come from the indicator cache
 
@@ -243,32 +262,18 @@ def fused_masks(p: FusedPlan, bars: Bars) -> np.ndarray:
     arrays = [_array(s, bars) for s in p.inputs]
     close = arrays[0]
     n = close.shape[0]
-    spare = np.empty(0)
     inline = 0 if _SHARED_AVERAGES else len(p.mas)
     if inline:
         averages = [np.empty(n) for _ in p.mas]
     else:
         averages = [_array(("ind", _MA_NAMES[k], (("window", w),)), bars) for k, w in p.mas]
-    series = [*arrays, *[spare] * (INPUTS - len(arrays)), *averages]
-    series += [spare] * (INPUTS + MAX_MAS - len(series))
-    targets = tuple(averages if inline else ()) + (spare,) * (
-        MAX_MAS - (len(p.mas) if inline else 0)
-    )
-    lo = np.zeros(5, dtype=np.int64)
-    for g, group in enumerate(p.groups):
-        lo[g + 1] = lo[g] + len(group)
-    ops, a, b, level = (np.array(col_, dtype=dt) for col_, dt in zip(
-        zip(*p.terms, strict=True) if p.terms else ((), (), (), ()),
-        (np.int64, np.int64, np.int64, np.float64), strict=True,
-    ))  # fmt: skip
-    kind = np.zeros(MAX_MAS, dtype=np.int64)
-    window = np.ones(MAX_MAS, dtype=np.int64)
-    for m, (k, w) in enumerate(p.mas):
-        kind[m], window[m] = k, w
+    series = [*map(_readonly, arrays), *[_SPARE] * (INPUTS - len(arrays))]
+    series += [*map(_readonly, averages), *[_SPARE] * (MAX_MAS - len(averages))]
+    targets = (*averages, *[_SPARE_W] * (MAX_MAS - len(averages))) if inline else _NO_TARGETS
+    kind, window, op, a, b, level, lo = p.kernel_args
     first = int(first_valid_nb(close)) if inline else 0
     out = np.zeros((4, n), dtype=np.bool_)
     fused_masks_nb(
-        out, tuple(map(_readonly, series)), inline, kind, window, first, ops, a, b, level, lo,
-        targets,
+        out, tuple(series), inline, kind, window, first, op, a, b, level, lo, targets
     )  # fmt: skip
     return out
