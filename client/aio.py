@@ -92,8 +92,16 @@ class AsyncClient:
         return AsyncPages(self, wire.runs(state, include_archived, page_size))
 
     async def results(self, run_id: str) -> RunResults:
-        """A completed run's results (409 `run_not_finished` before)."""
-        return await self._call(wire.results(run_id))
+        """A completed run's results with every fill and round trip: the pages past the first are
+        fetched here (409 `run_not_finished` before it completes)."""
+        document = await self._call(wire.results(run_id))
+        for kind, url in wire.more_pages(document):
+            next_url: str | None = url
+            while next_url is not None:
+                response = await self._send(wire.page(next_url))
+                document[kind] += wire.check(response)
+                next_url = wire.next_page(response)
+        return wire.whole_results(document)
 
     async def cancel(self, run_id: str) -> Run:
         """Ask a run to stop (409 `run_finished` if it already ended); return its status."""

@@ -99,6 +99,9 @@ def completed_id(run: Run) -> str:
     raise BarstreamError(None, code, f"run {run.run_id} {run.state}: {message}", run_id=run.run_id)
 
 
+RESULTS_PAGE = 1000  # rows of each listing the results request asks for at once
+
+
 def next_page(response: httpx.Response) -> str | None:
     """The URL of the next page (`Link: <…>; rel="next"`), or None on the last page."""
     return response.links.get("next", {}).get("url")
@@ -165,8 +168,29 @@ def runs(state: str | None, include_archived: bool, page_size: int) -> Call[list
     return Call("GET", RUNS, _runs, params=params)
 
 
-def results(run_id: str) -> Call[RunResults]:
-    return Call("GET", f"{RUNS}/{_id(run_id)}/results", RunResults.from_wire)
+def results(run_id: str) -> Call[dict[str, Any]]:
+    """The results document with the first page of each listing (see `more_pages`)."""
+    return Call("GET", f"{RUNS}/{_id(run_id)}/results", _same, params={"limit": RESULTS_PAGE})
+
+
+def more_pages(document: dict[str, Any]) -> list[tuple[str, str]]:
+    """(listing, URL of its next page) for each listing the results document holds in part."""
+    paging = document.get("paging") or {}
+    return [(kind, p["next"]) for kind, p in paging.items() if p.get("next")]
+
+
+def page(url: str) -> Call[list[dict[str, Any]]]:
+    """One page of a listing, by the absolute URL a `next` link gave."""
+    return Call("GET", url, list)
+
+
+def whole_results(document: dict[str, Any]) -> RunResults:
+    """The results once every page is in: each listing as long as its total, else an error."""
+    for kind, p in (document.get("paging") or {}).items():
+        if len(document.get(kind, [])) != p.get("total"):
+            got, total = len(document.get(kind, [])), p.get("total")
+            raise BarstreamError(None, "incomplete_results", f"{kind}: read {got} of {total} rows")
+    return RunResults.from_wire(document)
 
 
 def action(run_id: str, name: str) -> Call[Run]:

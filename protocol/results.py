@@ -108,6 +108,17 @@ class Annualization(BaseModel):
     basis: str
 
 
+class ListingPage(BaseModel):
+    """How much of a listing (round trips, fills) the results carry, and where the rest is."""
+
+    total: int = Field(description="rows the listing holds")
+    count: int = Field(description="rows of it in this document (the first `count`)")
+    next: str | None = Field(
+        description="URL of the listing's next page (`GET …/round_trips` or `…/trades` with a"
+        " cursor), null when this document holds every row"
+    )
+
+
 class Results(BaseModel):
     """`GET /api/v2/backtests/{run_id}/results`."""
 
@@ -129,3 +140,7 @@ class Results(BaseModel):
     returns_by_year: list[YearReturn] = []
     sweep: dict[str, Any] | None = None  # a sweep's ranking: rank_by, variant_count, best, variants
     score: dict[str, Any] | None = None  # a score strategy's seed 003 summary and diagnostics
+    paging: dict[str, ListingPage] | None = Field(
+        default=None,
+        description="per listing (`round_trips`, `trades`): its total and the next page's link",
+    )

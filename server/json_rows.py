@@ -125,21 +125,12 @@ def _tokens(table: Table, name: str, start: int, stop: int) -> np.ndarray:
         missing = np.isnan(values)
         if missing.any():  # orjson writes NaN as null, but slowly: nulls are laid in after
             tokens = _split(orjson.dumps(np.where(missing, 0.0, values), option=_NUMPY))
+            if tokens.shape[1] < 4:
+                tokens = np.pad(tokens, ((0, 0), (0, 4 - tokens.shape[1])))
             null = np.zeros(tokens.shape[1], dtype=np.uint8)
             null[:4] = np.frombuffer(b"null", dtype=np.uint8)
-            return (
-                np.where(missing[:, None], null, tokens)
-                if tokens.shape[1] >= 4
-                else _pad(tokens, missing, null)
-            )
+            return np.where(missing[:, None], null, tokens)
     return _split(orjson.dumps(np.ascontiguousarray(values), option=_NUMPY))
-
-
-def _pad(tokens: np.ndarray, missing: np.ndarray, null: np.ndarray) -> np.ndarray:
-    """Tokens narrower than null, widened to hold it."""
-    wide = np.zeros((tokens.shape[0], 4), dtype=np.uint8)
-    wide[:, : tokens.shape[1]] = tokens
-    return np.where(missing[:, None], np.frombuffer(b"null", dtype=np.uint8), wide)
 
 
 _ISO = np.frombuffer(b'"0000-00-00T00:00:00.000Z"', dtype=np.uint8)

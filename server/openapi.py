@@ -102,7 +102,9 @@ def _paths() -> dict[str, Any]:
             },
         },
         "/api/v2/backtests/{run_id}": {"get": {"summary": "A run's status", "parameters": [RUN_ID], "responses": {"200": _json("RunStatus"), **_errors(401, 404)}}},
-        "/api/v2/backtests/{run_id}/results": {"get": {"summary": "Results of a completed run", "parameters": [RUN_ID], "responses": {"200": _json("Results"), **_errors(401, 404, 409)}}},
+        "/api/v2/backtests/{run_id}/results": {"get": {"summary": "Results of a completed run, with the first `limit` round trips and fills (the rest: `paging`)", "parameters": [RUN_ID, limit(1000, 500)], "responses": {"200": _json("Results"), **_errors(401, 404, 409, 422)}}},
+        "/api/v2/backtests/{run_id}/round_trips": _listing("round trips", "closed round trips"),
+        "/api/v2/backtests/{run_id}/trades": _listing("fills", "fills (the results' `trades`)"),
         "/api/v2/backtests/{run_id}/cancel": {"post": {"summary": "Cancel a run", "parameters": [RUN_ID], "responses": {"202": _json("RunStatus"), **_errors(401, 404, 409)}}},
         "/api/v2/backtests/{run_id}/archive": {"post": {"summary": "Hide a run from the default list (idempotent; the first archived_at stays)", "parameters": [RUN_ID], "responses": {"200": _json("RunStatus"), **_errors(401, 404)}}},
         "/api/v2/backtests/{run_id}/unarchive": {"post": {"summary": "Bring an archived run back to the default list (idempotent)", "parameters": [RUN_ID], "responses": {"200": _json("RunStatus"), **_errors(401, 404)}}},
@@ -120,6 +122,28 @@ def _paths() -> dict[str, Any]:
         "/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {"200": any_json}}},
         **_web_paths(),
     }  # fmt: skip
+
+
+def _listing(name: str, what: str) -> dict[str, Any]:
+    """A completed run's stored listing, paged as the run list is (an array; Link, X-Total-Count)."""
+    page = {
+        "description": f"one page of the run's {what}, in order",
+        "headers": {
+            "Link": RUN_LIST["headers"]["Link"],
+            "X-Total-Count": {
+                "description": f"how many {name} the run has",
+                "schema": {"type": "integer", "minimum": 0},
+            },
+        },
+        "content": {"application/json": {"schema": {"type": "array", "items": {"type": "object"}}}},
+    }
+    return {
+        "get": {
+            "summary": f"A completed run's {name}, paged",
+            "parameters": [RUN_ID, limit(1000, 500), CURSOR],
+            "responses": {"200": page, **_errors(401, 404, 409, 422)},
+        }
+    }
 
 
 def _web_paths() -> dict[str, Any]:

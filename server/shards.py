@@ -22,6 +22,9 @@ import asyncpg
 
 from engine.sweep import rank_key, shard_bounds
 from protocol.enums import RunState
+from protocol.errors import ErrorCode
+from protocol.events import LogData
+from protocol.results import RunError
 from server import events
 from server.events import CANCEL_CHANNEL
 from server.hub import WORK_CHANNEL
@@ -68,8 +71,10 @@ async def claim(
             return None
         if row["attempts"] <= max_attempts:
             return {**dict(row), "shard": True}
-        error = {"code": "worker_lost",
-                 "message": f"the shard was interrupted {row['attempts'] - 1} times"}  # fmt: skip
+        error = RunError(
+            code=ErrorCode.WORKER_LOST,
+            message=f"the shard was interrupted {row['attempts'] - 1} times",
+        ).model_dump(mode="json")
         await conn.execute(
             "UPDATE sweep_shards SET state = 'failed', error = $2, finished_at = now(),"
             " lease_owner = NULL, lease_expires_at = NULL WHERE id = $1",
@@ -94,6 +99,14 @@ def merge(bodies: list[dict[str, Any]], rank_by: str) -> dict[str, Any]:
         "variants": ranked,
     }
     return {**source, "sweep": sweep}
+
+
+def _code(value: str | None) -> ErrorCode:
+    """A failed shard's stored code as the sweep's (internal_error when it names none known)."""
+    try:
+        return ErrorCode(value)
+    except ValueError:
+        return ErrorCode.INTERNAL_ERROR
 
 
 def wire_body(body: dict[str, Any]) -> dict[str, Any]:
@@ -134,7 +147,7 @@ class ShardRunner(Runner):
     async def _finish(
         self,
         state: RunState,
-        error: dict[str, str] | None,
+        error: RunError | None,
         extra: Items,
         body: dict[str, Any] | None = None,
     ) -> None:
@@ -146,7 +159,7 @@ class ShardRunner(Runner):
             self.run_id,
             self.token,
             state.value,
-            error,
+            None if error is None else error.model_dump(mode="json"),
             None if body is None else wire_body(body),
         )
         if not ended:
@@ -208,7 +221,7 @@ class SweepCoordinator(Runner):
                     f" {len(bounds)} shards of at most {self.d.settings.sweep_shard_size}"
                     " variants; any node may run them"
                 )
-            await events.append(conn, self.run_id, [("log", {"message": msg, "level": "info"})])
+            await events.append(conn, self.run_id, [LogData(message=msg)])
         return count
 
     async def _follow(self, total: int) -> None:
@@ -225,13 +238,13 @@ class SweepCoordinator(Runner):
             if failed is not None:
                 err = failed["error"] or {}
                 await self.fail(
-                    err.get("code", "internal_error"),
+                    _code(err.get("code")),
                     f"shard {failed['number']} of {len(rows)} (variants {failed['lo'] + 1}"
                     f" to {failed['hi']}) failed: {err.get('message', 'no reason given')}",
                 )
                 return
             if any(r["state"] == "cancelled" for r in rows) and not await self._cancelling():
-                await self.fail("internal_error", "a shard of this sweep was cancelled")
+                await self.fail(ErrorCode.INTERNAL_ERROR, "a shard of this sweep was cancelled")
                 return
             if all(r["state"] == "completed" for r in rows):
                 await self._merge()
@@ -266,14 +279,14 @@ class SweepCoordinator(Runner):
                 msg = f"{where} done on {r['node']}"
                 if r["attempts"] > 1:
                     msg += f" (attempt {r['attempts']} of {self.d.settings.max_attempts})"
-                items.append(("log", {"message": msg, "level": "info"}))
+                items.append(LogData(message=msg))
             elif r["state"] == "running" and r["attempts"] > (prev[1] if prev else 1):
                 msg = (f"{where} restarting from the start on {r['node']} (attempt"
                        f" {r['attempts']} of {self.d.settings.max_attempts}): its node stopped")  # fmt: skip
-                items.append(("log", {"message": msg, "level": "warning"}))
+                items.append(LogData(message=msg, level="warning"))
             elif r["state"] == "running" and prev is None:
                 msg = f"{where} running on {r['node']}"
-                items.append(("log", {"message": msg, "level": "info"}))
+                items.append(LogData(message=msg))
             seen[r["number"]] = now
         if items:
             await self._append(items)
