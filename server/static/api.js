@@ -71,6 +71,13 @@ export class Api {
 
   run(id) { return this.get(`/api/v2/backtests/${encodeURIComponent(id)}`); }
   results(id) { return this.get(`/api/v2/backtests/${encodeURIComponent(id)}/results`); }
+
+  /** The page of a listing at `url` (a results `next` link or a `Link` header): `{rows, next}`. */
+  async listing(url) {
+    const { data, headers } = await this.request("GET", url);
+    const found = /<([^>]*)>\s*;\s*rel="next"/.exec(headers.get("Link") || "");
+    return { rows: data, next: found ? found[1] : null };
+  }
   act(id, action) { return this.post(`/api/v2/backtests/${encodeURIComponent(id)}/${action}`); }
 }
 

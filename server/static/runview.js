@@ -107,7 +107,7 @@ export function runView(api, runId) {
       if (data.state !== "completed") return;
       const answer = await api.results(runId);
       if (!alive) return; // the page moved on meanwhile
-      charts = renderResults(results, answer);
+      charts = renderResults(results, answer, (url) => api.listing(url));
       const last = answer.equity[answer.equity.length - 1];
       if (!last) return;
       const peak = answer.equity.reduce((top, p) => Math.max(top, p.equity), -Infinity);
