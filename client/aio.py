@@ -98,9 +98,10 @@ class AsyncClient:
         for kind, url in wire.more_pages(document):
             next_url: str | None = url
             while next_url is not None:
-                response = await self._send(wire.page(next_url))
-                document[kind] += wire.check(response)
-                next_url = wire.next_page(response)
+                response = await self._http.get(next_url)  # the link's own query, as sent
+                rows = wire.check(response)
+                document[kind] += rows
+                next_url = wire.next_page(response) if rows else None
         return wire.whole_results(document)
 
     async def cancel(self, run_id: str) -> Run:

@@ -97,9 +97,10 @@ class Client:
         for kind, url in wire.more_pages(document):
             next_url: str | None = url
             while next_url is not None:
-                response = self._send(wire.page(next_url))
-                document[kind] += wire.check(response)
-                next_url = wire.next_page(response)
+                response = self._http.get(next_url)  # the link's own query, as sent
+                rows = wire.check(response)
+                document[kind] += rows
+                next_url = wire.next_page(response) if rows else None
         return wire.whole_results(document)
 
     def cancel(self, run_id: str) -> Run:

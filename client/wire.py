@@ -179,11 +179,6 @@ def more_pages(document: dict[str, Any]) -> list[tuple[str, str]]:
     return [(kind, p["next"]) for kind, p in paging.items() if p.get("next")]
 
 
-def page(url: str) -> Call[list[dict[str, Any]]]:
-    """One page of a listing, by the absolute URL a `next` link gave."""
-    return Call("GET", url, list)
-
-
 def whole_results(document: dict[str, Any]) -> RunResults:
     """The results once every page is in: each listing as long as its total, else an error."""
     for kind, p in (document.get("paging") or {}).items():

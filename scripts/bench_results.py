@@ -224,7 +224,7 @@ def server_run(node: Node, n: int) -> str:
         "symbols": [SYMBOL], "resolution": "1m", "capital": 10_000.0,
         "start": "2020-01-01T02:00:00Z",
         "end": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(end_ns / 1e9 - 60)),
-        "strategy": {"entry": ["cross_above(sma(10), sma(30))", "close > sma(50)"],
+        "strategy": {"entry": ["cross_above(sma(10), sma(30))"],
                      "exit": ["cross_below(sma(10), sma(30))"]},
         "execution": {"fee_bps": 10, "max_trades_per_day": 100_000},
     }  # fmt: skip

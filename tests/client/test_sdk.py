@@ -312,3 +312,44 @@ def test_exports_and_import_arrows() -> None:
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def wave_symbol(server: ServerProcess) -> str:
+    """A 1-minute sine wave written into the server's store: an EMA cross trades every cycle."""
+    import uuid
+
+    import numpy as np
+
+    from engine.data.store import Bars, BarStore
+
+    n, start = 90_000, 1_704_067_200 * 10**9
+    close = 100.0 + 5 * np.sin(np.arange(n) / 8.0)
+    open_ = np.r_[close[0], close[:-1]]
+    ts = start + np.arange(n, dtype=np.int64) * 60 * 10**9
+    name = f"SDKWAVE{uuid.uuid4().hex[:6].upper()}"
+    hi, lo = np.maximum(open_, close) + 0.01, np.minimum(open_, close) - 0.01
+    BarStore(server.data_dir / "bars").write(name, Bars(ts, open_, hi, lo, close, np.ones(n)))
+    return name
+
+
+def test_results_follow_every_page_of_round_trips_and_fills(
+    server: ServerProcess, key: str
+) -> None:
+    cross = {"entry": ["cross_above(ema(5), ema(10))"], "exit": ["cross_below(ema(5), ema(10))"]}
+    body = backtest(symbols=[wave_symbol(server)], resolution="1m", strategy=cross,
+                    start="2024-01-01T00:00:00Z", end="2024-03-01T00:00:00Z")  # fmt: skip
+    with Client(server.url, key) as bs, rest(server, key) as http:
+        results = bs.run(body)
+        run_id = results.run_id
+        trips = http.get(f"/api/v1/backtests/{run_id}").json()["trades"]  # every one, unpaged
+        assert len(trips) > 1000  # more than the first page the results carry
+        assert results.round_trips == trips
+        assert results.to_dict()["round_trips"] == trips
+        fills = results.to_dict()["trades"]
+        assert len(fills) == 2 * len(trips) == results.paging["trades"].total
+
+    async def async_results() -> Any:
+        async with AsyncClient(server.url, key) as abs_:
+            return await abs_.results(run_id)
+
+    assert asyncio.run(async_results()).to_dict()["round_trips"] == trips
