@@ -42,6 +42,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 OLD_REV = "b403456"  # the last commit with list-of-dicts outputs and the jsonb body
 SYMBOL = "BENCHRES-USD"
+# The engine benchmark's settings (all in, no cooldowns) within the wire's bounds.
+SERVER_SETTINGS = {
+    **{k: v for k, v in BENCH_SETTINGS.items() if k not in ("max_trade_amount", "max_units_per_trade")},
+    "max_trade_amount": 1e9, "max_units_per_trade": 1e9,
+}  # fmt: skip
 
 
 def best(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
@@ -224,9 +229,9 @@ def server_run(node: Node, n: int) -> str:
         "symbols": [SYMBOL], "resolution": "1m", "capital": 10_000.0,
         "start": "2020-01-01T02:00:00Z",
         "end": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(end_ns / 1e9 - 60)),
-        "strategy": {"entry": ["cross_above(sma(10), sma(30))"],
+        "strategy": {"entry": ["cross_above(sma(10), sma(30))", "close > sma(50)"],
                      "exit": ["cross_below(sma(10), sma(30))"]},
-        "execution": {"fee_bps": 10, "max_trades_per_day": 100_000},
+        "execution": SERVER_SETTINGS,
     }  # fmt: skip
     r = httpx.post(f"{node.url}/api/v2/backtests", json=body, headers=node.headers(), timeout=60)
     assert r.status_code == 201, r.text
