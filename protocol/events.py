@@ -1,7 +1,8 @@
 """The event schema of the stream: a discriminated union keyed on `type`.
 
 Each data model names its event type (`StateData.type` is `EventType.STATE`, …), so whoever
-appends an event gives only its data and the type on the wire follows from it.
+appends an event gives only its data and the type on the wire follows from it. An optional field
+is left out of the wire while it holds its default (`error`, `eta_seconds`, `running: false`).
 """
 
 from datetime import datetime
@@ -37,7 +38,7 @@ class MetricData(BaseModel):
 class LogData(BaseModel):
     type: ClassVar[EventType] = EventType.LOG
     message: str
-    level: str = "info"
+    level: str  # set where the line is made, and always on the wire
 
 
 EventData = StateData | ProgressData | MetricData | LogData
@@ -47,9 +48,9 @@ _DATA_LIST: TypeAdapter[list[EventData]] = TypeAdapter(list[EventData])
 
 
 def wire_data(items: list[EventData]) -> list[dict[str, Any]]:
-    """Each event's data as the stream carries it: the fields its maker set, no others (enums
-    stay members, which orjson writes as their values)."""
-    return _DATA_LIST.dump_python(items, exclude_unset=True)
+    """Each event's data as the stream carries it, optional fields left out at their default
+    (enums stay members, which orjson writes as their values)."""
+    return _DATA_LIST.dump_python(items, exclude_defaults=True)
 
 
 class _Event(BaseModel):

@@ -147,11 +147,10 @@ class Runner:
         # At most every 1% or 100 ms, whichever is rarer; and never backwards.
         if value < self.reported + 0.01 or now - self.last_emit < 0.1:
             return
-        data = ProgressData(progress=value, phase=phase)
+        eta = None
         if phase == "simulate" and self.sim_started is not None and 0 < frac < 1:
             eta = round((now - self.sim_started) / frac * (1 - frac), 2)
-            data = ProgressData(progress=value, phase=phase, eta_seconds=eta)
-        items: Items = [data]
+        items: Items = [ProgressData(progress=value, phase=phase, eta_seconds=eta)]
         if metrics and now - self.last_metric_emit >= 0.5:
             items += [MetricData(name=k, value=v, running=True) for k, v in sorted(metrics.items())]
             self.last_metric_emit = now

@@ -338,7 +338,5 @@ async def finish(
         state.value,
         None if error is None else error.model_dump(mode="json"),
     )
-    data = StateData(state=state, previous_state=previous)
-    if error is not None:
-        data = StateData(state=state, previous_state=previous, error=error)
+    data = StateData(state=state, previous_state=previous, error=error)
     await events.append(conn, run_id, [*extra, data])

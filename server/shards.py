@@ -221,7 +221,7 @@ class SweepCoordinator(Runner):
                     f" {len(bounds)} shards of at most {self.d.settings.sweep_shard_size}"
                     " variants; any node may run them"
                 )
-            await events.append(conn, self.run_id, [LogData(message=msg)])
+            await events.append(conn, self.run_id, [LogData(message=msg, level="info")])
         return count
 
     async def _follow(self, total: int) -> None:
@@ -279,14 +279,14 @@ class SweepCoordinator(Runner):
                 msg = f"{where} done on {r['node']}"
                 if r["attempts"] > 1:
                     msg += f" (attempt {r['attempts']} of {self.d.settings.max_attempts})"
-                items.append(LogData(message=msg))
+                items.append(LogData(message=msg, level="info"))
             elif r["state"] == "running" and r["attempts"] > (prev[1] if prev else 1):
                 msg = (f"{where} restarting from the start on {r['node']} (attempt"
                        f" {r['attempts']} of {self.d.settings.max_attempts}): its node stopped")  # fmt: skip
                 items.append(LogData(message=msg, level="warning"))
             elif r["state"] == "running" and prev is None:
                 msg = f"{where} running on {r['node']}"
-                items.append(LogData(message=msg))
+                items.append(LogData(message=msg, level="info"))
             seen[r["number"]] = now
         if items:
             await self._append(items)

@@ -47,6 +47,25 @@ def test_each_kind_of_event_data_is_written_as_documented() -> None:
     ]
 
 
+def test_an_optional_field_at_its_default_stays_off_the_wire_however_it_was_given() -> None:
+    items = [
+        StateData(state=RunState.CANCELLED, previous_state=RunState.QUEUED, error=None),
+        ProgressData(progress=0.5, phase="simulate", eta_seconds=None),
+        MetricData(name="equity", value=1.5, running=False),
+    ]
+    assert _json(items) == [
+        b'{"state":"cancelled","previous_state":"queued"}',
+        b'{"progress":0.5,"phase":"simulate"}',
+        b'{"name":"equity","value":1.5}',
+    ]
+
+
+def test_a_log_line_has_a_level() -> None:
+    with pytest.raises(ValueError, match="level"):
+        LogData(message="no level")  # type: ignore[call-arg]
+    assert _json([LogData(message="m", level="info")]) == [b'{"message":"m","level":"info"}']
+
+
 def test_a_count_metric_stays_an_integer() -> None:
     assert _json([MetricData(name="trade_count", value=12)]) == [
         b'{"name":"trade_count","value":12}'
