@@ -6,7 +6,9 @@ The virtualenv and numba's cache of compiled kernels live outside the checkout, 
   list or the Python version changes, and the wheel alone is reinstalled when its content does;
 - numba keys a cached kernel on its source file's path, mtime and size, so the installed engine
   files get one fixed mtime and the cache directory is named by a digest of the engine's files
-  (and of the dependencies): a change to the engine compiles afresh, a change elsewhere does not.
+  (and of the dependencies): a change to the engine compiles afresh, a change elsewhere does not;
+- a server with one worker fills a new cache once, so that the smoke server's workers load
+  every kernel instead of each compiling them all at once.
 """
 
 import fcntl
@@ -91,13 +93,19 @@ def requirements_digest(wheel: Path) -> str:
 
 @contextmanager
 def prepared(work: Path) -> Iterator[Installed]:
-    """Build the wheel in `work` and install it; hold the virtualenv for this process alone
-    (other test runs wait their turn) until exit."""
+    """Build the wheel in `work`, install it and fill numba's cache; hold the virtualenv for
+    this process alone (other test runs wait their turn) until exit."""
     wheel = build_wheel(work)
     HOME.mkdir(parents=True, exist_ok=True)
     with open(HOME / ".lock", "w") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
-        yield install(wheel)
+        installed = install(wheel)
+        warmed = installed.numba_cache / ".warmed"
+        if not warmed.exists():
+            warm(installed, work)
+            warmed.parent.mkdir(parents=True, exist_ok=True)
+            warmed.touch()
+        yield installed
 
 
 def install(wheel: Path) -> Installed:
@@ -200,8 +208,8 @@ class WheelServer(ServerProcess):
 
 
 def warm(installed: Installed, work: Path) -> None:
-    """Serve once with one worker, which compiles every kernel into the numba cache (or finds
-    them there), so that later servers' workers load them instead of each compiling them."""
+    """Serve once with one worker, which compiles every kernel into the numba cache, so that
+    later servers' workers load them instead of each compiling them all at once."""
     srv = WheelServer(work / "warm", installed=installed, workers=1)
     try:
         srv.start()
@@ -238,5 +246,5 @@ if __name__ == "__main__":
     # What tests/packaging/conftest.py starts in the background when a session collects the
     # wheel tests, so that the build, the install and the compile overlap the tests before them.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stop the server it started
-    with tempfile.TemporaryDirectory() as tmp, prepared(Path(tmp)) as done:
-        warm(done, Path(tmp))
+    with tempfile.TemporaryDirectory() as tmp, prepared(Path(tmp)):
+        pass
