@@ -41,7 +41,7 @@ from engine.run import (
 )
 from engine.strategy.compile import StrategyError, compile_strategy
 from engine.strategy.form import Strategy
-from engine.strategy.fuse import shared_averages
+from engine.strategy.fuse import general_path
 from engine.strategy.indicators import shared_indicators
 
 MAX_VARIANTS = 10_000
@@ -179,7 +179,7 @@ def run_sweep(
         "resolution": resolution, "periods_per_year": periods_per_year,
         "risk_free_rate": risk_free_rate, "benchmark": benchmark,
     }  # fmt: skip
-    with shared_indicators(), shared_averages():  # each distinct average computed once
+    with shared_indicators(), general_path():  # variants share their indicators: no fusing
         frame = prepare_frame(
             bars, execution, trade_start_ns, resolution, periods_per_year,
             risk_free_rate=risk_free_rate, benchmark=benchmark,

@@ -143,7 +143,7 @@ def _into_nb(
 def fused_masks_nb(
     out: np.ndarray,
     series: tuple,
-    inline: int,
+    mas: int,
     ma_kind: np.ndarray,
     ma_window: np.ndarray,
     first: int,
@@ -157,16 +157,16 @@ def fused_masks_nb(
     """Fill the (4, n) `out`: row g is all (g even) or any (g odd) of terms group_lo[g]..[g+1].
 
     `series` holds eight read-only float arrays: the close, three inputs, four moving
-    averages. With `inline` > 0 the first `inline` averages (ma_kind, ma_window, both MAX_MAS
-    long) are first computed here into `targets` (four writable arrays, the same memory as
-    series[4:]; the caller's, so nothing here allocates and the kernel runs without reference
-    counting); `first` is the close's first non-NaN index. A term t is op term_op[t] of series
-    term_a[t] and series term_b[t], or term_level[t] where term_b[t] is LEVEL.
+    averages. The first `mas` averages (ma_kind, ma_window, both MAX_MAS long) are computed
+    first into `targets` (four writable arrays, the same memory as series[4:]; the caller's, so
+    nothing here allocates and the kernel runs without reference counting); `first` is the
+    close's first non-NaN index. A term t is op term_op[t] of series term_a[t] and series
+    term_b[t], or term_level[t] where term_b[t] is LEVEL.
     """
     close = series[0]
-    if inline:
+    if mas:
         m0, m1, m2, m3 = targets
-        moving_averages_nb(close, inline, ma_kind, ma_window, first, m0, m1, m2, m3)
+        moving_averages_nb(close, mas, ma_kind, ma_window, first, m0, m1, m2, m3)
     for g in range(4):
         for t in range(group_lo[g], group_lo[g + 1]):
             mode = 0 if t == group_lo[g] else (1 if g % 2 == 0 else 2)

@@ -6,7 +6,8 @@ A score rule's side enters where the scores of its true conditions sum to at lea
 A condition on a coarser timeframe is computed on coarser bars and seen by a base bar only once
 the coarser bar has closed (engine.strategy.timeframe). Identical conditions are computed once.
 Strategies of the common shapes (crosses, level filters and simple comparisons on the run's own
-bars, and-ed in entries) take one fused pass instead (engine.strategy.fuse); same masks.
+bars, and-ed in entries) take one fused kernel call instead (engine.strategy.fuse), except in a
+sweep; the masks are the same.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from engine.data.store import RESOLUTIONS, Bars, resample
 from engine.nb.signals import all_of_nb, any_of_nb
 from engine.strategy.catalog import SIGNALS
 from engine.strategy.form import Condition, ScoreRule, Strategy
-from engine.strategy.fuse import fused_masks, plan
+from engine.strategy.fuse import fused_masks, fusing, plan
 from engine.strategy.indicators import shared_indicators
 from engine.strategy.timeframe import check_timeframe, last_closed, on_timeframe
 
@@ -137,7 +138,7 @@ def evaluate(
     interval = interval or interval_of(bars)
     cache: dict = {}
     with shared_indicators():
-        fusion = plan(strategy, interval) if fused else None
+        fusion = plan(strategy, interval) if fused and fusing() else None
         if fusion is not None:
             return Masks(*fused_masks(fusion, bars))
         return Masks(

@@ -22,8 +22,7 @@ from engine.run import run_backtest
 from engine.strategy.catalog import SIGNALS
 from engine.strategy.evaluate import evaluate
 from engine.strategy.form import Condition, ScoreItem, ScoreRule, Strategy
-from engine.strategy.fuse import SIGNAL_TERMS, plan, shared_averages
-from engine.strategy.indicators import shared_indicators
+from engine.strategy.fuse import SIGNAL_TERMS, fusing, general_path, plan
 
 MINUTE = RESOLUTIONS["1m"]
 HOUR = RESOLUTIONS["1h"]
@@ -183,15 +182,20 @@ def test_every_fusable_signal_alone(signal: str) -> None:
             assert_masks_equal(strategy, bars)
 
 
-def test_shared_averages_same_masks() -> None:
-    """A sweep's way (averages from the shared cache, not computed in the pass) agrees too."""
-    bars = SERIES["gaps"]
-    for strategy in strategies(50, seed=11):
-        general = evaluate(strategy, bars, "1m", fused=False)
-        with shared_indicators(), shared_averages():
-            fused = evaluate(strategy, bars, "1m")
-        for f, g in zip(fused, general, strict=True):
-            assert np.array_equal(f, g)
+def test_general_path_block_turns_fusing_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inside general_path() (a sweep) evaluate() never fuses; outside it fuses again."""
+    strategy = strategies(1, seed=11)[0]
+    calls: list[int] = []
+    real = evaluate_module.fused_masks
+    monkeypatch.setattr(evaluate_module, "fused_masks", lambda *a: calls.append(1) or real(*a))
+    with general_path():
+        assert not fusing()
+        inside = evaluate(strategy, SERIES["walk"], "1m")
+    assert fusing() and calls == []
+    outside = evaluate(strategy, SERIES["walk"], "1m")
+    assert calls == [1]
+    for f, g in zip(outside, inside, strict=True):
+        assert np.array_equal(f, g)
 
 
 def test_cross_and_level_by_hand() -> None:
