@@ -148,7 +148,10 @@ def compute_metrics(
     bench = None if benchmark is None else np.asarray(benchmark, dtype=np.float64)
     vs = None if versus is None else np.asarray(versus, dtype=np.float64)
     out.update(bench_stats(r, bench, ppy, vs))
-    out["exposure"] = finite(np.mean(in_market)) if in_market.size else None
+    # a count over the size: the same value as the mean of the booleans, without a float copy
+    out["exposure"] = (
+        finite(np.count_nonzero(in_market) / in_market.size) if in_market.size else None
+    )
     out["commissions"] = finite(commissions)
     out.update(pnl_stats(pnl))
     ret = np.full(0, np.nan) if trip_returns is None else np.asarray(trip_returns, np.float64)
