@@ -16,7 +16,7 @@ import numpy as np
 from bench.data import MINUTE_NS, WARMUP
 from bench.peers import CASH
 
-HUGE = 1e18
+HUGE = 1e15  # the largest cap Execution takes
 
 BENCH_SETTINGS = {
     "fee_model": "fixed_bps",
@@ -29,7 +29,7 @@ BENCH_SETTINGS = {
     "min_trade_amount": 0.0,
     "max_trade_amount": HUGE,
     "max_units_per_trade": HUGE,
-    "max_trades_per_day": 10**9,
+    "max_trades_per_day": 100_000,
     "max_open_positions": 1,
     "min_balance_threshold": 0.0,
     "max_risk_per_trade": 1.0,
