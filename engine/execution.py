@@ -185,7 +185,9 @@ class Execution:
         1,
         1000,
     )
-    max_trades_per_day: int = setting("integer", 50, "entries filled per UTC day", 1, 100_000)
+    # No upper bound where a larger value costs nothing (counts and caps compared per entry);
+    # window lengths and max_open_positions (which sizes the position table) keep one.
+    max_trades_per_day: int = setting("integer", 50, "entries filled per UTC day", 1)
     max_risk_per_trade: float = setting(
         "number",
         0.01,
@@ -199,7 +201,7 @@ class Execution:
         100.0,
         "cap on units per entry",
         0,
-        1e15,
+        None,
         exclusive_minimum=True,
         unit="units",
     )
@@ -208,7 +210,7 @@ class Execution:
         10000.0,
         "cap on notional per entry",
         0,
-        1e15,
+        None,
         exclusive_minimum=True,
         unit="quote currency",
     )

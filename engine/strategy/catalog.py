@@ -25,7 +25,7 @@ from engine.nb.signals import (
 from engine.params import Param
 from engine.strategy.indicators import INDICATORS, Params, col, computed, describe_param
 
-__all__ = ["EVENT_ROLES", "ROLES", "SIGNALS", "Param", "SignalSpec", "describe_signals"]
+__all__ = ["EVENT_ROLES", "ROLES", "SIGNALS", "SignalSpec", "describe_signals"]
 
 ROLES = ("TRIGGER", "FILTER", "EXIT")
 EVENT_ROLES = ("TRIGGER", "EXIT")
