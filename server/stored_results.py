@@ -17,6 +17,7 @@ from server.json_rows import Rows, as_array, is_wire_rows, of_dicts
 
 PAGE_ROWS = 500  # rows a stored page holds (the migration moves older results in pages of 500)
 LISTINGS = ("round_trips", "trades")
+_MAX_PAGE = 2**31 - 1
 _COLUMNS = ("run_id", "kind", "page", "rows", "data", "ends")
 
 
@@ -71,7 +72,9 @@ async def page(
     """Rows start..start+limit of a listing as a JSON array (shorter at its end)."""
     if limit <= 0:
         return b"[]"
-    first, last = start // PAGE_ROWS, (start + limit - 1) // PAGE_ROWS
+    first, last = start // PAGE_ROWS, min((start + limit - 1) // PAGE_ROWS, _MAX_PAGE)
+    if first > last:  # past any listing's end (and beyond the page number's integer)
+        return b"[]"
     parts = await conn.fetch(
         "SELECT page, data, ends FROM result_parts WHERE run_id = $1 AND kind = $2"
         " AND page BETWEEN $3 AND $4 ORDER BY page",

@@ -134,6 +134,9 @@ async def test_limit_is_documented_with_the_bounds_it_is_held_to(
         "/api/v1/strategies": 200,
         "/api/v1/users/me/backtests": 200,
         "/api/v1/backtests/{backtest_id}/trades": 1000,
+        "/api/v2/backtests/{run_id}/results": 1000,
+        "/api/v2/backtests/{run_id}/round_trips": 1000,
+        "/api/v2/backtests/{run_id}/trades": 1000,
         "/v1/backtest/jobs": 200,
     }
     documented = {
