@@ -150,3 +150,47 @@ def test_a_bad_key_is_refused_and_not_kept(proxy: Proxy, watched: Watched) -> No
     page.wait_for_selector(".notice.error:has-text('invalid API key')")
     assert page.evaluate("sessionStorage.getItem('barstream.key')") is None
     assert page.locator("#sign-out").count() == 0
+
+
+def test_the_trade_table_reads_pages_past_the_first_from_the_server(
+    web: ServerProcess, proxy: Proxy, watched: Watched
+) -> None:
+    """A run of more than 500 round trips: the results carry 500, the table fetches the rest."""
+    import uuid
+
+    import numpy as np
+
+    from engine.data.store import Bars, BarStore
+
+    n, start = 40_000, 1_704_067_200 * 10**9  # 1-minute sine wave: an EMA cross every cycle
+    close = 100.0 + 5 * np.sin(np.arange(n) / 8.0)
+    open_ = np.r_[close[0], close[:-1]]
+    ts = start + np.arange(n, dtype=np.int64) * 60 * 10**9
+    name = f"PAGEWAVE{uuid.uuid4().hex[:6].upper()}"
+    hi, lo = np.maximum(open_, close) + 0.01, np.minimum(open_, close) - 0.01
+    BarStore(web.data_dir / "bars").write(name, Bars(ts, open_, hi, lo, close, np.ones(n)))
+    cross = {"entry": ["cross_above(ema(5), ema(10))"], "exit": ["cross_below(ema(5), ema(10))"]}
+    body = {"symbols": [name], "resolution": "1m", "start": "2024-01-01T00:00:00Z",
+            "end": "2024-01-28T00:00:00Z", "capital": 10_000.0, "strategy": cross}  # fmt: skip
+    auth = {"Authorization": f"Bearer {web.key}"}
+    run_id = httpx.post(f"{web.url}/api/v2/backtests", json=body, headers=auth).json()["run_id"]
+    page = watched.page
+    sign_in(page, proxy.url, web.key, f"/run/{run_id}")
+    until(page, f"{STATE} === 'completed' && document.querySelector('#trades .page-label')")
+    trips = httpx.get(f"{web.url}/api/v1/backtests/{run_id}", headers=auth).json()["trades"]
+    assert len(trips) > 525
+    pages = -(-len(trips) // 25)
+    for k in range(2, 22):  # to page 21: rows 501-525, past the 500 the results carried
+        page.click("#trades >> text=Next →")
+        until(
+            page,
+            f"document.querySelector('#trades .page-label').textContent.includes('page {k} of')",
+        )
+    assert page.inner_text("#trades .page-label") == (
+        f"trades 501{DASH}525 of {len(trips)} · page 21 of {pages}"
+    )
+    rows = page.locator("#trades tbody tr")
+    assert rows.count() == 25
+    first = rows.first.inner_text()
+    assert first.startswith("501") and trips[500]["entry_time"][:19].replace("T", " ") in first
+    assert trips[524]["exit_time"][:19].replace("T", " ") in rows.last.inner_text()
