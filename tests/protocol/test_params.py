@@ -136,3 +136,23 @@ def test_seed004_leverage_is_the_declared_range() -> None:
     for bad in (0, 126):
         with pytest.raises(ValidationError):
             JobBody(leverage=bad)
+
+
+BOUND_KEYS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "enum",
+              "minLength", "maxLength", "minItems", "maxItems")  # fmt: skip
+
+
+def bounds_of(schema: dict[str, Any]) -> dict[str, Any]:
+    """The bound keywords of a (possibly nullable) property schema."""
+    inner = next((s for s in schema.get("anyOf", []) if s.get("type") != "null"), schema)
+    return {k: inner[k] for k in BOUND_KEYS if k in inner}
+
+
+def test_the_published_schema_states_the_declared_bounds() -> None:
+    # /openapi.json takes ExecutionSpec.model_json_schema(); each property must carry the
+    # bounds the engine's Param declares (Literal choices become an enum).
+    properties = ExecutionSpec.model_json_schema()["properties"]
+    for name, param in EXECUTION_PARAMS.items():
+        published = bounds_of(properties[name])
+        assert published == bounds_of(param.schema()), name
+        assert properties[name].get("default") == param.default, name
