@@ -7,6 +7,7 @@ formatted by Python's datetime, independently of the server's vectorised layout.
 
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,9 +16,10 @@ import pytest
 
 from engine import RunSpec, run_job
 from engine.data.store import Bars, BarStore
+from server.db import migrate as migrations
 from server.translate import job_from_config
 from tests.server.api_helpers import completed_run, wait_state
-from tests.server.harness import ServerProcess, backtest
+from tests.server.harness import ServerProcess, backtest, embedded_dsn
 
 EMA_CROSS = {"entry": ["cross_above(ema(5), ema(10))"], "exit": ["cross_below(ema(5), ema(10))"]}
 START_NS = 1_704_067_200 * 10**9  # 2024-01-01
@@ -179,3 +181,55 @@ async def test_listings_of_an_unfinished_or_unknown_run_are_refused(server: Serv
             r = await c.get(f"/api/v2/backtests/{run_id}/{kind}")
             assert r.status_code == 409, r.text
             assert r.json()["error"]["code"] == "run_not_finished"
+
+
+async def test_the_migration_moves_stored_listings_into_pages(
+    server: ServerProcess, run: dict[str, Any]
+) -> None:
+    """A body stored before 0009 (listings inline) is split by the migration's own statements
+    into pages the listings serve exactly; run on the live database, rolled back."""
+    import asyncpg
+    import orjson
+
+    from server import stored_results
+
+    sql = (Path(migrations.__file__).parent / "migrations" / "0009_result_parts.sql").read_text()
+    convert = sql[sql.index("-- Results stored before") :]
+    trips = expected_rows(run["output"].round_trips)
+    fills = expected_rows(run["output"].trades)
+    rid = uuid.UUID(run["id"])
+    conn = await asyncpg.connect(server.database_url or embedded_dsn(server))
+    await conn.set_type_codec(
+        "jsonb", encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads,
+        schema="pg_catalog",
+    )  # fmt: skip
+    tx = conn.transaction()
+    await tx.start()
+    try:
+        await conn.execute("DELETE FROM result_parts WHERE run_id = $1", rid)
+        await conn.execute(
+            "UPDATE results SET body = body || $2 WHERE run_id = $1",
+            rid, {"round_trips": trips, "trades": fills},
+        )  # fmt: skip
+        await conn.execute(convert)
+        head = orjson.loads(await stored_results.head_text(conn, rid))
+        assert "round_trips" not in head and "trades" not in head and "metrics" in head
+        assert await stored_results.totals(conn, rid) == {
+            "round_trips": len(trips), "trades": len(fills),
+        }  # fmt: skip
+        assert orjson.loads(await stored_results.whole(conn, rid, "round_trips")) == trips
+        assert (
+            orjson.loads(await stored_results.page(conn, rid, "trades", 777, 600))
+            == (fills[777:1377])
+        )
+        pages = await conn.fetch(
+            "SELECT page, rows FROM result_parts WHERE run_id = $1 AND kind = 'round_trips'"
+            " ORDER BY page",
+            rid,
+        )
+        assert [p["rows"] for p in pages] == [
+            min(500, len(trips) - 500 * k) for k in range(len(pages))
+        ]
+    finally:
+        await tx.rollback()
+        await conn.close()
