@@ -131,6 +131,8 @@ async def results(request: Request) -> Response:
 
 
 def _listing(kind: str, what: str) -> Callable[[Request], Awaitable[Response]]:
+    """The route serving one stored listing (`round_trips` or `trades`) a page at a time."""
+
     async def listing(request: Request) -> Response:
         row = await _completed(request)
         pool = request.app.state.pool
