@@ -2,13 +2,14 @@
 
 Each data model names its event type (`StateData.type` is `EventType.STATE`, …), so whoever
 appends an event gives only its data and the type on the wire follows from it. An optional field
-is left out of the wire while it holds its default (`error`, `eta_seconds`, `running: false`).
+is left out of the wire while it holds its default (`error`, `eta_seconds`, `running: false`);
+a log line's `level` is always on it.
 """
 
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, TypeAdapter, model_serializer
 
 from protocol.enums import EventType, RunState
 from protocol.results import RunError
@@ -38,7 +39,12 @@ class MetricData(BaseModel):
 class LogData(BaseModel):
     type: ClassVar[EventType] = EventType.LOG
     message: str
-    level: str  # set where the line is made, and always on the wire
+    level: str = "info"
+
+    @model_serializer(mode="wrap")
+    def _with_level(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """The level is on the wire even at its default."""
+        return {**handler(self), "level": self.level}
 
 
 EventData = StateData | ProgressData | MetricData | LogData

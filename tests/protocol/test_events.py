@@ -60,10 +60,11 @@ def test_an_optional_field_at_its_default_stays_off_the_wire_however_it_was_give
     ]
 
 
-def test_a_log_line_has_a_level() -> None:
-    with pytest.raises(ValueError, match="level"):
-        LogData(message="no level")  # type: ignore[call-arg]
-    assert _json([LogData(message="m", level="info")]) == [b'{"message":"m","level":"info"}']
+def test_a_log_line_always_carries_its_level() -> None:
+    assert _json([LogData(message="m"), LogData(message="w", level="warning")]) == [
+        b'{"message":"m","level":"info"}',
+        b'{"message":"w","level":"warning"}',
+    ]
 
 
 def test_a_count_metric_stays_an_integer() -> None:
