@@ -108,6 +108,7 @@ def _encode_chunk(table: Table, start: int, stop: int) -> tuple[bytes, np.ndarra
 
 
 def _constant(text: bytes, count: int) -> np.ndarray:
+    """The same bytes on every row, as a read-only (rows, len) view."""
     return np.broadcast_to(np.frombuffer(text, dtype=np.uint8), (count, len(text)))
 
 
