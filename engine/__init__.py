@@ -21,6 +21,7 @@ _EXPORTS = {
     "run_job": "engine.job",
     "warm_up": "engine.job",
     "LogLine": "engine.output",
+    "Table": "engine.output",
     "Execution": "engine.execution",
     "PathError": "engine.errors",
     # checks and catalogs a request is validated against before it is queued

@@ -242,7 +242,7 @@ PROGRESS_MIN_BYTES = 4 << 20
 
 
 def _store(args: argparse.Namespace) -> Any:
-    from engine.data.store import BarStore
+    from engine.data import BarStore
 
     return BarStore(_settings(args).bars_dir)
 
@@ -275,7 +275,7 @@ def _fail(message: str) -> int:
 
 def data_import(args: argparse.Namespace) -> int:
     """Check a CSV file and add its bars to a symbol; a bad file changes nothing."""
-    from engine.data.importer import ImportFailed, import_csv
+    from engine.data import ImportFailed, import_csv
 
     path = Path(args.file)
     if not path.is_file():
@@ -373,7 +373,7 @@ def _ns(value: str | None, default: int) -> int:
 
 def data_export(args: argparse.Namespace) -> int:
     """Write a symbol's bars as CSV in the generic import format."""
-    from engine.data.importer import write_csv
+    from engine.data import write_csv
 
     store = _store(args)
     info = store.resolve(args.symbol)
@@ -400,7 +400,7 @@ def data_fetch(args: argparse.Namespace) -> int:
         import ccxt  # type: ignore[import-not-found]
     except ImportError:
         return _fail("data fetch needs ccxt: pip install 'barstream[fetch]'")
-    from engine.data.fetch import fetch
+    from engine.data import fetch
 
     exchange = getattr(ccxt, args.exchange)({"enableRateLimit": False})
     report = fetch(
@@ -419,9 +419,7 @@ def data_fetch(args: argparse.Namespace) -> int:
 
 def _data_parser(sub: Any) -> None:
     """The `data` subcommands."""
-    from engine.data.bars import BASE_RESOLUTIONS
-    from engine.data.catalog import CALENDARS
-    from engine.data.importer import FORMATS
+    from engine.data import BASE_RESOLUTIONS, CALENDARS, FORMATS
 
     d = sub.add_parser("data", help="import, list and export market data").add_subparsers(
         dest="data_command", required=True

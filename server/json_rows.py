@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from engine.output import Table
+from engine import Table
 
 CHUNK = 1024  # rows laid out at a time: bounds the token matrices' memory
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY

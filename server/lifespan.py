@@ -9,8 +9,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 from starlette.applications import Starlette
 
-from engine.data.demo import DemoUpdate, demo_end_ns, update_demo_data
-from engine.data.store import BarStore
+from engine.data import BarStore, DemoUpdate, demo_end_ns, update_demo_data
 from server import outage
 from server.auth import KEYS, ensure_first_user
 from server.db.pool import Database

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from engine.data.store import BarStore
+from engine.data import BarStore
 from protocol import seed003
 from protocol.enums import RESOLUTIONS
 from protocol.errors import ApiError, ErrorCode

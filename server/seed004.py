@@ -10,7 +10,7 @@ import orjson
 from pydantic import ValidationError
 from starlette.requests import Request
 
-from engine.data.store import BarStore
+from engine.data import BarStore
 from protocol import seed004
 from protocol.errors import ApiError, ErrorCode
 from protocol.requests import BacktestCreate, ExecutionSpec

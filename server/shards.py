@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from engine.sweep import rank_key, shard_bounds
+from engine import rank_key, shard_bounds
 from protocol.enums import RunState
 from protocol.errors import ErrorCode
 from protocol.events import LogData

@@ -7,7 +7,7 @@ import asyncpg
 import orjson
 from pydantic import ValidationError
 
-from engine.data.store import BarStore
+from engine.data import BarStore
 from protocol.errors import ApiError, ErrorCode
 from protocol.strategies import StrategyBody
 from server import paging
@@ -72,7 +72,7 @@ def _check(spec: Any, source: str, dialect: str) -> None:
     if source != "job":
         check_strategy(spec, source, dialect)
         return
-    from engine.templates import TEMPLATES
+    from engine import TEMPLATES
     from protocol.seed004 import JobBody
 
     if "strategy_id" in spec:

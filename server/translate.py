@@ -10,11 +10,12 @@ from zoneinfo import ZoneInfo
 import orjson
 from pydantic import ValidationError
 
-from engine.data.store import BASE_RESOLUTIONS, BarStore
-from engine.strategy.compile import StrategyError, compile_strategy
+from engine import StrategyError, compile_strategy
+from engine.data import BASE_RESOLUTIONS, BarStore
 from protocol.enums import RESOLUTIONS
 from protocol.errors import ApiError, ErrorCode
 from protocol.requests import BacktestCreate, ExecutionSpec
+from protocol.results import METRICS
 
 _NS = 1_000_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -157,7 +158,7 @@ def _step(interval: str) -> int:
 
 def _timeframe_problem(timeframe: str, interval: str) -> str | None:
     """Why a signal timeframe (a wire name) cannot run on the run's bars, or None when it can."""
-    from engine.strategy.timeframe import timeframe_problem
+    from engine import timeframe_problem
 
     return timeframe_problem(interval, RESOLUTIONS.get(timeframe, timeframe))
 
@@ -186,7 +187,7 @@ def _execution(req: BacktestCreate, saved: Saved | None) -> ExecutionSpec:
 
 def _check_execution(execution: ExecutionSpec) -> None:
     """Rules that need the engine's tables (venues, fee tiers, margin): 422 naming the field."""
-    from engine.execution import Execution
+    from engine import Execution
 
     try:
         Execution.from_dict(execution.model_dump(exclude_none=True))
@@ -226,16 +227,12 @@ def _check_sweep(
     """Expand a sweep once to check every variant compiles; return its config entry."""
     if req.sweep is None:
         return None
-    import numpy as np
+    from engine import SweepError, expand
 
-    from engine.stats import compute_metrics
-    from engine.sweep import SweepError, expand
-
-    known = compute_metrics(np.array([1.0, 1.0]), np.zeros(2, dtype=bool), np.zeros(0), 365.0)
-    if req.sweep.rank_by not in known:
+    if req.sweep.rank_by not in METRICS:
         raise ApiError(
             422, ErrorCode.VALIDATION_ERROR,
-            f"sweep.rank_by must be a metric: {', '.join(sorted(known))}", field="sweep.rank_by",
+            f"sweep.rank_by must be a metric: {', '.join(sorted(METRICS))}", field="sweep.rank_by",
         )  # fmt: skip
     try:
         variants = expand(spec, req.sweep.grid, dialect=dialect)
@@ -506,7 +503,7 @@ def _benchmark(store: BarStore, req: BacktestCreate, start_ns: int, end_ns: int)
 def _template(req: BacktestCreate, symbols: list[str]) -> dict[str, Any]:
     """Check a template's params and symbol count; its runs hold one position at a time
     unless the request says otherwise (exit signals of templates stay true for many bars)."""
-    from engine.templates import TemplateError, compile_template
+    from engine import TemplateError, compile_template
 
     assert req.template is not None
     params = req.template_params or {}

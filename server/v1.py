@@ -8,8 +8,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from engine.data.bars import BASE_RESOLUTIONS
-from engine.data.store import BarStore
+from engine.data import BASE_RESOLUTIONS, BarStore
 from protocol import v1
 from protocol.errors import ApiError, ErrorCode
 from protocol.requests import BacktestCreate, ExecutionSpec

@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from engine.strategy.catalog import describe_signals
+from engine import describe_signals
 from server.auth import require_user
 from server.responses import JSON
 
@@ -64,7 +64,7 @@ async def signals(request: Request) -> Response:
 async def templates(request: Request) -> Response:
     """The template catalog: params as JSON Schema, whether several symbols may be traded."""
     await require_user(request)
-    from engine.templates import describe_templates
+    from engine import describe_templates
 
     items = describe_templates()
     return JSON({"items": items, "total": len(items)})
