@@ -6,7 +6,7 @@ A job is a run of a template (`tpl_grid`, `tpl_dca`, `tpl_ma_cross`, `tpl_rsi_re
 """
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any, Literal
@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from protocol.errors import ErrorCode
 from protocol.params import bounds, check_decimal, declared
+from protocol.times import iso, parse_time
 
 TIMEFRAMES = ("1m", "5m", "15m", "1h", "4h", "1d")
 FEE_MODELS = ("none", "fixed_bps", "tiered_maker_taker", "match_exchange")
@@ -145,23 +146,6 @@ class JobBody(BaseModel):
         return v
 
 
-def parse_time(text: str) -> datetime:
-    """An ISO 8601 time; without an offset it is UTC."""
-    try:
-        ts = datetime.fromisoformat(text)
-        ts = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts
-        ts.astimezone(UTC)  # a time near year 1 or 9999 may not exist in UTC
-    except (ValueError, OverflowError) as exc:
-        raise ValueError(f"{text!r} is not an ISO 8601 time such as 2025-01-01T00:00:00Z") from exc
-    return ts
-
-
-def iso(ts: datetime) -> str:
-    """UTC, second precision unless finer: 2025-01-01T00:00:00Z."""
-    text = ts.astimezone(UTC).isoformat()
-    return text.replace("+00:00", "Z")
-
-
 REQUIRED = ("template_id", "params", "symbols", "timeframe", "start", "end", "capital")
 
 
@@ -186,7 +170,7 @@ def check_window(start: datetime, end: datetime, now: datetime) -> tuple[str, st
     if end > _years_later(start, SPAN_YEARS):
         return "end", f"the span from start to end is at most {SPAN_YEARS} years"
     if end > now:
-        return "end", f"end is in the future (now is {iso(now)})"
+        return "end", f"end is in the future (now is {iso(now, 'auto')})"
     return None
 
 

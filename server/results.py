@@ -1,13 +1,11 @@
 """A finished run's results body: the engine's RunResult as the JSON the results table stores."""
 
-from datetime import UTC, datetime
 from typing import Any
 
 from engine import RunResult
 from protocol.results import COUNT_METRICS
+from protocol.times import iso_ns
 from server.json_rows import encode
-
-_NS = 1_000_000_000
 
 SWEEP_METRICS = (
     "total_return",
@@ -42,14 +40,6 @@ def results_body(result: RunResult) -> dict[str, Any]:
     return body
 
 
-def _iso_ns(ns: int) -> str:
-    return (
-        datetime.fromtimestamp(ns / _NS, UTC)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z")
-    )
-
-
 def _wire(output: Any) -> dict[str, Any]:
     """An engine output as the body: its listings as JSON rows made from their columns
     (server.json_rows, times ISO 8601), stored as they are (server.stored_results)."""
@@ -61,7 +51,7 @@ def _wire(output: Any) -> dict[str, Any]:
         "open_positions": encode(output.open_positions),
         "exposure": encode(output.exposure),
         "bars": output.bars,
-        "period": {k: _iso_ns(int(v)) for k, v in output.period.items()},
+        "period": {k: iso_ns(int(v)) for k, v in output.period.items()},
         "returns_by_month": output.returns_by_month,
         "returns_by_year": output.returns_by_year,
     }

@@ -7,7 +7,7 @@ so every trade runs from its entry to its stop (-1R), its target (+reward_risk R
 condition or `max_hold_bars`, and R results do not depend on the account.
 """
 
-from datetime import UTC, datetime
+from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -20,7 +20,7 @@ from protocol.enums import RESOLUTIONS
 from protocol.errors import ApiError, ErrorCode
 from protocol.requests import BacktestCreate
 from protocol.seed003 import Code
-from server.events import iso
+from protocol.times import iso, iso_ns
 from server.translate import config_for, reject_nul, validation_error
 from server.v1 import resolve_window
 
@@ -122,7 +122,7 @@ def _window(body: seed003.SubmitBody, store: BarStore, asset: str) -> tuple[date
     except ApiError as exc:  # the start is at or after the end of the data (or now)
         info = store.resolve(asset)
         last = info.last_ts if info is not None else 0
-        until = iso(datetime.fromtimestamp(last / 1e9, UTC))
+        until = iso_ns(last)
         raise error(
             400, Code.INVALID_DATE_RANGE,
             f"initialDate {body.initialDate} is after the data of {asset}, whose last candle"

@@ -14,6 +14,7 @@ from engine.data import BarStore
 from protocol import seed004
 from protocol.errors import ApiError, ErrorCode
 from protocol.requests import BacktestCreate, ExecutionSpec
+from protocol.times import iso, parse_time
 from server import signing, strategies
 from server.auth import User, lookup_prefix
 from server.ratelimit import WeightLimiter
@@ -104,11 +105,11 @@ def build(
     for name in seed004.REQUIRED:
         if name not in cfg:
             raise _invalid(name, "Field required")
-    start, end = seed004.parse_time(cfg["start"]), seed004.parse_time(cfg["end"])
+    start, end = parse_time(cfg["start"]), parse_time(cfg["end"])
     bad = seed004.check_window(start, end, now)
     if bad is not None:
         raise _invalid(*bad)
-    cfg["start"], cfg["end"] = seed004.iso(start), seed004.iso(end)
+    cfg["start"], cfg["end"] = iso(start, "auto"), iso(end, "auto")
     execution: dict[str, Any] = {"fee_model": cfg["fee_model"], "leverage": cfg["leverage"]}
     if cfg["fee_model"] == "fixed_bps":
         execution["fee_bps"] = float(Decimal(str(cfg["fee_bps"])))

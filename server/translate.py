@@ -3,7 +3,7 @@
 import contextlib
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -16,6 +16,7 @@ from protocol.enums import RESOLUTIONS
 from protocol.errors import ApiError, ErrorCode
 from protocol.requests import BacktestCreate, ExecutionSpec
 from protocol.results import METRICS
+from protocol.times import iso, iso_ns, to_ns
 
 _NS = 1_000_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -31,11 +32,6 @@ class Saved:
     definition: dict[str, Any]
     asset: str | None
     execution_config: dict[str, Any]
-
-
-def to_ns(ts: datetime) -> int:
-    """Exact nanoseconds since the epoch of an aware datetime."""
-    return (ts - _EPOCH) // timedelta(microseconds=1) * 1000
 
 
 def validation_error(exc: ValidationError, prefix: str = "") -> ApiError:
@@ -111,10 +107,6 @@ def load_object(body: bytes) -> dict[str, Any]:
 def _aware(ts: datetime, tz: str) -> datetime:
     """A naive timestamp is read in the request's time zone; an aware one keeps its offset."""
     return ts.replace(tzinfo=ZoneInfo(tz)) if ts.tzinfo is None else ts
-
-
-def _iso(ts: datetime) -> str:
-    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _strategy(req: BacktestCreate) -> dict[str, Any]:
@@ -288,11 +280,11 @@ def _symbols(
             first = datetime.fromtimestamp(info.first_ts / _NS, UTC)
             last = datetime.fromtimestamp(info.last_ts / _NS, UTC)
             until = datetime.fromtimestamp((info.last_ts + step) / _NS, UTC)
-            ends = f" (bar opens; the last bar ends at {_iso(until)})" if step else ""
+            ends = f" (bar opens; the last bar ends at {iso(until, 'auto')})" if step else ""
             raise ApiError(
                 400,
                 ErrorCode.INVALID_DATE_RANGE,
-                f"{info.name} has data from {_iso(first)} to {_iso(last)}{ends};"
+                f"{info.name} has data from {iso(first, 'auto')} to {iso(last, 'auto')}{ends};"
                 " the requested range is outside it",
                 field="start" if not info.first_ts <= start_ns < data_end else "end",
             )
@@ -322,13 +314,9 @@ def _check_bars(
             return
     raise ApiError(
         400, ErrorCode.INVALID_DATE_RANGE,
-        f"no {interval} bar of {', '.join(symbols)} opens from {_iso_ns(start_ns)} to"
-        f" {_iso_ns(end_ns)}: widen the range or use a finer resolution", field="end",
+        f"no {interval} bar of {', '.join(symbols)} opens from {iso_ns(start_ns, 'auto')} to"
+        f" {iso_ns(end_ns, 'auto')}: widen the range or use a finer resolution", field="end",
     )  # fmt: skip
-
-
-def _iso_ns(ns: int) -> str:
-    return _iso(datetime.fromtimestamp(ns / _NS, UTC))
 
 
 def _check_resolution(info: Any, resolution: str) -> None:
@@ -474,8 +462,8 @@ def _common(
     return {
         "name": req.name,
         "symbols": symbols,
-        "start": _iso(start),
-        "end": _iso(end),
+        "start": iso(start, "auto"),
+        "end": iso(end, "auto"),
         "resolution": req.resolution,
         "interval": interval,
         "capital": req.capital,

@@ -1,21 +1,15 @@
 """Readiness, the symbol list and the signal catalog."""
 
 import asyncio
-from datetime import UTC, datetime
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from engine import describe_signals
+from protocol.times import iso_ns
 from server.auth import require_user
 from server.responses import JSON
-
-_NS = 1_000_000_000
-
-
-def _iso_ns(ns: int) -> str:
-    return datetime.fromtimestamp(ns / _NS, UTC).isoformat().replace("+00:00", "Z")
 
 
 async def healthz(request: Request) -> Response:
@@ -41,8 +35,8 @@ async def symbols(request: Request) -> Response:
             "aliases": i.aliases,
             "resolutions": i.resolutions,
             "base_resolution": i.base_resolution,
-            "first_bar": _iso_ns(i.first_ts),
-            "last_bar": _iso_ns(i.last_ts),
+            "first_bar": iso_ns(i.first_ts, "auto"),
+            "last_bar": iso_ns(i.last_ts, "auto"),
             "bar_count": i.bar_count,
             "gaps": i.gaps,
             "calendar": i.calendar,
