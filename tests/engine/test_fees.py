@@ -13,7 +13,7 @@ from engine.nb import records as rec
 from engine.nb.orders import fill_rate_nb
 from engine.run import run_backtest
 from engine.strategy.form import Condition, Strategy
-from tests.engine.test_simulate import BASE, run
+from tests.engine.kernel import BASE, run
 
 DAY = rec.DAY_NS
 # volume above 1500 of traded notional: maker 5 bps, taker 10 bps; below: 10 and 20

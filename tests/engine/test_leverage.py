@@ -8,7 +8,7 @@ from engine.execution import Execution
 from engine.nb import records as rec
 from engine.run import run_backtest
 from engine.strategy.form import Condition, Strategy
-from tests.engine.test_simulate import run
+from tests.engine.kernel import run
 
 LIQ = rec.REASON_NAMES.index("liquidation")
 FLAT = (100.0, 100.0, 100.0, 100.0)

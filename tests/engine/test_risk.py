@@ -12,7 +12,7 @@ from engine.execution import Execution, cooldown_tiers, kernel_params
 from engine.nb import records as rec
 from engine.run import volatility_scale
 from engine.strategy.form import Exits, Level
-from tests.engine.test_simulate import BASE, run
+from tests.engine.kernel import BASE, run
 
 RISK = {"sizing": rec.SIZING_RISK, "risk": 0.01}
 

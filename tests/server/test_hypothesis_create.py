@@ -34,7 +34,7 @@ from hypothesis import strategies as st
 from engine.strategy.compile import StrategyError, compile_strategy
 from engine.strategy.lookback import warmup_bars
 from engine.templates import TEMPLATES
-from tests.engine.test_hypothesis_expr import (
+from tests.engine.strategy.generators import (
     JUNK,
     bool_expr,
     mutated,

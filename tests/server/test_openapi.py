@@ -31,8 +31,8 @@ async def test_document_lists_every_route_and_validates_real_traffic(server: Ser
 
 
 async def test_v1_and_strategy_schemas_fit_real_traffic(server: ServerProcess) -> None:
+    from tests.server.api_helpers import HISTORICAL_LOOKBACK, v1_run
     from tests.server.harness import SEED_STRATEGY
-    from tests.server.test_v1 import HISTORICAL_LOOKBACK, v1_run
 
     doc = await _doc(server)
     async with server.client() as c:

@@ -548,10 +548,9 @@ async def test_credits_can_be_granted_while_the_server_is_down(limited: ServerPr
 
 async def test_credits_are_charged_on_every_surface(limited: ServerProcess) -> None:
     """A metered user cannot run for free through v2, v1 or the jobs API (found in review)."""
+    from tests.server.api_helpers import job, v1_run
     from tests.server.harness import backtest
     from tests.server.signed import SignedClient
-    from tests.server.test_seed004 import job
-    from tests.server.test_v1 import v1_run
 
     key, secret = limited.create_signed_key("metered")
     assert credits_cli(limited, "set", "--user", "metered", "--amount", "3").returncode == 0

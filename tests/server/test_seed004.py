@@ -11,6 +11,7 @@ import httpx
 import orjson
 import pytest
 
+from tests.server.api_helpers import job
 from tests.server.harness import ServerProcess, eventually, serving
 from tests.server.signed import SignedClient, signature
 
@@ -52,17 +53,6 @@ EXAMPLE_RESPONSE = orjson.loads("""{
 "result": null,
 "error": null
 }""")
-
-
-def job(**overrides: Any) -> dict[str, Any]:
-    """A short ma-cross job (two months of 1h bars)."""
-    body = {
-        "template_id": "tpl_ma_cross", "params": {"window_fast": 10, "window_slow": 30},
-        "symbols": ["BTCUSDT"], "timeframe": "1h", "start": "2025-01-01T00:00:00Z",
-        "end": "2025-03-01T00:00:00Z", "capital": "10000",
-    }  # fmt: skip
-    body.update(overrides)
-    return {k: v for k, v in body.items() if v is not None}
 
 
 def slow_job() -> dict[str, Any]:

@@ -9,7 +9,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.server.api_helpers import wait_state
+from tests.server.api_helpers import HISTORICAL_LOOKBACK, v1_run, wait_state
 from tests.server.harness import SEED_STRATEGY, ServerProcess, eventually
 from tests.server.streaming import read_stream
 
@@ -19,44 +19,10 @@ SEED_METRICS = {
 }  # fmt: skip
 
 # The "Example: Historical Lookback" body of seed 001, as the document gives it.
-HISTORICAL_LOOKBACK = orjson.loads(r"""{
-    "asset": "ETH",
-    "interval": "1h",
-    "lookback_months": 12,
-    "initial_balance": 10000.0,
-    "min_balance_threshold": 0.1,
-    "min_trade_amount": 25.0,
-    "max_open_positions": 5,
-    "max_trades_per_day": 50,
-    "max_risk_per_trade": 0.01,
-    "max_units_per_trade": 100.0,
-    "max_trade_amount": 10000.0,
-    "volatility_window": 24,
-    "target_volatility": 0.02,
-    "volatility_mode": "stddev",
-    "enable_volatility_adjustment": false,
-    "cooldown_config": {
-      "1h": {"short_loss_limit": 4, "long_loss_limit": 6, "short_window_bars": 48, "long_window_bars": 144}
-    },
-    "strategy_json": "{\"name\": \"ETH Strategy\", \"asset\": \"ETH\", \"entry\": [{\"name\": \"macd_bullish_cross\", \"timeframe\": \"1h\", \"signal_type\": \"TRIGGER\", \"params\": {\"window_fast\": 12, \"window_slow\": 26, \"window_sign\": 9}}, {\"name\": \"is_above_sma\", \"timeframe\": \"1h\", \"params\": {\"window\": 50}, \"signal_type\": \"FILTER\"}], \"exit\": []}"
-}""")
-
 # The bulk example's shared settings (its strategy_ids are filled in by each test).
 BULK = {k: v for k, v in HISTORICAL_LOOKBACK.items()
         if k not in ("asset", "interval", "lookback_months", "strategy_json")}  # fmt: skip
 BULK.update(start_date="2024-01-01", end_date="2024-12-31")
-
-
-def v1_run(**overrides: Any) -> dict[str, Any]:
-    """A short explicit-range v1 body (the seed strategy on ETH, 1h, three months)."""
-    body = {
-        **HISTORICAL_LOOKBACK,
-        "start_date": "2024-03-01",
-        "end_date": "2024-05-31",
-    }
-    del body["lookback_months"]
-    body.update(overrides)
-    return {k: v for k, v in body.items() if v is not None}
 
 
 def minute_strategy() -> str:

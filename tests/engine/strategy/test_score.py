@@ -19,7 +19,7 @@ from engine.strategy.score import unparse
 R_NAMES = ("pnl_r", "gross_profit_r", "gross_loss_r", "expectancy_r", "avg_win_r", "avg_loss_r")
 
 SCHEMA = json.loads(
-    (Path(__file__).parents[2] / "protocol" / "score_strategy.schema.json").read_text()
+    (Path(__file__).parents[3] / "protocol" / "score_strategy.schema.json").read_text()
 )
 EXAMPLE = SCHEMA["examples"][0]
 HOUR = RESOLUTIONS["1h"]

@@ -20,7 +20,7 @@ from engine.nb.grid import grid_chunk_nb
 from engine.run import run_backtest
 from engine.templates import DcaPlan, GridPlan, TemplateError, compile_template
 from engine.templates.run import run_template, warm_up
-from tests.engine.test_templates_run import fills, make_bars
+from tests.engine.templates.helpers import fills, make_bars
 
 H = 3600 * 10**9
 FLAT = (100.0, 100.0, 100.0, 100.0)

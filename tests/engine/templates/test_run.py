@@ -9,26 +9,7 @@ from engine.data.store import Bars
 from engine.run import Cancelled
 from engine.templates import DcaPlan, GridPlan, compile_template
 from engine.templates.run import dca_schedule, run_template
-
-H = 3600 * 10**9
-D = 24 * H
-
-
-def make_bars(rows: list[tuple[float, float, float, float]], step: int = H, t0: int = 0) -> Bars:
-    """Bars from (open, high, low, close) rows, one every step ns from t0."""
-    a = np.array(rows, dtype=float)
-    ts = t0 + np.arange(len(rows), dtype=np.int64) * step
-    return Bars(ts, a[:, 0], a[:, 1], a[:, 2], a[:, 3], np.ones(len(rows)))
-
-
-def fills(out) -> list[tuple[int, str, float, float, float, str]]:
-    """Fills as (bar, side, quantity, price, commission, liquidity), commission rounded."""
-    return [
-        (t["timestamp"] // H, t["side"], t["quantity"], t["price"], round(t["commission"], 9),
-         t["liquidity"])
-        for t in out.trades
-    ]  # fmt: skip
-
+from tests.engine.templates.helpers import H, fills, make_bars
 
 # Lines 100, 110, 120, 130: slot 0 buys 100 / sells 110, slot 1 110 / 120, slot 2 120 / 130.
 GRID_BARS = [
