@@ -72,15 +72,18 @@ def bench_stats(
     return out
 
 
-def returns_by(eq: np.ndarray, ts: np.ndarray, unit: str) -> list[dict]:
+def returns_by(
+    eq: np.ndarray, ts: np.ndarray, unit: str, ascending: bool | None = None
+) -> list[dict]:
     """Return the compounded equity return of each calendar month ("M") or year ("Y"), UTC.
 
     A period's return is its last bar's equity over the previous period's last bar's (the first
-    period: over the first bar's) minus 1, the product of its bars' (1 + return).
+    period: over the first bar's) minus 1, the product of its bars' (1 + return). `ascending`:
+    whether ts never decreases, if the caller knows.
     """
     if eq.size == 0:
         return []
-    ends, periods = period_ends(np.asarray(ts, dtype=np.int64), unit)
+    ends, periods = period_ends(np.asarray(ts, dtype=np.int64), unit, ascending)
     before = np.concatenate([eq[:1], eq[ends[:-1]]])
     key = "month" if unit == "M" else "year"
     labels = periods.astype(str).tolist()
@@ -88,13 +91,15 @@ def returns_by(eq: np.ndarray, ts: np.ndarray, unit: str) -> list[dict]:
     return [{key: k, "return": finite(v)} for k, v in zip(labels, values, strict=True)]
 
 
-def period_ends(ts: np.ndarray, unit: str) -> tuple[np.ndarray, np.ndarray]:
+def period_ends(
+    ts: np.ndarray, unit: str, ascending: bool | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Return (index of the last bar of each run of bars in one calendar period, that period).
 
     Ascending times (a run's clock) are cut at the starts of the periods between the first and
     the last bar by binary search: a few hundred look-ups, not a calendar conversion per bar.
     """
-    if not ascending_nb(ts):
+    if not (ascending_nb(ts) if ascending is None else ascending):
         period = ts.astype("datetime64[ns]").astype(f"datetime64[{unit}]")
         ends = np.append(np.flatnonzero(period[1:] != period[:-1]), ts.size - 1)
         return ends, period[ends]
@@ -109,4 +114,9 @@ def period_ends(ts: np.ndarray, unit: str) -> tuple[np.ndarray, np.ndarray]:
 def period_returns(eq: np.ndarray, ts: np.ndarray) -> dict[str, list[dict]]:
     """Return the results' `returns_by_month` and `returns_by_year` tables."""
     eq = np.asarray(eq, dtype=np.float64)
-    return {"returns_by_month": returns_by(eq, ts, "M"), "returns_by_year": returns_by(eq, ts, "Y")}
+    ts = np.asarray(ts, dtype=np.int64)
+    up = bool(ascending_nb(ts))
+    return {
+        "returns_by_month": returns_by(eq, ts, "M", up),
+        "returns_by_year": returns_by(eq, ts, "Y", up),
+    }
