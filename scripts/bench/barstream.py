@@ -141,9 +141,12 @@ def run(bars_obj, strategy, execution, chunk_bars: int | None = None):
 
 def trades(output, ts0: int) -> np.ndarray:
     """Return the closed round trips as (entry bar index, exit bar index)."""
+    trips = output.round_trips
+    if hasattr(trips, "columns"):  # columnar output (engine.output.Table): no rows built
+        times = np.stack([trips["entry_time"], trips["exit_time"]], axis=1).astype(np.int64)
+        return (times - ts0) // MINUTE_NS
     rows = [
-        ((t["entry_time"] - ts0) // MINUTE_NS, (t["exit_time"] - ts0) // MINUTE_NS)
-        for t in output.round_trips
+        ((t["entry_time"] - ts0) // MINUTE_NS, (t["exit_time"] - ts0) // MINUTE_NS) for t in trips
     ]
     return np.array(rows, dtype=np.int64).reshape(-1, 2)
 
