@@ -14,7 +14,6 @@ templates' grid orders) pay the maker rate.
 from __future__ import annotations
 
 import json
-import math
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -39,32 +38,16 @@ def venues() -> dict[str, dict[str, Any]]:
     return {k: v for k, v in table.items() if not k.startswith("_")}
 
 
-def _real(x: Any) -> bool:
-    """Return whether x is a finite real number (not a bool)."""
-    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+def check_tiers(tiers: list[dict[str, float]]) -> None:
+    """Raise ValueError naming fee_tiers[k].min_volume_30d unless the tiers start at 0 and ascend.
 
-
-def _bps(x: Any) -> bool:
-    """Return whether x is a fee in basis points: a finite number in [0, 10000)."""
-    return _real(x) and 0 <= x < 10_000
-
-
-def check_tiers(tiers: Any) -> None:
-    """Raise ValueError naming fee_tiers[k].key unless tiers is a valid ascending tier list."""
-    if not isinstance(tiers, list | tuple) or not tiers:
-        raise ValueError("fee_tiers: must be a non-empty list of tiers")
+    Each tier's keys and bounds are checked by its declaration (engine.execution.FEE_TIER).
+    """
     last = -1.0
     for k, tier in enumerate(tiers):
-        path = f"fee_tiers[{k}]"
-        if not isinstance(tier, dict) or set(tier) != set(TIER_KEYS):
-            raise ValueError(f"{path}: must have exactly {', '.join(TIER_KEYS)}")
-        if not all(_bps(tier[key]) for key in ("maker_bps", "taker_bps")):
-            raise ValueError(f"{path}: maker_bps and taker_bps must be in [0, 10000)")
         volume = tier["min_volume_30d"]
-        if not (_real(volume) and volume >= 0):
-            raise ValueError(f"{path}.min_volume_30d: must be a number >= 0")
         if volume <= last or (k == 0 and volume != 0):
-            raise ValueError(f"{path}.min_volume_30d: tiers start at 0 and strictly ascend")
+            raise ValueError(f"fee_tiers[{k}].min_volume_30d: tiers start at 0 and strictly ascend")
         last = volume
 
 

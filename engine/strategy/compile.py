@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.params import MAX_BARS
 from engine.strategy import score
 from engine.strategy.conditions import EXECUTION_KEYS, StrategyError, condition, signal
 from engine.strategy.form import Condition, Exits, Level, Strategy
@@ -140,9 +141,9 @@ def _exits(spec: dict) -> Exits:
     levels = {key: _level(spec.get(key), key) for key in LEVEL_KINDS}
     hold = spec.get("max_hold_bars")
     if hold is not None and (
-        isinstance(hold, bool) or not isinstance(hold, int) or not 1 <= hold <= 10**7
+        isinstance(hold, bool) or not isinstance(hold, int) or not 1 <= hold <= MAX_BARS
     ):
-        raise StrategyError("max_hold_bars", "must be an integer from 1 to 10000000")
+        raise StrategyError("max_hold_bars", f"must be an integer from 1 to {MAX_BARS}")
     return Exits(levels["stop_loss"], levels["take_profit"], levels["trailing_stop"], hold)
 
 

@@ -125,3 +125,19 @@ def test_fee_tiers_override_the_default_table():
              {"min_volume_30d": 1e5, "maker_bps": 1, "taker_bps": 3}]  # fmt: skip
     ex = Execution.from_dict({"fee_model": "tiered_maker_taker", "fee_tiers": tiers})
     assert ex.fees().tolist() == [[0.0, 0.0002, 0.0004], [1e5, 0.0001, 0.0003]]
+
+
+@pytest.mark.parametrize(
+    ("tiers", "message"),
+    [
+        ([{"min_volume_30d": 0, "maker_bps": 1}], r"fee_tiers\[0\].taker_bps: is required"),
+        ([{"min_volume_30d": 0, "maker_bps": 1, "taker_bps": 2, "x": 1}], r"fee_tiers\[0\].x"),
+        ([{"min_volume_30d": 0, "maker_bps": 10_000, "taker_bps": 2}], r"\[0\].maker_bps: must"),
+        ([], "fee_tiers: must have at least 1"),
+        ([{"min_volume_30d": 5, "maker_bps": 1, "taker_bps": 2}], r"\[0\].min_volume_30d: tiers"),
+        ([{"min_volume_30d": 0, "maker_bps": 1, "taker_bps": 2}] * 2, r"\[1\].min_volume_30d"),
+    ],
+)
+def test_a_bad_tier_table_is_refused_by_its_path(tiers, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        Execution.from_dict({"fee_model": "tiered_maker_taker", "fee_tiers": tiers})
