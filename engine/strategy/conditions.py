@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from engine.data.store import RESOLUTIONS
 from engine.errors import PathError
+from engine.params import Param, ParamError
 from engine.strategy.catalog import SIGNALS, SignalSpec
 from engine.strategy.form import Condition
 
@@ -131,15 +131,12 @@ def _params(raw: Any, spec: SignalSpec, path: str) -> tuple[tuple[str, int | flo
     return tuple(sorted(values.items()))
 
 
-def _value(value: Any, p: Any, path: str) -> int | float:
-    if p.type is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise StrategyError(path, "must be an integer")
-    elif isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise StrategyError(path, "must be a number")
-    if not p.minimum <= value <= p.maximum:
-        raise StrategyError(path, f"must be between {p.minimum} and {p.maximum}")
-    return p.type(value)
+def _value(value: Any, p: Param, path: str) -> int | float:
+    """The value checked by its declaration, as a StrategyError naming the path."""
+    try:
+        return p.check(value, path)
+    except ParamError as exc:
+        raise StrategyError(exc.path, exc.message) from None
 
 
 def timeframe_of(value: Any, path: str) -> str | None:
