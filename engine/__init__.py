@@ -5,8 +5,7 @@ needs around it: the bar store and import, strategy and template checks and cata
 expansion and ranking. They load on first use (PEP 562), so importing the package is cheap.
 """
 
-from importlib import import_module
-from typing import Any
+from engine.exports import lazy
 
 _EXPORTS = {
     # the entry point
@@ -41,17 +40,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    """Import an exported name's module on first use."""
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'engine' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    """The public names."""
-    return __all__
+__getattr__, __dir__ = lazy(__name__, _EXPORTS)

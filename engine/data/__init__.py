@@ -3,8 +3,7 @@
 Loaded on first use (PEP 562), so naming the package does not import numpy's heavier users.
 """
 
-from importlib import import_module
-from typing import Any
+from engine.exports import lazy
 
 _EXPORTS = {
     "Bars": "engine.data.bars",
@@ -29,17 +28,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    """Import an exported name's module on first use."""
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    """The public names."""
-    return __all__
+__getattr__, __dir__ = lazy(__name__, _EXPORTS)
