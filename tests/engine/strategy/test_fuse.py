@@ -22,7 +22,7 @@ from engine.run import run_backtest
 from engine.strategy.catalog import SIGNALS
 from engine.strategy.evaluate import evaluate
 from engine.strategy.form import Condition, ScoreItem, ScoreRule, Strategy
-from engine.strategy.fuse import SIGNAL_TERMS, fusing, general_path, plan
+from engine.strategy.fuse import AVERAGES, SIGNAL_TERMS, fusing, general_path, plan
 
 MINUTE = RESOLUTIONS["1m"]
 HOUR = RESOLUTIONS["1h"]
@@ -179,6 +179,15 @@ def test_every_fusable_signal_alone(signal: str) -> None:
         strategy = Strategy("one", long_entry=(entry,), long_exit=exits, short_entry=(entry,))
         assert fusable(strategy)
         for bars in SERIES.values():
+            assert_masks_equal(strategy, bars)
+
+
+def test_reused_average_arrays_hold_no_stale_values() -> None:
+    """The thread's average arrays are reused between calls: poisoned ones change nothing."""
+    for name in ("walk", "short", "gaps"):
+        bars = SERIES[name]
+        for strategy in strategies(10, seed=5):
+            AVERAGES.rows(3000)[:] = np.inf  # garbage where the next call's averages go
             assert_masks_equal(strategy, bars)
 
 
