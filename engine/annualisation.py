@@ -44,8 +44,19 @@ class Annualisation:
         }
 
 
-def _median_gap(ts: np.ndarray) -> int | None:
+def median_gap(ts: np.ndarray, step: int | None = None) -> int | None:
+    """The median of the positive gaps between bar times (ns, truncated), None if there are none.
+
+    ``step`` is the spacing the bars most likely have (their resolution's length): when more
+    than half of all gaps equal it, it is more than half of the positive ones too, so both
+    middle elements of their sorted order are ``step`` and the median is ``step`` exactly,
+    found by one comparison pass instead of a selection over every gap.
+    """
     gaps = np.diff(np.asarray(ts, dtype=np.int64))
+    if step is None and gaps.size:
+        step = int(gaps[0])
+    if step is not None and step > 0 and 2 * np.count_nonzero(gaps == step) > gaps.size:
+        return int(step)
     gaps = gaps[gaps > 0]
     return int(np.median(gaps)) if gaps.size else None
 
@@ -58,7 +69,7 @@ def bars_per_year(
         return 12.0, "monthly bars: 12 a year"
     if resolution == "1w":
         return 52.0, "weekly bars: 52 a year"
-    gap = _median_gap(ts)
+    gap = median_gap(ts, RESOLUTIONS.get(resolution or ""))
     if gap is not None and gap >= 27 * DAY_NS:
         return 12.0, "bars a month apart (median spacing): 12 a year"
     if gap is not None and 6 * DAY_NS <= gap <= 8 * DAY_NS:
