@@ -140,7 +140,8 @@ from engine.strategy.catalog import SIGNALS
 from engine.strategy.form import Condition, Exits, Level, Strategy
 
 __all__ = [
-    "BacktestOutput", "Cancelled", "Execution", "Frame", "Progress", "prepare_frame",
+    "BacktestOutput", "Cancelled", "Execution", "Frame", "Progress", "check_run_inputs",
+    "prepare_frame",
     "run_backtest", "run_metrics", "sample_indices", "volatility_scale", "warm_up",
 ]  # fmt: skip
 
@@ -207,14 +208,20 @@ def run_metrics(
     periods_per_year: float | None = None,
     risk_free_rate: float = 0.0,
     benchmark: Bars | None = None,
+    checked: bool = False,
 ) -> dict[str, float | None]:
     """Return run_backtest(...).metrics without building result lists, curves or logs.
 
     ``frame`` is prepare_frame() of the same bars, execution, trade_start_ns, resolution and
     periods_per_year, reused across calls (a sweep); the run is the same steps as run_backtest.
+    ``checked``: the caller has passed these bars, execution, capital and periods_per_year to
+    check_run_inputs (a sweep, once for all its variants); only the strategy's exits are checked.
     """
     exits = strategy_exits(strategy)
-    _check_inputs(bars, execution, exits, capital, 1, 2, periods_per_year)
+    if checked:
+        _check_exits(exits)
+    else:
+        _check_inputs(bars, execution, exits, capital, 1, 2, periods_per_year)
     if frame is None:
         frame = prepare_frame(
             bars, execution, trade_start_ns, resolution, periods_per_year,
@@ -237,12 +244,30 @@ def _check_inputs(
     ppy: float | None,
 ) -> None:
     """Raise ValueError for inputs the engine cannot run."""
+    check_run_inputs(bars, ex, capital, ppy)
+    if not (chunk_bars >= 1 and max_points >= 2):
+        raise ValueError("chunk_bars >= 1 and max_points >= 2")
+    _check_exits(exits)
+
+
+def check_run_inputs(
+    bars: dict[str, Bars], ex: Execution, capital: float, ppy: float | None
+) -> None:
+    """Raise ValueError for a run's strategy-independent inputs the engine cannot run."""
     ex.validate()
     checks = [
         (bool(bars), "at least one symbol is required"),
         (capital > 0, "capital must be positive"),
-        (chunk_bars >= 1 and max_points >= 2, "chunk_bars >= 1 and max_points >= 2"),
         (ppy is None or ppy > 0, "periods_per_year must be > 0"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ValueError(message)
+
+
+def _check_exits(exits: Exits) -> None:
+    """Raise ValueError for protective exits the engine cannot run."""
+    checks = [
         (exits.max_hold_bars is None or exits.max_hold_bars >= 1, "max_hold_bars must be >= 1"),
         (_level_ok(exits.stop_loss, ("atr", "percent")), "exits.stop_loss: atr or percent > 0"),
         (_level_ok(exits.take_profit, ("atr", "percent", "r")), "exits.take_profit: value > 0"),

@@ -5,8 +5,10 @@ values, e.g. ``{"entry[0].params.window_fast": [5, 10, 20], "stop_loss.value": [
 Every combination is one variant (at most MAX_VARIANTS). The bars are loaded once by the caller
 and every indicator is computed once for all variants that use it with the same params (the
 indicator cache of engine.strategy.indicators spans the whole sweep). The strategy-independent
-set-up (float64 bars, clock, volatility scale, fee table) is built once too. Variants run on a
-pool of threads (os.cpu_count() by default; the kernels release the GIL), each through
+set-up (float64 bars, clock, volatility scale, fee table) is built once too, and the execution,
+capital and periods_per_year are checked once (each variant checks only its own exits).
+Variants run on a pool of threads (os.cpu_count() by default; the kernels release the GIL),
+each through
 engine.run.run_metrics: the same steps as run_backtest without the result lists, so its
 metrics equal a run of that variant by itself on the same bars. The sweep's bars carry the
 longest warm-up of all its variants; a lone run of a variant that needs less warm-up seeds its
@@ -35,6 +37,7 @@ from engine.run import (
     BacktestOutput,
     Cancelled,
     Progress,
+    check_run_inputs,
     prepare_frame,
     run_backtest,
     run_metrics,
@@ -179,6 +182,7 @@ def run_sweep(
         "resolution": resolution, "periods_per_year": periods_per_year,
         "risk_free_rate": risk_free_rate, "benchmark": benchmark,
     }  # fmt: skip
+    check_run_inputs(bars, execution, capital, periods_per_year)  # once: variants share them
     with shared_indicators(), general_path():  # variants share their indicators: no fusing
         frame = prepare_frame(
             bars, execution, trade_start_ns, resolution, periods_per_year,
@@ -188,8 +192,9 @@ def run_sweep(
         def one(v: Variant) -> dict:
             """Return one variant's row: its number, params and metrics."""
             metrics = run_metrics(
-                bars, v.strategy, execution, capital, trade_start_ns, frame=frame, **common
-            )
+                bars, v.strategy, execution, capital, trade_start_ns, frame=frame, checked=True,
+                **common,
+            )  # fmt: skip
             return {"number": v.number, "params": v.params, "metrics": metrics}
 
         rows = _run_all(variants, one, on_progress, workers or os.cpu_count() or 1)

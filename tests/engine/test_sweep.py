@@ -1,5 +1,7 @@
 """Sweeps: every variant equals its own run; ranking, paths, limits."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -8,6 +10,7 @@ from engine.data.store import Bars
 from engine.execution import Execution
 from engine.run import Cancelled, Progress, prepare_frame, run_backtest, run_metrics
 from engine.strategy.compile import compile_strategy
+from engine.strategy.form import Exits, Level
 from engine.sweep import MAX_VARIANTS, SweepError, expand, rank_key, run_sweep, set_path
 
 SPEC = {
@@ -111,6 +114,42 @@ def test_run_metrics_equals_run_backtest_with_or_without_a_frame():
             kw = {"resolution": "1m", "periods_per_year": 500_000.0}
             assert run_metrics(*args, **kw) == alone
             assert run_metrics(*args, frame=frame, **kw) == alone
+            assert run_metrics(*args, frame=frame, checked=True, **kw) == alone
+
+
+@pytest.mark.parametrize(
+    ("ex", "capital", "ppy", "message"),
+    [
+        (Execution(fee_bps=-1.0), 10_000.0, None, "fee_bps"),
+        (Execution(), 0.0, None, "capital must be positive"),
+        (Execution(), 10_000.0, -5.0, "periods_per_year must be > 0"),
+    ],
+)
+def test_sweep_rejects_bad_shared_inputs_before_any_progress(ex, capital, ppy, message):
+    data = bars()
+    t0 = int(data["BTC-USD"].ts[500])
+    seen: list[Progress] = []
+    with pytest.raises(ValueError, match=message):
+        run_sweep(
+            data, expand(SPEC, GRID), ex, capital, t0, periods_per_year=ppy,
+            on_progress=lambda p: seen.append(p) is None,
+        )  # fmt: skip
+    assert seen == []
+
+
+def test_checked_run_metrics_still_checks_the_variants_exits():
+    data = bars()
+    t0 = int(data["BTC-USD"].ts[500])
+    frame = prepare_frame(data, Execution(), t0, "1m")
+    good = compile_strategy(SPEC)
+    for exits, message in [
+        (Exits(max_hold_bars=0), "max_hold_bars must be >= 1"),
+        (Exits(stop_loss=Level("r", 1.0)), "exits.stop_loss"),
+        (Exits(take_profit=Level("percent", -0.1)), "exits.take_profit"),
+    ]:
+        strategy = dataclasses.replace(good, exits=exits)
+        with pytest.raises(ValueError, match=message):
+            run_metrics(data, strategy, Execution(), 10_000.0, t0, frame=frame, checked=True)
 
 
 def test_rows_and_progress_are_the_same_for_any_worker_count():
