@@ -3,7 +3,7 @@
 
     .venv/bin/python scripts/bench_engine.py [--sizes 10000,100000,1000000] [--repeat 5]
                                              [--no-check] [--skip backtrader,...] [--profile]
-                                             [--stat median|min]
+                                             [--stat median|min] [--no-serve]
                                              [--engine-root DIR]  # another checkout's engine
     .venv/bin/python scripts/bench_engine.py --portfolio [--repeat 3]  # 100 symbols x 100k bars
 
@@ -14,8 +14,10 @@ default) verifies that every engine closes the same trades (entry and exit bar o
 non-zero, showing the first differences, if they do not. Then it prints median times, ns per bar
 and ratios, numba compile time (cold and from a warm on-disk cache, each in a fresh subprocess),
 a 100-variant parameter sweep, where barstream's time goes at the largest size (signals, bar
-loop, metrics, result lists; ``--profile`` adds cProfile's view), and a summary of the targets
-of issue 11. ``--portfolio`` instead
+loop, metrics, result lists; ``--profile`` adds cProfile's view), serving the largest run's
+results (serialised, stored and read through a real ``barstream serve`` on its embedded
+PostgreSQL, with scripts/bench_results.py's steps; ``--no-serve`` leaves it out), and a summary of
+the targets of issue 11. ``--portfolio`` instead
 times one run over 100 symbols x 100k bars and its peak memory against the input (issue 5).
 
 The bare loop in scripts/bench/floor.py is written apart from the engine: it is the floor.
@@ -94,6 +96,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="largest estimated seconds for backtrader's one run at the largest size",
     )
     p.add_argument("--no-sweep", action="store_true", help="leave out the parameter sweep")
+    p.add_argument(
+        "--no-serve",
+        action="store_true",
+        help="leave out serving the largest run's results (starts a server and its PostgreSQL)",
+    )
     p.add_argument(
         "--stat",
         choices=("median", "min"),
@@ -535,6 +542,9 @@ def main(argv: list[str] | None = None) -> int:
         print(text)
     print(f"\n## Where barstream spends its time ({max(args.sizes):,} bars, by stage)\n")
     print(stages(max(args.sizes), args.repeat))
+    if not args.no_serve:
+        print(f"\n## Serving the results of the {max(args.sizes):,}-bar run\n")
+        print(serving(max(args.sizes), args.repeat))
     if args.profile:
         print(f"\n## Where barstream spends its time ({max(args.sizes):,} bars, cProfile)\n")
         print(profile_barstream(max(args.sizes)))
@@ -603,6 +613,55 @@ def stages(n: int, repeat: int) -> str:
     rows = [[k, f"{t * 1e3:.2f}", f"{t / total:.0%}"] for k, t in lines]
     table = report.table([f"stage at {n:,} bars", f"{STAT[0]} ms", "of end to end"], rows)
     return table + f"\n\nPeak traced memory of output_of: {peak / 2**20:.1f} MiB."
+
+
+def serving(n: int, repeat: int) -> str:
+    """Return the time and peak memory of serving an n-bar run's results, as bench_results does.
+
+    The engine output of the same run as the tables above is serialised into the results body
+    the worker stores (tracemalloc peak in-process), stored as head and pages in a transaction
+    rolled back, and read back in-process; a real server, having run the same bars itself,
+    answers GET results, pages of round trips and trades, and the v1 run with every trip, its
+    peak RSS sampled meanwhile.
+    """
+    import asyncio
+
+    import bench_results as br
+    from bench_server import Node
+
+    from engine.results import output_of
+
+    book, ppy, _ = br.finished_run(n)
+    output = output_of(book, ppy)
+    build_ms, _ = br.best(lambda: output_of(book, ppy), repeat)
+    ser_ms, body = br.best(lambda: br.wire_body(output), repeat)
+    trips, fills = len(output.round_trips), len(output.trades)
+    rows = [
+        ["output build (output_of)", f"{build_ms:.1f} ms",
+         f"peak {br.peak_mb(lambda: output_of(book, ppy)):.1f} MB (tracemalloc); "
+         f"{trips:,} round trips, {fills:,} fills"],
+        ["serialise the results body (JSON rows)", f"{ser_ms:.1f} ms",
+         f"peak {br.peak_mb(lambda: br.wire_body(output)):.1f} MB (tracemalloc)"],
+    ]  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="bench-engine-serve-") as tmp:
+        node = Node(Path(tmp) / "node", {"BARSTREAM_WORKERS": "1"})
+        node.start()
+        try:
+            run_id = br.server_run(node, n)
+            m = asyncio.run(br.store_times(node, run_id, body, None, repeat))
+            rows += [
+                ["store (head + pages by COPY, one transaction)", f"{m['new_w']:.1f} ms", ""],
+                ["read results in-process (head + first pages)", f"{m['new_r']:.1f} ms", ""],
+                ["read every trip and fill in-process", f"{m['new_f']:.1f} ms", ""],
+            ]
+            rows += [[r[0], r[2], r[3]] for r in br.http_rows(node, run_id, repeat)]
+        finally:
+            node.stop()
+    head = ["serving the results", "time", "notes"]
+    note = (
+        "\n\nIn-process rows are the best of --repeat; HTTP rows the median, the server's own run."
+    )
+    return report.table(head, rows) + note
 
 
 def profile_barstream(n: int, top: int = 8) -> str:

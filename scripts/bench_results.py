@@ -79,12 +79,19 @@ def old_module(path: str, name: str) -> Any:
     return module
 
 
-def engine_rows(n: int, repeat: int) -> tuple[list[list[str]], Any, dict[str, Any]]:
-    """Build the output both ways from one finished Book; return rows, the output, old body."""
+def wire_body(out: Any) -> dict[str, Any]:
+    """What server.results builds from an engine output: each listing laid out once as JSON rows."""
+    from server.json_rows import encode
+
+    names = ("equity", "trades", "round_trips", "open_positions", "exposure")
+    return {"metrics": out.metrics, **{k: encode(getattr(out, k)) for k in names}}
+
+
+def finished_run(n: int) -> tuple[Any, float, float]:
+    """Run the benchmark strategy over n synthetic bars; its finished Book, ppy, and run ms."""
     import engine.run as run_module
     from engine import results as new
 
-    old = old_module("engine/results.py", "old_results")
     captured: dict[str, Any] = {}
 
     def capture(book: Any, ppy: float) -> Any:
@@ -95,21 +102,25 @@ def engine_rows(n: int, repeat: int) -> tuple[list[list[str]], Any, dict[str, An
     execution, _ = make_execution(BENCH_SETTINGS)
     bars = make_bars(synthetic_bars(n))
     t0 = time.perf_counter()
-    run_module.run_backtest({"BENCH": bars}, make_strategy(), execution, 10_000.0,
-                            int(bars.ts[100]), resolution="1m")  # fmt: skip
-    run_ms = (time.perf_counter() - t0) * 1e3
-    book, ppy = captured["book"], captured["ppy"]
+    try:
+        run_module.run_backtest({"BENCH": bars}, make_strategy(), execution, 10_000.0,
+                                int(bars.ts[100]), resolution="1m")  # fmt: skip
+    finally:
+        run_module.output_of = new.output_of  # type: ignore[attr-defined]
+    return captured["book"], captured["ppy"], (time.perf_counter() - t0) * 1e3
+
+
+def engine_rows(n: int, repeat: int) -> tuple[list[list[str]], Any, dict[str, Any]]:
+    """Build the output both ways from one finished Book; return rows, the output, old body."""
+    from engine import results as new
+
+    old = old_module("engine/results.py", "old_results")
+    book, ppy, run_ms = finished_run(n)
     new_ms, output = best(lambda: new.output_of(book, ppy), repeat)
     old_ms, old_out = best(lambda: old.output_of(book, ppy), repeat)
     trips, fills = len(output.round_trips), len(output.trades)
 
-    from server.json_rows import encode
-
-    def new_wire(out: Any) -> dict[str, Any]:
-        """What server.results builds: each listing laid out once as JSON rows."""
-        names = ("equity", "trades", "round_trips", "open_positions", "exposure")
-        return {"metrics": out.metrics, **{k: encode(getattr(out, k)) for k in names}}
-
+    new_wire = wire_body
     worker = old_module("server/worker_main.py", "old_worker")
     new_ser, body = best(lambda: new_wire(output), repeat)
     old_ser, old_body = best(lambda: orjson.dumps(worker._wire(old_out)), repeat)
@@ -128,8 +139,14 @@ def engine_rows(n: int, repeat: int) -> tuple[list[list[str]], Any, dict[str, An
     return rows, body, orjson.loads(old_body)
 
 
-async def store_rows(node: Node, run_id: str, body: dict, old_body: dict, repeat: int) -> list:
-    """Write and read the stored form both ways in transactions rolled back."""
+async def store_times(
+    node: Node, run_id: str, body: dict, old_body: dict | None, repeat: int
+) -> dict[str, float]:
+    """Best ms of writing and reading the stored form (and the old one, given its body).
+
+    Keys: new_w, new_r (head and first pages), new_f (every row); old_w, old_r with old_body.
+    Each write is in a transaction rolled back, so the run's own stored results stay.
+    """
     import asyncpg
 
     from server import stored_results
@@ -143,7 +160,7 @@ async def store_rows(node: Node, run_id: str, body: dict, old_body: dict, repeat
     out: dict[str, list[float]] = {k: [] for k in ("new_w", "old_w", "new_r", "old_r", "new_f")}
     try:
         for _ in range(repeat):
-            for kind in ("new", "old"):
+            for kind in ("new", "old") if old_body is not None else ("new",):
                 tx = conn.transaction()
                 await tx.start()
                 await conn.execute("DELETE FROM result_parts WHERE run_id = $1", rid)
@@ -175,7 +192,12 @@ async def store_rows(node: Node, run_id: str, body: dict, old_body: dict, repeat
                 await tx.rollback()
     finally:
         await conn.close()
-    m = {k: min(v) for k, v in out.items()}
+    return {k: min(v) for k, v in out.items() if v}
+
+
+async def store_rows(node: Node, run_id: str, body: dict, old_body: dict, repeat: int) -> list:
+    """Write and read the stored form both ways in transactions rolled back."""
+    m = await store_times(node, run_id, body, old_body, repeat)
     return [
         ["store (one transaction)", f"{m['old_w']:.1f} ms", f"{m['new_w']:.1f} ms",
          "old: one jsonb body; new: head jsonb + pages of 500 rows by COPY"],
