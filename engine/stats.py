@@ -32,10 +32,11 @@ callers pass 252 for exchange calendars of daily bars.
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 
-from engine.nb.metrics import drawdown_nb, equity_stats_nb, return_moments_nb
+from engine.nb.metrics import curve_pass_nb, drawdown_nb, return_moments_nb
 from engine.stats_common import YEAR_NS, finite, ratio
 from engine.stats_curve import bench_stats, curve_stats, period_returns
 from engine.stats_trades import duration_stats, pnl_stats
@@ -47,6 +48,29 @@ __all__ = [
 ]  # fmt: skip
 
 R_KEYS = ("pnl_r", "gross_profit_r", "gross_loss_r", "expectancy_r", "avg_win_r", "avg_loss_r")
+
+
+class _Returns(threading.local):
+    """One thread's buffer for an equity curve's bar returns, reused by its compute_metrics calls.
+
+    A sweep's variants all have curves of one length: a fresh 8-byte-a-bar array each would cost
+    a page fault every 4 KiB on first touch; compute_metrics reads the returns only before it
+    returns, so reuse changes no figure.
+    """
+
+    def __init__(self) -> None:
+        """Start without a buffer."""
+        self.buf: np.ndarray = np.empty(0)
+
+    def take(self, n: int) -> np.ndarray:
+        """Return a buffer of at least n float64 (contents stale)."""
+        if self.buf.size < n:
+            self.buf = np.empty(n)
+        return self.buf
+
+
+_RETURNS = _Returns()
+_NO_TIMES = np.zeros(0, dtype=np.int64)
 
 
 def periods_per_year(interval_ns: int) -> float:
@@ -137,14 +161,20 @@ def compute_metrics(
     """
     eq = np.ascontiguousarray(equity, dtype=np.float64)
     pnl = np.asarray(pnl, dtype=np.float64)
-    mdd, duration, *moments, r = equity_stats_nb(eq, eq.size >= 3 and eq[0] > 0)
-    out = return_stats(eq, ppy, tuple(moments), risk_free_rate)  # type: ignore[arg-type]
+    stamps = None if timestamps is None else np.ascontiguousarray(timestamps, dtype=np.int64)
+    episodes = stamps is not None and stamps.size == eq.size > 0
+    got = curve_pass_nb(
+        eq, eq.size >= 3 and eq[0] > 0, _RETURNS.take(eq.size - 1),
+        stamps if episodes else _NO_TIMES, episodes,
+    )  # fmt: skip
+    mdd, duration, moments, r = got[0], got[1], got[2:5], got[5]
+    out = return_stats(eq, ppy, moments, risk_free_rate)
     mdd, duration = float(mdd), int(duration)
     out["max_drawdown"] = finite(mdd) if eq.size else None
     out["max_drawdown_duration"] = float(duration) if eq.size else None
     irr = out["irr_annualized"]
     out["calmar_ratio"] = ratio(irr, mdd) if irr is not None else None
-    out.update(curve_stats(eq, timestamps))
+    out.update(curve_stats(eq, stamps, got[6:] if episodes else None))
     bench = None if benchmark is None else np.asarray(benchmark, dtype=np.float64)
     vs = None if versus is None else np.asarray(versus, dtype=np.float64)
     out.update(bench_stats(r, bench, ppy, vs))

@@ -19,8 +19,11 @@ CURVE_KEYS = (
 BENCH_KEYS = ("buy_and_hold_return", "benchmark_return", "alpha", "beta")
 
 
-def curve_stats(eq: np.ndarray, ts: np.ndarray | None) -> dict[str, float | None]:
-    """Return the period, final and peak equity, calendar CAGR and drawdown-episode metrics."""
+def curve_stats(
+    eq: np.ndarray, ts: np.ndarray | None, episodes: tuple | None = None
+) -> dict[str, float | None]:
+    """Return the period, final and peak equity, calendar CAGR and drawdown-episode metrics
+    (episodes: episodes_nb(eq, ts) if already computed)."""
     out: dict[str, float | None] = dict.fromkeys(CURVE_KEYS)
     if eq.size == 0:
         return out
@@ -29,7 +32,7 @@ def curve_stats(eq: np.ndarray, ts: np.ndarray | None) -> dict[str, float | None
         out["equity_peak"] = finite(eq.max())
         return out
     ts = np.ascontiguousarray(ts, dtype=np.int64)
-    count, depth, bars, ns_max, ns_sum, peak = episodes_nb(eq, ts)
+    count, depth, bars, ns_max, ns_sum, peak = episodes or episodes_nb(eq, ts)
     out["equity_peak"] = finite(peak)
     span = int(ts[-1] - ts[0])
     out["duration_days"] = span / DAY_NS

@@ -51,10 +51,10 @@ def return_moments_nb(eq: np.ndarray) -> tuple[float, float, float]:
 
 @njit(cache=True, nogil=True)
 def equity_stats_nb(
-    eq: np.ndarray, moments: bool
+    eq: np.ndarray, moments: bool, out: np.ndarray
 ) -> tuple[float, int, float, float, float, np.ndarray]:
     """Return drawdown_nb(eq) + return_moments_nb(eq) (NaNs unless moments), bit for bit, and
-    the bar returns (empty unless moments).
+    the bar returns (empty unless moments), written into out[: eq.size - 1] (a reused buffer).
 
     The same float operations in the same order as the two kernels, in one pass plus a pass
     over the stored returns: a drawdown below the worst so far is skipped before its division
@@ -65,7 +65,7 @@ def equity_stats_nb(
     peak, worst, run, longest = -np.inf, 0.0, 0, 0
     total, down = 0.0, 0.0
     moments = moments and n >= 1
-    r = np.empty(n if moments else 0)
+    r = out[: n if moments else 0]
     bar = np.inf  # at or below this a bar may deepen the drawdown: peak * (1 - worst + margin)
     for i in range(eq.shape[0]):
         x = eq[i]
@@ -147,3 +147,67 @@ def beta_nb(r: np.ndarray, bench: np.ndarray) -> tuple[float, float, float]:
     var = sbb - n * mb * mb
     beta = (srb - n * mr * mb) / var if var > 0.0 else np.nan
     return mr, mb, beta
+
+
+@njit(cache=True, nogil=True)
+def curve_pass_nb(
+    eq: np.ndarray, moments: bool, out: np.ndarray, ts: np.ndarray, episodes: bool
+) -> tuple[float, int, float, float, float, np.ndarray, int, float, int, int, int, float]:
+    """Return equity_stats_nb(eq, moments, out) + episodes_nb(eq, ts) (zeros and a peak of
+    -inf unless episodes), bit for bit, the episodes' pass interleaved with the variance's.
+
+    The variance's sum is one chain of dependent additions, a few cycles a bar, that the
+    episodes' comparisons run beside instead of in a pass of their own; every value is the same
+    float operations in the same order as in the two kernels.
+    """
+    n = eq.shape[0] - 1
+    peak, worst, run, longest = -np.inf, 0.0, 0, 0
+    total, down = 0.0, 0.0
+    moments = moments and n >= 1
+    r = out[: n if moments else 0]
+    bar = np.inf  # as in equity_stats_nb
+    for i in range(eq.shape[0]):
+        x = eq[i]
+        if x >= peak:
+            peak, run = x, 0
+            bar = peak * ((1.0 - worst) + 1e-9) if peak > 0.0 else np.inf
+        else:
+            run += 1
+            longest = max(longest, run)
+            if not x > bar:
+                worst = max(worst, 1.0 - x / peak)
+                bar = peak * ((1.0 - worst) + 1e-9) if peak > 0.0 else np.inf
+        if moments and i > 0:
+            ri = x / eq[i - 1] - 1.0
+            r[i - 1] = ri
+            total += ri
+            if ri < 0.0:
+                down += ri * ri
+    mean, std, down_rms = np.nan, np.nan, np.nan
+    if moments:
+        mean, down_rms = total / n, np.sqrt(down / n)
+    variance = moments and n >= 2
+    ss = 0.0
+    count, depth_sum, bars_sum, ns_max, ns_sum = 0, 0.0, 0, 0, 0
+    top, top_i, low = -np.inf, 0, np.inf
+    for i in range(eq.shape[0] if episodes else (n if variance else 0)):
+        if variance and i < n:
+            d = r[i] - mean
+            ss += d * d
+        if not episodes:
+            continue
+        x = eq[i]
+        below = not x >= top
+        if below:
+            low = min(low, x)
+        if low < np.inf and (not below or i == n):
+            span = ts[i] - ts[top_i]
+            count, depth_sum, ns_sum = count + 1, depth_sum + (1.0 - low / top), ns_sum + span
+            ns_max = max(ns_max, span)
+            bars_sum += i - top_i - (0 if below else 1)
+            low = np.inf
+        if not below:
+            top, top_i = x, i
+    if variance:
+        std = np.sqrt(ss / (n - 1))
+    return (worst, longest, mean, std, down_rms, r, count, depth_sum, bars_sum, ns_max, ns_sum, top)
