@@ -39,6 +39,7 @@ from tests.server.streaming import read_stream
 
 RESTART = "restarting from the start"
 SHARD = 3  # variants per shard on these nodes
+SWEEP_MONTHS = 8  # of minute bars: shards long enough to catch one mid-way
 # The lease is short so that a killed node's runs are taken over within seconds.
 NODE = {"workers": "1", "chunk_bars": "2000", "pace_seconds": "0.02", "lease_seconds": "4",
         "sweep_shard_size": str(SHARD)}  # fmt: skip
@@ -315,12 +316,25 @@ async def test_a_node_killed_mid_run_and_mid_sweep(
     and resumes the sweep keeping the shards done; subscribers on A see every event, the run's
     stream and the sweep's are gap-free, and the ranking is still that of the sweep run whole."""
     a, b = live
-    (run_id,) = await submit(b, paced(4))  # on B's first worker
-    (sweep_id,) = await submit(b, sweep_body(months=4))  # B coordinates; its second worker and A's
-    subs = [Subscriber(a, run_id), Subscriber(a, sweep_id)]  # take the shards
-    following = asyncio.gather(*(s.follow() for s in subs))
+    (run_id,) = await submit(b, paced(6))  # on B's first worker
     conn = await asyncpg.connect(embedded_dsn(a))
     try:
+
+        async def run_under_way() -> bool:
+            row = await conn.fetchrow(
+                "SELECT progress FROM runs WHERE id = $1 AND state = 'running'"
+                " AND lease_owner LIKE $2 || ':%'",
+                uuid.UUID(run_id),
+                b.node_id,
+            )
+            return row is not None and row["progress"] >= 0.1
+
+        # The shards take a fraction of a second: they start once the run is under way, so that
+        # B is mid-run and mid-shard at once (submitted together, they could be done first).
+        await eventually(run_under_way, timeout=60, every=0.02)
+        (sweep_id,) = await submit(b, sweep_body(SWEEP_MONTHS))  # B coordinates; its second
+        subs = [Subscriber(a, run_id), Subscriber(a, sweep_id)]  # worker and A's take the shards
+        following = asyncio.gather(*(s.follow() for s in subs))
 
         async def b_mid_both() -> asyncpg.Record | None:
             return await conn.fetchrow(
@@ -370,5 +384,5 @@ async def test_a_node_killed_mid_run_and_mid_sweep(
     async with a.client() as c:
         sharded = (await c.get(f"/api/v2/backtests/{sweep_id}/results")).json()
     async with server.client() as c:
-        alone = await completed_results(c, sweep_body(months=4))
+        alone = await completed_results(c, sweep_body(SWEEP_MONTHS))
     assert sharded["sweep"] == alone["sweep"] and sharded["metrics"] == alone["metrics"]
