@@ -78,7 +78,9 @@ async def measure(url: str, key: str, burst: int) -> dict:
         stop = asyncio.Event()
         during = asyncio.create_task(latencies(probe, stop, 0.02))
         t0 = time.perf_counter()
-        made = await asyncio.gather(*(c.post("/api/v2/backtests", json=body()) for _ in range(burst)))
+        made = await asyncio.gather(
+            *(c.post("/api/v2/backtests", json=body()) for _ in range(burst))
+        )
         submit = time.perf_counter() - t0
         stop.set()
         busy = await during
@@ -108,7 +110,9 @@ def main() -> None:
         if proc is not None:
             proc.send_signal(2)
             proc.wait(60)
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
     print(f"command: {' '.join(sys.argv)}")
     print(f"burst: {args.burst} submissions of a 10,000-variant sweep at once;"
           f" answered {got['codes']} in {got['submit']:.2f} s")  # fmt: skip

@@ -50,53 +50,6 @@ def return_moments_nb(eq: np.ndarray) -> tuple[float, float, float]:
 
 
 @njit(cache=True, nogil=True)
-def equity_stats_nb(
-    eq: np.ndarray, moments: bool, out: np.ndarray
-) -> tuple[float, int, float, float, float, np.ndarray]:
-    """Return drawdown_nb(eq) + return_moments_nb(eq) (NaNs unless moments), bit for bit, and
-    the bar returns (empty unless moments), written into out[: eq.size - 1] (a reused buffer).
-
-    The same float operations in the same order as the two kernels, in one pass plus a pass
-    over the stored returns: a drawdown below the worst so far is skipped before its division
-    (the test keeps a 1e-9 margin on the fraction, so every candidate is still divided exactly
-    as before and the maximum is the same).
-    """
-    n = eq.shape[0] - 1
-    peak, worst, run, longest = -np.inf, 0.0, 0, 0
-    total, down = 0.0, 0.0
-    moments = moments and n >= 1
-    r = out[: n if moments else 0]
-    bar = np.inf  # at or below this a bar may deepen the drawdown: peak * (1 - worst + margin)
-    for i in range(eq.shape[0]):
-        x = eq[i]
-        if x >= peak:
-            peak, run = x, 0
-            bar = peak * ((1.0 - worst) + 1e-9) if peak > 0.0 else np.inf
-        else:
-            run += 1
-            longest = max(longest, run)
-            if not x > bar:
-                worst = max(worst, 1.0 - x / peak)
-                bar = peak * ((1.0 - worst) + 1e-9) if peak > 0.0 else np.inf
-        if moments and i > 0:
-            ri = x / eq[i - 1] - 1.0
-            r[i - 1] = ri
-            total += ri
-            if ri < 0.0:
-                down += ri * ri
-    if not moments:
-        return worst, longest, np.nan, np.nan, np.nan, r
-    mean = total / n
-    if n < 2:
-        return worst, longest, mean, np.nan, np.sqrt(down / n), r
-    ss = 0.0
-    for i in range(n):
-        d = r[i] - mean
-        ss += d * d
-    return worst, longest, mean, np.sqrt(ss / (n - 1)), np.sqrt(down / n), r
-
-
-@njit(cache=True, nogil=True)
 def episodes_nb(eq: np.ndarray, ts: np.ndarray) -> tuple[int, float, int, int, int, float]:
     """Return drawdown episodes' (count, summed depth, summed bars, max and summed ns) and the
     peak equity.
@@ -153,19 +106,23 @@ def beta_nb(r: np.ndarray, bench: np.ndarray) -> tuple[float, float, float]:
 def curve_pass_nb(
     eq: np.ndarray, moments: bool, out: np.ndarray, ts: np.ndarray, episodes: bool
 ) -> tuple[float, int, float, float, float, np.ndarray, int, float, int, int, int, float]:
-    """Return equity_stats_nb(eq, moments, out) + episodes_nb(eq, ts) (zeros and a peak of
-    -inf unless episodes), bit for bit, the episodes' pass interleaved with the variance's.
+    """Return drawdown_nb(eq) + return_moments_nb(eq) (NaNs unless moments), the bar returns
+    (empty unless moments, written into out[: eq.size - 1], a reused buffer) and
+    episodes_nb(eq, ts) (zeros and a peak of -inf unless episodes), bit for bit.
 
-    The variance's sum is one chain of dependent additions, a few cycles a bar, that the
-    episodes' comparisons run beside instead of in a pass of their own; every value is the same
-    float operations in the same order as in the two kernels.
+    The same float operations in the same order as those kernels, in one pass plus a pass over
+    the stored returns: a drawdown below the worst so far is skipped before its division (the
+    test keeps a 1e-9 margin on the fraction, so every candidate is still divided exactly as
+    before and the maximum is the same), and the episodes' comparisons run beside the
+    variance's sum (one chain of dependent additions, a few cycles a bar) instead of in a pass
+    of their own.
     """
     n = eq.shape[0] - 1
     peak, worst, run, longest = -np.inf, 0.0, 0, 0
     total, down = 0.0, 0.0
     moments = moments and n >= 1
     r = out[: n if moments else 0]
-    bar = np.inf  # as in equity_stats_nb
+    bar = np.inf  # at or below this a bar may deepen the drawdown: peak * (1 - worst + margin)
     for i in range(eq.shape[0]):
         x = eq[i]
         if x >= peak:
