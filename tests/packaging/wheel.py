@@ -19,14 +19,11 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-
-import httpx
 
 from tests.server.harness import KEY_LINE, ServerProcess, free_port
 
@@ -191,20 +188,6 @@ class WheelServer(ServerProcess):
         found = KEY_LINE.search(self.log())
         assert found, f"no API key in the server's log:\n{self.log()}"
         self.key = found.group(1)
-
-    def wait_ready(self, timeout: float) -> None:
-        assert self.proc is not None
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            assert self.proc.poll() is None, f"server exited:\n{self.log()}"
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise AssertionError(f"server did not become ready:\n{self.log()}")
 
 
 def warm(installed: Installed, work: Path) -> None:

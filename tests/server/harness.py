@@ -109,24 +109,28 @@ class ServerProcess:
             env=env,
             start_new_session=True,  # its own process group, so a test can send it Ctrl+C
         )
+        self.wait_ready(timeout)
+        found = KEY_LINE.search(self.log())
+        if found and self.key is None:
+            self.key = found.group(1)
+            secret = SECRET_LINE.search(self.log())
+            self.secret = secret.group(1) if secret else None
+
+    def wait_ready(self, timeout: float) -> None:
+        """Poll /healthz until it answers 200; stop the server and raise if it exits or not."""
+        assert self.proc is not None
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited:\n{self.log()}")
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    break
+                    return
             except httpx.HTTPError:
                 pass
-            time.sleep(0.1)
-        else:
-            self.stop()
-            raise RuntimeError(f"server did not become ready:\n{self.log()}")
-        found = KEY_LINE.search(self.log())
-        if found and self.key is None:
-            self.key = found.group(1)
-            secret = SECRET_LINE.search(self.log())
-            self.secret = secret.group(1) if secret else None
+            time.sleep(0.1)  # a poll interval (with a deadline), not a wait for a condition
+        self.stop()
+        raise RuntimeError(f"server did not become ready:\n{self.log()}")
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path else ""
