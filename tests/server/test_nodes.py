@@ -10,6 +10,7 @@ survivor once their leases lapse and re-run from the start, and its sweep resume
 gap-free and progress never backwards."""
 
 import asyncio
+import contextlib
 import copy
 import os
 import re
@@ -20,6 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import asyncpg
+import psutil
 import pytest
 
 from engine.data.store import BarStore
@@ -117,6 +119,19 @@ def check_stream(events: list[dict[str, Any]], run_id: str) -> None:
     assert events[-1]["type"] == "state", run_id
     progress = [e["data"]["progress"] for e in events if e["type"] == "progress"]
     assert progress == sorted(progress) and progress.count(1.0) == 1, (run_id, progress)
+
+
+def workers_of(srv: ServerProcess) -> list[psutil.Process]:
+    """The server's worker processes (its spawned children, not multiprocessing's tracker)."""
+    assert srv.proc is not None
+    children = psutil.Process(srv.proc.pid).children()
+    return [p for p in children if any("spawn_main" in part for part in p.cmdline())]
+
+
+def thaw(procs: list[psutil.Process]) -> None:
+    for proc in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.resume()
 
 
 async def follow_all(subs: list[Subscriber], timeout: float = 120) -> None:
@@ -266,26 +281,45 @@ async def test_a_failed_shard_fails_the_sweep(live: list[ServerProcess]) -> None
 
 async def test_a_node_stopped_mid_sweep_gives_its_shards_back(live: list[ServerProcess]) -> None:
     """SIGTERM to node B while it coordinates a sharded sweep and runs one of its shards: B gives
-    both back at once (no attempt counted) and A finishes the sweep without waiting for a lease."""
+    both back at once (no attempt counted) and A finishes the sweep without waiting for a lease.
+
+    B's workers are frozen (SIGSTOP) before the sweep is submitted, so the shards B claims cannot
+    end before the stop reaches them (a shard takes a fraction of a second; a stop, more). They
+    are thawed once B has given the shard back, and die of the stop's SIGTERM."""
     a, b = live
-    (run_id,) = await submit(b, sweep_body(months=4))
-    sub = Subscriber(a, run_id)
-    following = asyncio.create_task(sub.follow())
+    frozen = workers_of(b)
+    assert len(frozen) == 2, frozen
     conn = await asyncpg.connect(embedded_dsn(a))
     try:
+        for proc in frozen:
+            proc.suspend()
+        (run_id,) = await submit(b, sweep_body(months=4))
+        sub = Subscriber(a, run_id)
+        following = asyncio.create_task(sub.follow())
 
         async def b_runs_a_shard() -> asyncpg.Record | None:
             return await conn.fetchrow(
                 "SELECT s.number, r.lease_owner LIKE $2 || ':%' AS coordinating"
                 " FROM sweep_shards s JOIN runs r ON r.id = s.run_id"
-                " WHERE s.run_id = $1 AND s.state = 'running' AND s.progress < 0.9"
-                " AND s.lease_owner LIKE $2 || ':%'",
+                " WHERE s.run_id = $1 AND s.state = 'running' AND s.lease_owner LIKE $2 || ':%'",
                 uuid.UUID(run_id),
                 b.node_id,
             )
 
+        async def given_back() -> bool:
+            return await conn.fetchval(
+                "SELECT NOT (lease_owner LIKE $3 || ':%' AND lease_expires_at > now())"
+                " FROM sweep_shards WHERE run_id = $1 AND number = $2",
+                uuid.UUID(run_id),
+                victim,
+                b.node_id,
+            )
+
         victim, coordinating = await eventually(b_runs_a_shard, timeout=60, every=0.02)
-        assert await asyncio.to_thread(b.stop, signal.SIGTERM) in (0, -signal.SIGTERM)
+        stopping = asyncio.create_task(asyncio.to_thread(b.stop, signal.SIGTERM))
+        await eventually(given_back, timeout=30, every=0.02)
+        thaw(frozen)  # B is stopping them: they die of the SIGTERM pending since
+        assert await stopping in (0, -signal.SIGTERM)
         await asyncio.wait_for(following, 120)
         shards = await conn.fetch(
             "SELECT number, state, attempts, node FROM sweep_shards WHERE run_id = $1",
@@ -293,6 +327,7 @@ async def test_a_node_stopped_mid_sweep_gives_its_shards_back(live: list[ServerP
         )
         attempts = await conn.fetchval("SELECT attempts FROM runs WHERE id = $1", uuid.UUID(run_id))
     finally:
+        thaw(frozen)
         await conn.close()
     assert attempts == 1, "a planned stop costs no attempt"
     by_number = {s["number"]: s for s in shards}
