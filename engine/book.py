@@ -33,7 +33,8 @@ from engine.strategy.timeframe import timeframe_problem
 
 Masks4 = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
-FIRST_RECORDS = 4_096  # record arrays start this long and double when a chunk needs room
+FIRST_RECORDS = 4_096  # record arrays start at least this long and double when a chunk needs room
+MOST_FIRST_RECORDS = 65_536  # and at most this long (9 MB), however many signals there are
 
 
 @dataclass
@@ -168,17 +169,20 @@ def new_book(
     sstate[:, S_CURSOR] = frame.starts
     sample = sample_indices(clock.size, max_points)
     steps = clock.size if portfolio else frame.ts.size
-    first = min(FIRST_RECORDS, 2 * int(frame.sizes.sum()) + 2) + pos.shape[0] * 3
-    first += 3 * len(symbols) + 2
+    first = first_records(masks, int(frame.sizes.sum())) + pos.shape[0] * 3 + 3 * len(symbols) + 2
     if scratch is not None and not portfolio:
         equity, cash, units, fills, trips = scratch.take(steps, first)
         in_market = np.zeros(0, dtype=np.bool_)  # the one-symbol loop derives it from units
+    elif not portfolio:  # the loop writes every bar's curves and reads only the records it wrote
+        equity, cash, units = np.empty(steps), np.empty(steps), np.empty(steps)
+        fills, trips = np.empty(first, FILL_DTYPE), np.empty(first, TRIP_DTYPE)
+        in_market = np.zeros(clock.size, dtype=np.bool_)
     else:
         equity, cash, fills, trips = (
             np.zeros(steps), np.zeros(steps), np.zeros(first, FILL_DTYPE),
             np.zeros(first, TRIP_DTYPE),
         )  # fmt: skip
-        units = None if portfolio else np.zeros(frame.ts.size)
+        units = None
         in_market = np.zeros(clock.size, dtype=np.bool_)
     return Book(
         symbols, frame.bounds, frame.starts, frame.ts, frame.ohlc, masks, dist, frame.vol_scale,
@@ -187,6 +191,14 @@ def new_book(
         np.zeros((sample.size, len(symbols))), np.zeros(len(symbols)), portfolio, units,
         frame.risk_free_rate, frame.versus,
     )  # fmt: skip
+
+
+def first_records(masks: Masks4, bars: int) -> int:
+    """Return how long the record arrays start: two fills for each bar that may enter (its entry
+    and its exit), so that a run seldom stops to grow them; within [FIRST_RECORDS,
+    MOST_FIRST_RECORDS] and never more than two a bar."""
+    entries = int(np.count_nonzero(masks[0])) + int(np.count_nonzero(masks[2]))
+    return min(max(FIRST_RECORDS, 2 * entries), MOST_FIRST_RECORDS, 2 * bars + 2)
 
 
 def plan_book(

@@ -79,9 +79,9 @@ def _advance(b: Book, u0: int, u1: int, step: Step) -> None:
 
 
 def _grow(b: Book) -> None:
-    """Double the fill and round-trip record arrays."""
+    """Double the fill and round-trip record arrays (the kernels read only what they wrote)."""
     for name in ("fills", "trips"):
         old = getattr(b, name)
-        new = np.zeros(2 * old.size, dtype=old.dtype)
+        new = np.empty(2 * old.size, dtype=old.dtype)
         new[: old.size] = old
         setattr(b, name, new)
