@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.data.bars import DAY_NS, RESOLUTIONS
+from engine.nb.metrics import gaps_equal_nb
 from engine.stats import periods_per_year
 from engine.stats_common import YEAR_NS
 
@@ -52,11 +53,12 @@ def median_gap(ts: np.ndarray, step: int | None = None) -> int | None:
     middle elements of their sorted order are ``step`` and the median is ``step`` exactly,
     found by one comparison pass instead of a selection over every gap.
     """
-    gaps = np.diff(np.asarray(ts, dtype=np.int64))
-    if step is None and gaps.size:
-        step = int(gaps[0])
-    if step is not None and step > 0 and 2 * np.count_nonzero(gaps == step) > gaps.size:
+    ts = np.ascontiguousarray(ts, dtype=np.int64)
+    if step is None and ts.size > 1:
+        step = int(ts[1] - ts[0])
+    if step is not None and step > 0 and 2 * gaps_equal_nb(ts, step) > max(ts.size - 1, 0):
         return int(step)
+    gaps = np.diff(ts)
     gaps = gaps[gaps > 0]
     return int(np.median(gaps)) if gaps.size else None
 

@@ -68,6 +68,7 @@ def test_median_gap_by_hand_around_the_shortcut() -> None:
     assert median_gap(T0 + np.arange(30) * 7 * D, D) == 7 * D
     assert median_gap(np.array([T0]), D) is None
     assert median_gap(np.array([T0, T0]), D) is None
+    assert median_gap(np.array([], dtype=np.int64), D) is None
 
 
 def test_the_shortcut_edge_decides_the_factor() -> None:
