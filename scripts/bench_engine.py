@@ -26,6 +26,7 @@ The bare loop in scripts/bench/floor.py is written apart from the engine: it is 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import statistics
@@ -192,7 +193,13 @@ def summarise(times: list[float]) -> float:
 
 
 def timed(call: Callable[[], np.ndarray]) -> tuple[float, np.ndarray]:
-    """Return (seconds, result) of one call."""
+    """Return (seconds, result) of one call.
+
+    What earlier calls left (a backtrader run leaves millions of objects) is collected and
+    frozen first, so that no call pays for the cyclic collector walking another's heap.
+    """
+    gc.collect()
+    gc.freeze()
     t0 = time.perf_counter()
     result = call()
     return time.perf_counter() - t0, result
@@ -225,6 +232,7 @@ def run_sizes(args: argparse.Namespace) -> list[Row]:
         if big and "backtrader" not in args.skip:
             todo = _backtrader_budget(todo, rows, n, args.backtrader_limit)
         first = {e.name: timed(e.call) for e in todo}  # warms every JIT, gives the trades
+        rows.extend(_time_engines(todo, n, first, args.repeat))
         if args.check:
             found = {k: v[1] for k, v in first.items() if _engine(todo, k).checked}
             count, problems = check_size(bars, found)
@@ -235,8 +243,6 @@ def run_sizes(args: argparse.Namespace) -> list[Row]:
             checks.append(
                 f"- {n:,} bars: {count:,} closed trades identical across {'; '.join(found)}"
             )
-        for e in todo:
-            rows.append(_time_engine(e, n, first[e.name], args.repeat))
     if args.check:
         print("\nCheck passed (trade by trade: entry bar, exit bar):")
         print("\n".join(checks))
@@ -247,12 +253,23 @@ def _engine(todo: list[Engine], name: str) -> Engine:
     return next(e for e in todo if e.name == name)
 
 
-def _time_engine(e: Engine, n: int, first: tuple[float, np.ndarray], repeat: int) -> Row:
-    """Median of the timed runs; an engine with runs=1 counts its first (check) run."""
-    if e.runs == 1:
-        return Row(n, e.name, first[0], 1, len(first[1]))
-    times = [timed(e.call)[0] for _ in range(e.runs or repeat)]
-    return Row(n, e.name, summarise(times), len(times), len(first[1]))
+def _time_engines(
+    todo: list[Engine], n: int, first: dict[str, tuple[float, np.ndarray]], repeat: int
+) -> list[Row]:
+    """Median of each engine's timed runs, taken in rounds (one run of each engine a round), so
+    a slow spell of a shared machine falls on every engine alike; an engine with runs=1 counts
+    its first (check) run."""
+    times: dict[str, list[float]] = {e.name: [] for e in todo}
+    for _ in range(repeat):
+        for e in todo:
+            if e.runs != 1 and len(times[e.name]) < (e.runs or repeat):
+                times[e.name].append(timed(e.call)[0])
+    return [
+        Row(n, e.name, summarise(times[e.name]), len(times[e.name]), len(first[e.name][1]))
+        if e.runs != 1
+        else Row(n, e.name, first[e.name][0], 1, len(first[e.name][1]))
+        for e in todo
+    ]
 
 
 def _backtrader_budget(todo: list[Engine], rows: list[Row], n: int, limit: float) -> list[Engine]:
