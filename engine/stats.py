@@ -36,14 +36,14 @@ import threading
 
 import numpy as np
 
-from engine.nb.metrics import curve_pass_nb, drawdown_nb, return_moments_nb
+from engine.nb.metrics import curve_pass_nb, return_moments_nb
 from engine.stats_common import YEAR_NS, finite, ratio
 from engine.stats_curve import bench_stats, curve_stats, period_returns
 from engine.stats_trades import duration_stats, pnl_stats
 from engine.stats_trades import return_stats as trip_return_stats
 
 __all__ = [
-    "R_KEYS", "compute_metrics", "drawdown_stats", "finite", "period_returns", "periods_per_year",
+    "R_KEYS", "compute_metrics", "finite", "period_returns", "periods_per_year",
     "r_stats", "return_stats",
 ]  # fmt: skip
 
@@ -81,12 +81,6 @@ def periods_per_year(interval_ns: int) -> float:
 def per_period_rate(risk_free_rate: float, ppy: float) -> float:
     """Return the per-bar equivalent of an annual rate, (1 + rate) ** (1 / ppy) - 1."""
     return (1.0 + risk_free_rate) ** (1.0 / ppy) - 1.0 if risk_free_rate else 0.0
-
-
-def drawdown_stats(eq: np.ndarray) -> tuple[float, int]:
-    """Return (max drawdown fraction, longest run of bars below the running peak)."""
-    worst, longest = drawdown_nb(np.ascontiguousarray(eq, dtype=np.float64))
-    return float(worst), int(longest)
 
 
 def return_stats(
