@@ -28,10 +28,10 @@ RISKY_SPEC = {
     "max_hold_bars": 90,
 }  # fmt: skip
 RISKY_EX = Execution(
-    allow_short=True, fee_bps=7, slippage_bps=2, atr_multiplier=2.0, max_open_positions=3,
-    enable_volatility_adjustment=True, max_trade_amount=1e12, leverage=3.0,
-    cooldown_config={"1m": {"short_loss_limit": 2, "long_loss_limit": 4,
-                            "short_window_bars": 60, "long_window_bars": 600}},
+    allow_short=True, fee_bps=5, slippage_bps=1, sizing="risk", max_risk_per_trade=0.01,
+    atr_period=14, atr_multiplier=2.0, max_open_positions=2, leverage=2.0,
+    cooldown_config={"1m": {"short_loss_limit": 3, "long_loss_limit": 5,
+                            "short_window_bars": 120, "long_window_bars": 900}},
 )  # fmt: skip
 PLAIN = Execution(sizing="fraction", size=1.0, fee_bps=10, atr_multiplier=0.0)
 CASES = {
