@@ -26,6 +26,7 @@ from engine.nb.records import (
     TRIP_DTYPE,
     new_state,
 )
+from engine.nb.risk import atr_distances_nb
 from engine.strategy.compile import StrategyError
 from engine.strategy.evaluate import evaluate
 from engine.strategy.form import Exits, Strategy
@@ -128,18 +129,17 @@ def needs_atr(ex: Execution, exits: Exits) -> bool:
 def distances(bars: Bars, ex: Execution, exits: Exits) -> np.ndarray:
     """Return the (n, 3) ATR-based stop, target and trailing distances per signal bar (NaN: none)."""
     n = len(bars)
-    dist = np.full((n, 3), np.nan)
     if n == 0 or not needs_atr(ex, exits):
-        return dist
-    atr = atr_nb(f64(bars.high), f64(bars.low), f64(bars.close), ex.atr_period)
+        return np.full((n, 3), np.nan)
+    multiples = np.full(3, np.nan)
     if exits.stop_loss is None and (ex.atr_multiplier or 0.0) > 0:
-        dist[:, D_STOP] = ex.atr_multiplier * atr
-    for col, level in ((D_STOP, exits.stop_loss), (D_TP, exits.take_profit)):
+        multiples[D_STOP] = ex.atr_multiplier
+    levels = ((D_STOP, exits.stop_loss), (D_TP, exits.take_profit), (D_TRAIL, exits.trailing_stop))
+    for col, level in levels:
         if level is not None and level.kind == "atr":
-            dist[:, col] = level.value * atr
-    if exits.trailing_stop is not None and exits.trailing_stop.kind == "atr":
-        dist[:, D_TRAIL] = exits.trailing_stop.value * atr
-    return dist
+            multiples[col] = level.value
+    atr = atr_nb(f64(bars.high), f64(bars.low), f64(bars.close), ex.atr_period)
+    return atr_distances_nb(atr, multiples)
 
 
 def new_book(
@@ -161,7 +161,8 @@ def new_book(
     masks, dist = _signal_arrays(frame, bars, strategy, ex, exits)
     params = kernel_params(ex, exits, capital, frame.name, frame.interval, len(bars))
     pct = params[[K_STOP_PCT, K_TP_PCT, K_TP_R, K_TRAIL_PCT, K_MMR]]  # K_MMR: liquidation level
-    params[K_HAS_LEVELS] = float(bool(np.isfinite(pct).any() or np.isfinite(dist).any()))
+    # ATR levels may be NaN on every bar (too few bars): the loop then checks in vain, no harm.
+    params[K_HAS_LEVELS] = float(bool(np.isfinite(pct).any()) or needs_atr(ex, exits))
     clock = frame.clock
     if clock.size == 0:
         raise ValueError("no bars at or after trade_start_ns")

@@ -39,6 +39,17 @@ from engine.nb.records import (
 )
 
 
+@njit(cache=True, nogil=True)
+def atr_distances_nb(atr: np.ndarray, multiples: np.ndarray) -> np.ndarray:
+    """Return the (n, 3) distances multiples[c] * atr (NaN where multiples[c] is NaN), row by
+    row in one pass (no full-NaN array overwritten column by column)."""
+    out = np.empty((atr.shape[0], 3))
+    for i in range(atr.shape[0]):
+        for c in range(3):
+            out[i, c] = multiples[c] * atr[i] if multiples[c] == multiples[c] else np.nan
+    return out
+
+
 @njit(cache=True)
 def level_distance_nb(absolute: float, pct: float, price: float) -> float:
     """Return an absolute distance if set, else pct of price, else NaN."""

@@ -1,5 +1,6 @@
 """engine.book: a one-symbol run's curves and records start uninitialised (the loop writes them
-before anything reads them), and the records start long enough for the entries the signals allow."""
+before anything reads them), the records start long enough for the entries the signals allow,
+and the ATR distances equal their column-by-column form."""
 
 import dataclasses
 
@@ -8,12 +9,15 @@ import pytest
 
 from engine import book as book_module
 from engine import drive
-from engine.book import FIRST_RECORDS, MOST_FIRST_RECORDS, first_records
+from engine.book import FIRST_RECORDS, MOST_FIRST_RECORDS, distances, first_records
 from engine.data.demo import DEMO_SYMBOLS, generate_bars
 from engine.execution import Execution
+from engine.nb.indicators import atr_nb
+from engine.nb.records import D_STOP, D_TP, D_TRAIL
 from engine.output import BacktestOutput
 from engine.run import run_backtest
 from engine.strategy.compile import compile_strategy
+from engine.strategy.form import Exits, Level
 
 CROSS = {"name": "sma_cross_up", "params": {"window_fast": 10, "window_slow": 30}}
 UNCROSS = {"name": "sma_cross_down", "params": {"window_fast": 10, "window_slow": 30}}
@@ -96,3 +100,49 @@ def test_records_sized_by_the_signals_never_grow(monkeypatch):
 
 
 _grow = drive._grow
+
+
+ATR_CASES = [
+    (Exits(), 2.0),  # the seed's stop: atr_multiplier ATRs
+    (Exits(), 0.0),  # none
+    (Exits(stop_loss=Level("atr", 1.5), take_profit=Level("atr", 3.0)), 2.0),
+    (Exits(stop_loss=Level("percent", 0.01), trailing_stop=Level("atr", 0.5)), 2.0),
+    (Exits(take_profit=Level("r", 2.0), trailing_stop=Level("percent", 0.004)), 0.0),
+]
+
+
+@pytest.mark.parametrize(("exits", "multiplier"), ATR_CASES)
+def test_atr_distances_equal_the_columns_written_one_by_one(exits, multiplier):
+    """distances() against the plain numpy form: a NaN array, each ATR column set in turn."""
+    data = generate_bars(
+        DEMO_SYMBOLS[0], 1_704_067_200_000_000_000, 3_000, np.random.default_rng(2)
+    )
+    ex = Execution(atr_period=14, atr_multiplier=multiplier)
+    want = np.full((len(data), 3), np.nan)
+    atr = atr_nb(data.high, data.low, data.close, 14)
+    if exits.stop_loss is None and multiplier > 0:
+        want[:, D_STOP] = multiplier * atr
+    for col, level in ((D_STOP, exits.stop_loss), (D_TP, exits.take_profit),
+                       (D_TRAIL, exits.trailing_stop)):  # fmt: skip
+        if level is not None and level.kind == "atr":
+            want[:, col] = level.value * atr
+    got = distances(data, ex, exits)
+    assert got.shape == want.shape and np.array_equal(got, want, equal_nan=True)
+
+
+def test_atr_stops_on_too_few_bars_for_an_atr_change_nothing():
+    """Ten bars, a 14-bar ATR: every distance is NaN, so the stops never trigger."""
+    strategy = compile_strategy(
+        {"entry": [{"condition": "close > open"}], "exit": [{"condition": "close < open"}]}
+    )
+    data = {"BTC-USD": generate_bars(DEMO_SYMBOLS[0], 1_704_067_200_000_000_000, 10,
+                                     np.random.default_rng(4))}  # fmt: skip
+    t0 = int(data["BTC-USD"].ts[0])
+    bare = run_backtest(
+        data, strategy, dataclasses.replace(PLAIN, atr_multiplier=0.0), 10_000.0, t0
+    )
+    stopped = run_backtest(
+        data, strategy, dataclasses.replace(PLAIN, atr_multiplier=2.0), 10_000.0, t0
+    )
+    assert len(bare.round_trips) >= 2
+    assert stopped.round_trips == bare.round_trips and stopped.metrics == bare.metrics
